@@ -1,0 +1,60 @@
+"""The ``fercurate`` command line: a thin typer layer, every command is also a library call.
+
+Each area lives in its own module (``fercurate.cli.<area>``) with a ``register(app)`` function;
+heavy libraries (torch, fiftyone, mediapipe) are imported inside commands so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+from typer.core import TyperGroup
+
+from fercurate.errors import FercurateError
+
+
+class FercurateGroup(TyperGroup):
+    """Turns library errors into one ``error: ...`` line and the error's exit code (no traceback)."""
+
+    def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
+        try:
+            return super().invoke(ctx)
+        except FercurateError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(exc.exit_code) from exc
+
+
+def new_app(help: str, **kwargs) -> typer.Typer:  # noqa: A002 - typer's name
+    """A typer app (or sub-app) with fercurate's conventions."""
+    return typer.Typer(
+        cls=FercurateGroup,
+        help=help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+        **kwargs,
+    )
+
+
+app = new_app(
+    "Curate facial-expression datasets for pose and occlusion.\n\n"
+    "Ingest AffectNet / FERPlus / RAF-DB / SFEW into Parquet manifests, estimate head pose, label "
+    "occlusion in the FiftyOne App, build Pose/Occlusion subsets, make synthetic masked variants, "
+    "and train/evaluate the Region Attention Network (RAN)."
+)
+
+# Each module registers its commands on ``app``; order here is the order in ``--help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "ingest",
+    "info",
+)
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"fercurate.cli.{_module}").register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

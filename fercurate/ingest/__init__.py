@@ -1,0 +1,22 @@
+"""Ingestors: one module per dataset, each with ``ingest(root, out, ...) -> IngestResult``."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fercurate.errors import InputError
+from fercurate.ingest.common import IngestResult, Rejects
+
+DATASET_MODULES = {"affectnet": "affectnet", "ferplus": "ferplus", "rafdb": "rafdb", "sfew": "sfew"}
+
+
+def ingest(dataset: str, root: Any, out: Any = None, **kwargs: Any) -> IngestResult:
+    """Ingest ``dataset`` from ``root``; same as ``fercurate ingest <dataset> ROOT``."""
+    if dataset not in DATASET_MODULES:
+        raise InputError(f"unknown dataset {dataset!r} (known: {', '.join(DATASET_MODULES)})")
+    module = importlib.import_module(f"fercurate.ingest.{DATASET_MODULES[dataset]}")
+    return module.ingest(root, out, **kwargs)
+
+
+__all__ = ["IngestResult", "Rejects", "ingest"]

@@ -1,0 +1,62 @@
+"""Layers: Parquet tables keyed by ``sample_id`` that sit beside a manifest (pose, duplicates, ...).
+
+A layer never rewrites the manifest; its provenance (what made it, with which settings) is stored
+in the Parquet metadata under the key ``fercurate.layer``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fercurate.atomic import atomic_path
+from fercurate.errors import InputError
+
+LAYER_META_KEY = b"fercurate.layer"
+
+
+def write_layer(
+    table: pa.Table,
+    path: str | os.PathLike,
+    *,
+    layer: str,
+    manifest: str,
+    provenance: Mapping[str, Any] | None = None,
+    sort: bool = True,
+) -> Path:
+    """Atomically write a layer table (rows sorted by sample_id unless ``sort`` is false)."""
+    if "sample_id" not in table.column_names:
+        raise ValueError("a layer needs a sample_id column")
+    if sort and table.num_rows:
+        table = table.take(pc.sort_indices(table, sort_keys=[("sample_id", "ascending")]))
+    meta = {"layer": layer, "manifest": manifest, "provenance": dict(provenance or {})}
+    table = table.replace_schema_metadata(
+        {LAYER_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()}
+    )
+    path = Path(path)
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return path
+
+
+def read_layer(path: str | os.PathLike, layer: str | None = None) -> tuple[pa.Table, dict[str, Any]]:
+    """Read a layer and its metadata; checks it is the expected kind of layer when ``layer`` is given."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: layer not found")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
+    raw = (table.schema.metadata or {}).get(LAYER_META_KEY)
+    meta = json.loads(raw) if raw else {}
+    if layer is not None and meta.get("layer") != layer:
+        raise InputError(f"{path}: expected a {layer!r} layer, found {meta.get('layer')!r}")
+    return table.replace_schema_metadata(None), meta

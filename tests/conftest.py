@@ -1,0 +1,53 @@
+"""Shared test set-up: quiet progress bars, isolated FiftyOne state, and the real-data location."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FERCURATE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+# Set before any test module imports fiftyone: its database and plugins go to a private temp dir.
+_FO_TMP = Path(tempfile.mkdtemp(prefix="fercurate-fo-"))
+os.environ.setdefault("FERCURATE_PROGRESS", "0")
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_FO_TMP / "db"))
+os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(_FO_TMP / "plugins"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real datasets); tests using it skip cleanly when it is absent."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real data not available at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def ferplus_root(shared_data: Path) -> Path:
+    root = shared_data / "ferplus"
+    if not (root / "FER2013Test" / "label.csv").exists():
+        pytest.skip(f"FERPlus data not available at {root}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ran_lists_root(shared_data: Path) -> Path:
+    root = shared_data / "ran_lists"
+    if not root.exists():
+        pytest.skip(f"RAN lists not available at {root}")
+    return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty fercurate workspace, made current for the test."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("FERCURATE_WORKSPACE", str(ws))
+    return ws
