@@ -49,6 +49,7 @@ app = new_app(
 COMMAND_MODULES: tuple[str, ...] = (
     "ingest",
     "info",
+    "subsets",
 )
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,188 @@
+"""The occlusion annotation table: an append-only history of who labelled what, when, from where.
+
+``annotations/<name>.occlusion.parquet`` holds one row per labelling *event*. Events are only ever
+appended (merged by ``event_id``), never rewritten or deleted, so a label made earlier or by another
+annotator can't be lost; the *current* label of a sample is derived from the history by
+:func:`current_labels`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from fercurate.atomic import atomic_path
+from fercurate.errors import InputError
+from fercurate.schema import OCCLUSION_SOURCES, OCCLUSION_TYPES, OCCLUSION_VALUES
+
+EVENT_SCHEMA = pa.schema(
+    [
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("types", pa.list_(pa.string()), nullable=False),
+        pa.field("annotator", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("labelled_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("source_code", pa.string()),  # raw code from an official list, e.g. "3"
+        pa.field("origin", pa.string()),  # where the event came from (file:line, App dataset, ...)
+        pa.field("note", pa.string()),
+    ]
+)
+# Precedence when deciding the current label: a person's word beats a list, a list beats a machine.
+SOURCE_RANK = {"human": 3, "official": 2, "synthetic": 1, "suggestion": 0}
+
+
+def normalise_types(types: Iterable[str], where: str = "") -> list[str]:
+    """Sorted, de-duplicated types; raises InputError for a value outside the vocabulary."""
+    out = sorted(set(types))
+    bad = [t for t in out if t not in OCCLUSION_VALUES]
+    if bad:
+        raise InputError(
+            f"{where}occlusion type {bad[0]!r} is not in the vocabulary ({', '.join(OCCLUSION_VALUES)})"
+        )
+    if not out:
+        raise InputError(f"{where}an occlusion label needs at least one type (use 'none' for no occlusion)")
+    if "none" in out and len(out) > 1:
+        raise InputError(f"{where}'none' cannot be combined with other types: {out}")
+    return out
+
+
+def make_event(
+    sample_id: str,
+    types: Iterable[str],
+    *,
+    annotator: str,
+    source: str,
+    labelled_at: datetime | None = None,
+    source_code: str | None = None,
+    origin: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """One validated labelling event; its ``event_id`` is a hash of its content (idempotent merges)."""
+    if source not in OCCLUSION_SOURCES:
+        raise InputError(f"unknown annotation source {source!r} (known: {', '.join(OCCLUSION_SOURCES)})")
+    if not annotator or not annotator.strip():
+        raise InputError("an annotation needs an annotator name")
+    when = labelled_at or datetime.now(timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    norm = normalise_types(types, where=f"{sample_id}: ")
+    key = "\x1f".join([sample_id, "|".join(norm), annotator, source, when.isoformat(), source_code or ""])
+    return {
+        "event_id": hashlib.sha1(key.encode()).hexdigest(),
+        "sample_id": sample_id,
+        "types": norm,
+        "annotator": annotator.strip(),
+        "source": source,
+        "labelled_at": when,
+        "source_code": source_code,
+        "origin": origin,
+        "note": note,
+    }
+
+
+def read_events(path: str | os.PathLike) -> pa.Table:
+    """The event history (an empty table if the file does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return EVENT_SCHEMA.empty_table()
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable annotation table ({exc})") from exc
+    missing = [n for n in EVENT_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: annotation table lacks columns {missing}")
+    return table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+
+
+def append_events(
+    path: str | os.PathLike, events: Iterable[Mapping[str, Any]] | pa.Table
+) -> tuple[int, int]:
+    """Merge events into the table atomically; returns (added, already present).
+
+    Existing rows are kept byte-for-byte; an event whose ``event_id`` is already present is skipped,
+    so pulling the same labels twice changes nothing.
+    """
+    path = Path(path)
+    new = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events), schema=EVENT_SCHEMA)
+    new = new.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+    old = read_events(path)
+    seen = set(old.column("event_id").to_pylist())
+    ids = new.column("event_id").to_pylist()
+    keep, batch_seen = [], set()
+    for i, eid in enumerate(ids):
+        if eid not in seen and eid not in batch_seen:
+            keep.append(i)
+            batch_seen.add(eid)
+    added = new.take(pa.array(keep, type=pa.int64()))
+    if added.num_rows == 0:
+        return 0, len(ids)
+    merged = pa.concat_tables([old, added])
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        pq.write_table(merged, tmp, compression="zstd")
+    return added.num_rows, len(ids) - added.num_rows
+
+
+def current_labels(events: pa.Table) -> pd.DataFrame:
+    """The current occlusion label per sample, derived from the history.
+
+    Rules: the highest-ranked source present wins (human > official > synthetic > suggestion); within
+    it, each annotator's latest event counts; if annotators' latest labels differ, the sample is
+    marked ``conflict`` and the most recent label is used. Columns: sample_id, types, source,
+    annotator, labelled_at, n_annotators, conflict, occluded.
+    """
+    cols = ["sample_id", "types", "source", "annotator", "labelled_at", "n_annotators", "conflict", "occluded"]
+    if events.num_rows == 0:
+        return pd.DataFrame(columns=cols)
+    df = events.select(["sample_id", "types", "annotator", "source", "labelled_at"]).to_pandas()
+    df["types_key"] = df["types"].map(lambda t: "|".join(t))
+    df["rank"] = df["source"].map(SOURCE_RANK)
+    best = df.groupby("sample_id")["rank"].transform("max")
+    df = df[df["rank"] == best]
+    df = df.sort_values(["sample_id", "annotator", "labelled_at"]).groupby(["sample_id", "annotator"]).tail(1)
+    grouped = df.sort_values(["sample_id", "labelled_at"]).groupby("sample_id", sort=True)
+    latest = grouped.tail(1).set_index("sample_id")
+    n_ann = grouped["annotator"].nunique()
+    n_distinct = grouped["types_key"].nunique()
+    out = pd.DataFrame(
+        {
+            "sample_id": latest.index,
+            "types": latest["types"].map(list).to_numpy(),
+            "source": latest["source"].to_numpy(),
+            "annotator": latest["annotator"].to_numpy(),
+            "labelled_at": latest["labelled_at"].to_numpy(),
+            "n_annotators": n_ann.reindex(latest.index).to_numpy(),
+            "conflict": (n_distinct.reindex(latest.index) > 1).to_numpy(),
+        }
+    )
+    out["occluded"] = out["types"].map(lambda t: any(x != "none" for x in t))
+    return out.reset_index(drop=True)[cols]
+
+
+def occlusion_types_present(labels: pd.DataFrame) -> list[str]:
+    """Resolved types (in vocabulary order) that occur in ``current_labels`` output, 'none' excluded."""
+    present = set(pc.list_flatten(pa.array(labels["types"].tolist(), type=pa.list_(pa.string()))).to_pylist())
+    return [t for t in OCCLUSION_VALUES if t in present and t != "none"]
+
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "OCCLUSION_TYPES",
+    "append_events",
+    "current_labels",
+    "make_event",
+    "normalise_types",
+    "occlusion_types_present",
+    "read_events",
+]
