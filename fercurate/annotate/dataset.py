@@ -1,0 +1,422 @@
+"""The persistent FiftyOne dataset behind the occlusion App, built from a manifest and its layers.
+
+One dataset per manifest (``fercurate-<manifest name>``), keyed by ``sample_id`` so that re-running
+:func:`ensure_dataset` adds what is new and refreshes what changed (label, split, pose, current
+occlusion labels, suggestions) but never duplicates a sample and never touches the ``occ:*`` tags
+people set in the App (those are the labels ``pull`` has yet to collect).
+
+Sample fields (all filterable and sortable in the App sidebar):
+
+==================================  =============================================================
+``sample_id``                       the manifest's stable id (unique index)
+``label``                           expression label (Classification)
+``split``, ``source_split``         the manifest's split and the dataset's own split name
+``yaw``, ``pitch``, ``roll``        head pose in degrees, when ``manifests/<name>.pose.parquet``
+``pose_max``, ``pose_failure``      ``max(|yaw|, |pitch|)`` (the Pose-T rule) and why pose failed
+``occlusion``                       current occlusion types (human > official), e.g. ``["glasses|mask"]``
+``occlusion_source``                ``human`` / ``official`` / None (unlabelled)
+``occlusion_annotator(s)``          who gave the current label / every person who labelled it
+``occlusion_conflict``              True when two people's latest labels differ
+``occ_score``, ``occ_suggested``    automatic occlusion score and pre-filled types (to confirm)
+``occ_by``, ``occ_at``              who pressed a labelling button in the App, and when
+==================================  =============================================================
+
+Other engineers open their own samples with :func:`add_saved_view`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+
+from fercurate.annotate.database import connect
+from fercurate.annotate.vocabulary import TAG_PREFIX
+from fercurate.annotations import current_labels, read_events
+from fercurate.errors import InputError
+from fercurate.ingest.common import existing_files
+from fercurate.layers import read_layer
+from fercurate.manifest import Manifest, read_manifest
+from fercurate.progress import progress
+from fercurate.workspace import Workspace, layer_path
+
+if TYPE_CHECKING:
+    import fiftyone as fo
+
+DATASET_PREFIX = "fercurate-"
+INFO_KEY = "fercurate"
+SUGGEST_LAYER = "occlusion_suggest"
+# Saved views every launch (re)creates; names are what the App's view picker shows.
+VIEW_UNLABELLED = "occlusion-unlabelled"
+VIEW_BY_SUGGESTION = "occlusion-unlabelled-by-suggestion"
+VIEW_OFFICIAL = "occlusion-official-to-review"
+VIEW_CONFLICTS = "occlusion-conflicts"
+STANDARD_VIEWS = (VIEW_UNLABELLED, VIEW_BY_SUGGESTION, VIEW_OFFICIAL, VIEW_CONFLICTS)
+_ADD_BATCH = 2000
+# Field name -> FiftyOne field type name (and list subfield), declared up front so empty values work.
+FIELDS: dict[str, tuple[str, str | None]] = {
+    "sample_id": ("StringField", None),
+    "label": ("Classification", None),
+    "split": ("StringField", None),
+    "source_split": ("StringField", None),
+    "occlusion": ("ListField", "StringField"),
+    "occlusion_source": ("StringField", None),
+    "occlusion_annotator": ("StringField", None),
+    "occlusion_annotators": ("ListField", "StringField"),
+    "occlusion_conflict": ("BooleanField", None),
+    "occ_score": ("FloatField", None),
+    "occ_suggested": ("ListField", "StringField"),
+    "occ_by": ("StringField", None),
+    "occ_at": ("DateTimeField", None),
+    "occ_synced": ("ListField", "StringField"),
+    "occ_synced_at": ("DateTimeField", None),
+}
+POSE_FIELDS: dict[str, tuple[str, str | None]] = {
+    "yaw": ("FloatField", None),
+    "pitch": ("FloatField", None),
+    "roll": ("FloatField", None),
+    "pose_max": ("FloatField", None),
+    "pose_failure": ("StringField", None),
+}
+
+
+def dataset_name(manifest_name: str) -> str:
+    """The FiftyOne dataset name for a manifest: ``ferplus`` -> ``fercurate-ferplus``."""
+    return f"{DATASET_PREFIX}{manifest_name}"
+
+
+def suggestion_layer_path(manifest_path: str | os.PathLike) -> Path:
+    """``manifests/<name>.occlusion_suggest.parquet``: the automatic occlusion scores."""
+    return layer_path(manifest_path, SUGGEST_LAYER)
+
+
+def load_dataset(name: str, workspace: Workspace | None = None) -> "fo.Dataset":
+    """The App dataset of manifest ``name`` (a manifest name, or the dataset's own name).
+
+    Raises InputError naming the known fercurate datasets when there is none.
+    """
+    fo = connect()
+    candidates = [name] if name.startswith(DATASET_PREFIX) else [dataset_name(name), name]
+    existing = set(fo.list_datasets())
+    for cand in candidates:
+        if cand in existing:
+            return fo.load_dataset(cand)
+    known = sorted(n[len(DATASET_PREFIX):] for n in existing if n.startswith(DATASET_PREFIX))
+    hint = f"known: {', '.join(known)}" if known else "none yet"
+    raise InputError(
+        f"no App dataset for {name!r} ({hint}); create it with 'fercurate annotate launch MANIFEST'"
+    )
+
+
+def ensure_dataset(
+    manifest_path: str | os.PathLike,
+    split: str | Sequence[str] | None = None,
+    workspace: Workspace | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> "fo.Dataset":
+    """Create or update the persistent App dataset of a manifest; returns it.
+
+    ``split`` limits which rows are *added* (rows added earlier stay). Idempotent: samples are keyed
+    by ``sample_id``; a re-run adds new rows, refreshes label/split/pose/occlusion/suggestion fields
+    and the standard saved views, and leaves App tags (unpulled labels) alone. Raises InputError when
+    the manifest's images are missing (naming the first one) and DatabaseError when MongoDB can't start.
+    """
+    ws = workspace or Workspace.current()
+    manifest = read_manifest(ws.resolve_manifest(manifest_path), root=root)
+    splits = [split] if isinstance(split, str) else list(split or [])
+    chosen = manifest.where_split(*splits) if splits else manifest
+    _check_images(chosen)
+    fo = connect()
+    ds = _open_or_create(fo, name or dataset_name(manifest.name), manifest)
+    present = set(ds.distinct("sample_id"))
+    rows = chosen.table.select(["sample_id", "image_path"]).to_pydict()
+    new_idx = [i for i, sid in enumerate(rows["sample_id"]) if sid not in present]
+    if new_idx:
+        _add_samples(fo, ds, manifest, [rows["sample_id"][i] for i in new_idx], [rows["image_path"][i] for i in new_idx])
+    refresh_fields(ds, manifest, ws)
+    ensure_standard_views(ds)
+    return ds
+
+
+def _check_images(manifest: Manifest) -> None:
+    rel = manifest.table.column("image_path").to_pylist()
+    found = existing_files(manifest.root, rel)
+    if found.all():
+        return
+    missing = np.flatnonzero(~found)
+    first = int(missing[0])
+    raise InputError(
+        f"{manifest.path}: {len(missing):,} of {len(rel):,} images are missing under {manifest.root}, "
+        f"e.g. row {first} {manifest.root / rel[first]}; pass --root to point at the dataset's folder"
+    )
+
+
+def _open_or_create(fo: Any, name: str, manifest: Manifest) -> "fo.Dataset":
+    mpath = str(manifest.path.resolve()) if manifest.path else None
+    if fo.dataset_exists(name):
+        ds = fo.load_dataset(name)
+        info = dict(ds.info.get(INFO_KEY) or {})
+        old = info.get("manifest_path")
+        if old and mpath and old != mpath and Path(old).exists():
+            raise InputError(
+                f"App dataset {name!r} belongs to {old}, not {mpath}; pass a different --dataset-name "
+                "or delete the old one with 'fiftyone datasets delete " + name + "'"
+            )
+    else:
+        ds = fo.Dataset(name, persistent=True)
+        info = {}
+    declare_fields(ds, FIELDS)
+    ds.create_index("sample_id", unique=True)
+    info.update({"manifest_path": mpath, "manifest": manifest.name, "dataset": manifest.dataset})
+    ds.info[INFO_KEY] = info
+    ds.save()
+    return ds
+
+
+def _add_samples(fo: Any, ds: "fo.Dataset", manifest: Manifest, ids: list[str], rel_paths: list[str]) -> None:
+    root = manifest.root
+    batches = range(0, len(ids), _ADD_BATCH)
+    for start in progress(batches, total=len(batches), desc=f"adding samples to {ds.name}", unit="batch"):
+        stop = start + _ADD_BATCH
+        samples = [
+            fo.Sample(filepath=str(root / rel), sample_id=sid, occ_synced=[])
+            for sid, rel in zip(ids[start:stop], rel_paths[start:stop])
+        ]
+        ds.add_samples(samples, progress=False)
+
+
+def declare_fields(ds: "fo.Dataset", fields: dict[str, tuple[str, str | None]]) -> None:
+    """Add the fields ``ds`` lacks, with explicit types (FiftyOne can't infer a type from all-None)."""
+    import fiftyone as fo
+
+    schema = ds.get_field_schema()
+    for field, (kind, sub) in fields.items():
+        if field in schema:
+            continue
+        if kind == "Classification":
+            ds.add_sample_field(field, fo.EmbeddedDocumentField, embedded_doc_type=fo.Classification)
+        elif sub:
+            ds.add_sample_field(field, getattr(fo, kind), subfield=getattr(fo, sub))
+        else:
+            ds.add_sample_field(field, getattr(fo, kind))
+
+
+def info(ds: "fo.Dataset") -> dict[str, Any]:
+    """fercurate's entry in the dataset's info (manifest path, annotator, ...)."""
+    return dict(ds.info.get(INFO_KEY) or {})
+
+
+def set_annotator(ds: "fo.Dataset", annotator: str) -> None:
+    """Record who is labelling in this App session; the plugin's buttons and ``pull`` use it."""
+    if not annotator or not annotator.strip():
+        raise InputError("an annotator name is needed (pass --annotator NAME or set $USER)")
+    meta = info(ds)
+    meta["annotator"] = annotator.strip()
+    ds.info[INFO_KEY] = meta
+    ds.save()
+
+
+# --- fields ------------------------------------------------------------------------------------
+
+
+def refresh_fields(ds: "fo.Dataset", manifest: Manifest, workspace: Workspace) -> None:
+    """Write label, split, pose, occlusion and suggestion fields for every sample in ``ds``.
+
+    Values come from the manifest and its layers joined on ``sample_id``; samples not in the
+    manifest keep their fields (and tags) untouched.
+    """
+    import fiftyone as fo
+
+    ids = ds.values("sample_id")
+    if not ids:
+        return
+    frame = pd.DataFrame({"sample_id": ids})
+    base = manifest.table.select(["sample_id", "split", "source_split", "label"]).to_pandas()
+    for col in ("split", "label"):
+        base[col] = base[col].astype(object)
+    frame = frame.merge(base, on="sample_id", how="left")
+    frame = frame[frame["split"].notna()]  # not in this manifest: leave alone
+    pose = _pose_frame(manifest)
+    has_pose = pose is not None
+    if has_pose:
+        frame = frame.merge(pose, on="sample_id", how="left")
+    frame = frame.merge(_occlusion_frame(manifest, workspace), on="sample_id", how="left")
+    frame = frame.merge(_suggestion_frame(manifest, workspace), on="sample_id", how="left")
+
+    keys = frame["sample_id"].tolist()
+
+    def put(field: str, values: Iterable[Any]) -> None:
+        ds.set_values(field, dict(zip(keys, values)), key_field="sample_id")
+
+    labels = [fo.Classification(label=v) if isinstance(v, str) else None for v in frame["label"]]
+    put("label", labels)
+    put("split", _clean(frame["split"]))
+    put("source_split", _clean(frame["source_split"]))
+    if has_pose:
+        declare_fields(ds, POSE_FIELDS)
+        for col in POSE_FIELDS:
+            put(col, _clean(frame[col]))
+    put("occlusion", _lists(frame["occlusion"]))
+    put("occlusion_source", _clean(frame["occlusion_source"]))
+    put("occlusion_annotator", _clean(frame["occlusion_annotator"]))
+    put("occlusion_annotators", _lists(frame["occlusion_annotators"]))
+    put("occlusion_conflict", [bool(v) if isinstance(v, (bool, np.bool_)) else False for v in frame["occlusion_conflict"]])
+    put("occ_score", _clean(frame["occ_score"]))
+    put("occ_suggested", _lists(frame["occ_suggested"]))
+
+
+def _clean(values: Any) -> list[Any]:
+    if values is None:
+        return []
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            out.append(None)
+        elif isinstance(v, (np.floating,)):
+            out.append(None if np.isnan(v) else float(v))
+        else:
+            out.append(v)
+    return out
+
+
+def _lists(values: pd.Series) -> list[list[str] | None]:
+    return [list(v) if isinstance(v, (list, tuple, np.ndarray)) else None for v in values]
+
+
+def _pose_frame(manifest: Manifest) -> pd.DataFrame | None:
+    """The pose layer's angles per sample, or None when the manifest has no pose layer."""
+    cols = ["sample_id", "yaw", "pitch", "roll", "pose_max", "pose_failure"]
+    lp = layer_path(manifest.path, "pose") if manifest.path else None
+    if lp is None or not lp.exists():
+        return None
+    table, _ = read_layer(lp, "pose")
+    need = ["sample_id", "yaw", "pitch", "roll", "failure"]
+    missing = [c for c in need if c not in table.column_names]
+    if missing:
+        raise InputError(f"{lp}: pose layer lacks columns {missing}")
+    df = table.select(need).to_pandas().rename(columns={"failure": "pose_failure"})
+    for c in ("yaw", "pitch", "roll"):
+        df[c] = df[c].astype("float64")
+    df["pose_max"] = np.maximum(df["yaw"].abs(), df["pitch"].abs())
+    return df[cols]
+
+
+def _occlusion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
+    """Current labels (suggestions excluded) plus every human annotator, per sample."""
+    cols = ["sample_id", "occlusion", "occlusion_source", "occlusion_annotator", "occlusion_annotators",
+            "occlusion_conflict", "occ_suggested"]
+    path = workspace.annotation_path(manifest.name)
+    events = read_events(path)
+    if events.num_rows == 0:
+        return pd.DataFrame(columns=cols)
+    source = events.column("source")
+    labels = current_labels(events.filter(pc.not_equal(source, "suggestion")))
+    suggestions = current_labels(events.filter(pc.equal(source, "suggestion")))
+    humans = events.filter(pc.equal(source, "human")).select(["sample_id", "annotator"]).to_pandas()
+    by_sample = humans.groupby("sample_id")["annotator"].agg(lambda s: sorted(set(s)))
+    out = pd.DataFrame(
+        {
+            "sample_id": labels["sample_id"],
+            "occlusion": labels["types"],
+            "occlusion_source": labels["source"],
+            "occlusion_annotator": labels["annotator"],
+            "occlusion_conflict": labels["conflict"].astype(bool),
+        }
+    )
+    out["occlusion_annotators"] = out["sample_id"].map(by_sample)
+    sugg = pd.DataFrame({"sample_id": suggestions["sample_id"], "occ_suggested": suggestions["types"]})
+    return out.merge(sugg, on="sample_id", how="outer")[cols]
+
+
+def _suggestion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
+    lp = suggestion_layer_path(manifest.path) if manifest.path else None
+    if lp is None or not lp.exists():
+        return pd.DataFrame(columns=["sample_id", "occ_score"])
+    table, _ = read_layer(lp, SUGGEST_LAYER)
+    df = table.select(["sample_id", "score"]).to_pandas().rename(columns={"score": "occ_score"})
+    df["occ_score"] = df["occ_score"].astype("float64")
+    return df
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+def unlabelled_view(ds: "fo.Dataset") -> "fo.DatasetView":
+    """Samples with no human label yet and no ``occ:*`` tag set in the App."""
+    from fiftyone import ViewField as F
+
+    no_tag = F("tags").filter(F().starts_with(TAG_PREFIX)).length() == 0
+    return ds.match((F("occlusion_source") != "human") & no_tag)
+
+
+def ensure_standard_views(ds: "fo.Dataset") -> None:
+    """(Re)create the saved views the labelling workflow uses."""
+    from fiftyone import ViewField as F
+
+    unlabelled = unlabelled_view(ds)
+    views = {
+        VIEW_UNLABELLED: (unlabelled, "No human occlusion label and no occ:* tag yet"),
+        VIEW_BY_SUGGESTION: (
+            unlabelled.sort_by("occ_score", reverse=True),
+            "Unlabelled, most likely occluded first (automatic occlusion score)",
+        ),
+        VIEW_OFFICIAL: (
+            ds.match(F("occlusion_source") == "official"),
+            "Labels from the official RAN lists: confirm or correct (glasses|mask needs resolving)",
+        ),
+        VIEW_CONFLICTS: (ds.match(F("occlusion_conflict") == True), "Annotators disagree"),  # noqa: E712
+    }
+    for view_name, (view, description) in views.items():
+        ds.save_view(view_name, view, description=description, overwrite=True)
+
+
+def add_saved_view(
+    dataset: "fo.Dataset",
+    name: str,
+    sample_ids: Iterable[str],
+    *,
+    description: str | None = None,
+    ordered: bool = True,
+) -> "fo.DatasetView":
+    """Save a view of ``dataset`` holding exactly ``sample_ids`` (manifest ids), in that order.
+
+    Overwrites a saved view of the same name, so re-running a check refreshes its view. Ids absent
+    from the dataset raise InputError (add them first with :func:`ensure_dataset`). Example::
+
+        ds = ensure_dataset("manifests/ferplus.parquet")
+        add_saved_view(ds, "quality-flagged", flagged_ids, description="near-duplicates")
+    """
+    ids = list(dict.fromkeys(sample_ids))
+    present = set(dataset.distinct("sample_id"))
+    absent = [i for i in ids if i not in present]
+    if absent:
+        raise InputError(
+            f"saved view {name!r}: {len(absent):,} sample ids are not in App dataset {dataset.name!r}, "
+            f"e.g. {absent[0]}; run ensure_dataset for their manifest/split first"
+        )
+    view = dataset.select_by("sample_id", ids, ordered=ordered)
+    dataset.save_view(name, view, description=description, overwrite=True)
+    return view
+
+
+__all__ = [
+    "DATASET_PREFIX",
+    "STANDARD_VIEWS",
+    "add_saved_view",
+    "dataset_name",
+    "ensure_dataset",
+    "ensure_standard_views",
+    "info",
+    "load_dataset",
+    "refresh_fields",
+    "set_annotator",
+    "suggestion_layer_path",
+    "unlabelled_view",
+]
