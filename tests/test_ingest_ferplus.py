@@ -188,6 +188,137 @@ def test_not_a_ferplus_folder(tmp_path: Path, workspace: Path) -> None:
         ferplus.ingest(tmp_path / "nope", tmp_path / "m.parquet")
 
 
+# --- layout (b): fer2013.csv + fer2013new.csv -------------------------------------------------------
+
+
+def test_csv_layout_matches_folder_layout(tmp_path: Path, workspace: Path) -> None:
+    entries = default_entries()
+    folders = write_folders(tmp_path / "folders", entries)
+    write_raw_csv(tmp_path / "raw", entries)
+    images = tmp_path / "images"
+    out_b = tmp_path / "b" / "ferplus.parquet"
+    result = ferplus.ingest(tmp_path / "raw", out_b, layout="auto", images_out=images, workers=2)
+    assert result.rows == 12 and result.split_counts == {"train": 6, "val": 3, "test": 3}
+    df_b = _rows(out_b)
+    _check_rows(df_b, entries)
+    # The PNGs are the generator's: same names and folders, byte-identical files.
+    for e in entries:
+        if e.name:
+            written = images / e.image_path
+            assert written.read_bytes() == (folders / e.image_path).read_bytes() == png_bytes(e.pixels)
+            np.testing.assert_array_equal(read_png(written), e.pixels)
+    m = read_manifest(out_b)
+    assert m.root == images.resolve() and m.meta.source["layout"] == "csv"
+    assert df_b.loc["ferplus/FER2013Train/fer0000000.png", "source_split"] == "Training"
+    assert (df_b["width"] == 48).all() and df_b["sha256"].notna().all()
+    # The same sample_ids and labels as layout (a).
+    out_a = tmp_path / "a" / "ferplus.parquet"
+    ferplus.ingest(folders, out_a)
+    df_a = _rows(out_a)
+    assert list(df_a.index) == list(df_b.index)
+    for col in ("split", "image_path", "label", "label_id", "source_label"):
+        assert df_a[col].astype(object).equals(df_b[col].astype(object)), col
+    # The row FER+ dropped (no image name) is excluded and reported.
+    rej = _rejects(out_b)
+    assert rej[["source_file", "row", "reason"]].values.tolist() == [
+        ["fer2013new.csv", 5, "dropped by FER+ (no image name)"]]
+    assert any("1 rows dropped by FER+" in n for n in result.notes)
+    # Re-running gives the same manifest, byte for byte.
+    before = out_b.read_bytes()
+    ferplus.ingest(tmp_path / "raw", out_b, layout="csv", images_out=images, workers=1)
+    assert out_b.read_bytes() == before
+
+
+def test_csv_layout_duplicate_name_later_row_wins(tmp_path: Path, workspace: Path) -> None:
+    entries = with_duplicate(default_entries(), "fer0000009.png")
+    write_raw_csv(tmp_path / "raw", entries)
+    images = tmp_path / "images"
+    out = tmp_path / "m.parquet"
+    result = ferplus.ingest(tmp_path / "raw", out, layout="csv", images_out=images, workers=1)
+    later = entries[-1]
+    np.testing.assert_array_equal(read_png(images / "FER2013Test" / "fer0000009.png"), later.pixels)
+    row = _rows(out).loc["ferplus/FER2013Test/fer0000009.png"]
+    assert list(row["label_votes"]) == list(later.votes) and row["label_id"] == -1
+    assert list(row["flags"]) == ["nf_majority", "duplicate_name:fer2013new"]
+    rej = _rejects(out)
+    dup = rej[rej["reason"].str.startswith("duplicate image name")]
+    assert dup[["source_file", "row"]].values.tolist() == [["fer2013new.csv", 12]]
+    assert "lines 12 and 15 both name it; the later row (line 15) wins" in dup["reason"].iloc[0]
+    assert result.rows == 12
+
+
+def test_csv_layout_bad_rows(tmp_path: Path, workspace: Path) -> None:
+    entries = default_entries()
+    fer, plus = write_raw_csv(tmp_path / "raw", entries)
+    lines = fer.read_bytes().split(b"\n")
+    # line numbers: header is line 1, entry i is line i + 2
+    lines[2] = lines[2].replace(b",", b",300 ", 1)  # out-of-range value (and one value too many)
+    lines[3] = lines[3].replace(b" ", b" 12.5 ", 1)
+    lines[5] = lines[5].replace(b" ", b" \xff ", 1)  # non-UTF-8 bytes in the pixels field
+    lines[6] = lines[6].replace(b",Training", b",Train")  # unknown Usage
+    lines[7] = b"9" + lines[7][1:]  # unknown emotion code
+    lines[9] = lines[9].replace(b",PublicTest", b",PrivateTest")  # Usage disagrees with fer2013new.csv
+    lines[13] = lines[13][: len(lines[13]) // 2]  # truncated file: the last row is cut mid-pixels
+    fer.write_bytes(b"\n".join(lines[:14]))
+    out = tmp_path / "m.parquet"
+    result = ferplus.ingest(tmp_path / "raw", out, layout="csv", images_out=tmp_path / "img", workers=1)
+    rej = _rejects(out)
+    reasons = {(r.source_file, r.row): r.reason for r in rej.itertuples()}
+    assert reasons[("fer2013.csv", 3)] == "pixels field has 2,305 values, expected 2,304 (48x48)"
+    assert reasons[("fer2013.csv", 4)] == "pixel value '12.5' is not an integer"
+    assert reasons[("fer2013new.csv", 5)] == "dropped by FER+ (no image name)"
+    assert reasons[("fer2013.csv", 6)].startswith("pixels field is not valid UTF-8")
+    assert reasons[("fer2013.csv", 7)] == "unknown Usage 'Train' (expected Training, PublicTest, PrivateTest)"
+    assert reasons[("fer2013.csv", 8)] == "unknown FER2013 emotion code '9' (expected 0..6)"
+    assert "the files do not line up" in reasons[("fer2013.csv", 10)]
+    assert reasons[("fer2013.csv", 14)].endswith("found 2 (truncated or malformed row)")
+    assert len(rej) == 8 and result.rows == 12 - 7
+    assert not (tmp_path / "img" / "FER2013Train" / "fer0000001.png").exists()  # nothing written for a bad row
+    assert (tmp_path / "img" / "FER2013Train" / "fer0000000.png").exists()
+
+
+def test_csv_layout_file_lengths_differ(tmp_path: Path, workspace: Path) -> None:
+    entries = default_entries()
+    fer, plus = write_raw_csv(tmp_path / "raw", entries)
+    # fer2013.csv shorter than fer2013new.csv: a note, not rejects.
+    fer_lines = fer.read_text().splitlines(keepends=True)
+    fer.write_text("".join(fer_lines[:6]))  # header + 5 rows (one of them the dropped row)
+    out = tmp_path / "m.parquet"
+    result = ferplus.ingest(tmp_path / "raw", out, layout="csv", images_out=tmp_path / "img", workers=1)
+    assert result.rows == 4 and result.rejected == 1  # only the dropped row
+    note = next(n for n in result.notes if "have no pixels here" in n)
+    assert "fer2013.csv has 5 data rows, fer2013new.csv 13: fer2013new.csv lines 7-14 (8 named images)" in note
+    assert read_manifest(out).meta.source["ferplus_rows_without_pixels"] == {"rows": 8, "named": 8, "lines": [7, 14]}
+    # fer2013.csv longer than fer2013new.csv: its extra rows cannot be labelled -> rejects.
+    fer.write_text("".join(fer_lines))
+    plus_lines = plus.read_text().splitlines(keepends=True)
+    plus.write_text("".join(plus_lines[:-2]))
+    ferplus.ingest(tmp_path / "raw", out, layout="csv", images_out=tmp_path / "img", workers=1)
+    rej = _rejects(out)
+    extra = rej[rej["reason"].str.startswith("no fer2013new.csv row")]
+    assert extra[["source_file", "row"]].values.tolist() == [["fer2013.csv", 13], ["fer2013.csv", 14]]
+
+
+def test_csv_layout_header_errors(tmp_path: Path, workspace: Path) -> None:
+    fer, plus = write_raw_csv(tmp_path / "raw")
+    plus.write_text("Usage,Image name,neutral,happiness\nTraining,fer0000000.png,5,5\n")
+    with pytest.raises(InputError, match=r"fer2013new\.csv:1: missing column\(s\) \['surprise'"):
+        ferplus.ingest(tmp_path / "raw", tmp_path / "m.parquet", layout="csv", images_out=tmp_path / "img")
+    write_raw_csv(tmp_path / "raw")
+    fer.write_text("emotion,Usage\n0,Training\n")
+    with pytest.raises(InputError, match=r"fer2013\.csv:1: missing column\(s\) \['pixels'\]"):
+        ferplus.ingest(tmp_path / "raw", tmp_path / "m.parquet", layout="csv", images_out=tmp_path / "img")
+
+
+def test_cli_csv_layout(tmp_path: Path, workspace: Path) -> None:
+    write_raw_csv(tmp_path / "raw")
+    res = CliRunner().invoke(app, ["ingest", "ferplus", str(tmp_path / "raw"), "--layout", "csv", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "ferplus: 12 rows (test 3, train 6, val 3)" in res.output
+    assert (workspace / "data" / "ferplus" / "FER2013Valid" / "fer0000006.png").exists()
+    assert read_manifest(workspace / "manifests" / "ferplus.parquet").root == (workspace / "data" / "ferplus")
+
+
 # --- label.csv and fer2013new.csv side by side -------------------------------------------------
 
 
@@ -260,9 +391,14 @@ def test_vote_targets_probability_follows_fer_plus() -> None:
 # --- the real data (../shared/data/ferplus) --------------------------------------------------------
 
 
-def test_real_ferplus_folders(ferplus_root: Path, workspace: Path) -> None:
-    out = workspace / "manifests" / "ferplus.parquet"
-    result = ferplus.ingest(ferplus_root, out)
+@pytest.fixture(scope="module")
+def real_folders_manifest(ferplus_root: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("real") / "ferplus.parquet"
+    return out, ferplus.ingest(ferplus_root, out)
+
+
+def test_real_ferplus_folders(real_folders_manifest) -> None:
+    out, result = real_folders_manifest
     assert result.rows == 35_710 and result.rejected == 0
     assert result.split_counts == {"train": 28_558, "val": 3_579, "test": 3_573}
     m = read_manifest(out)
@@ -279,3 +415,25 @@ def test_real_ferplus_folders(ferplus_root: Path, workspace: Path) -> None:
     assert (df["label_id"] == -1).sum() == 225  # 222 unknown + 3 NF majorities
     assert set(df["label"].dropna().unique()) == set(CANONICAL_LABELS)
     assert any("disagrees on the votes of 1,601 images" in n for n in result.notes)
+
+
+def test_real_ferplus_csv_pair_matches_folders(
+    ferplus_root: Path, real_folders_manifest, tmp_path: Path, workspace: Path
+) -> None:
+    """fer2013_sample.csv (300 rows) + fer2013new.csv -> PNGs identical to the shipped folder layout."""
+    images = tmp_path / "images"
+    out = tmp_path / "b" / "ferplus.parquet"
+    result = ferplus.ingest(ferplus_root, out, layout="csv", images_out=images, workers=2)
+    assert result.rows == 296 and result.rejected == 4
+    assert set(_rejects(out)["reason"]) == {"dropped by FER+ (no image name)"}
+    assert any("35,418 named images) have no pixels here" in n for n in result.notes)
+    df = _rows(out)
+    for sid, path in zip(df.index, df["image_path"]):
+        mine, shipped = images / path, ferplus_root / path
+        np.testing.assert_array_equal(read_png(mine), read_png(shipped), err_msg=sid)
+        assert mine.read_bytes() == shipped.read_bytes(), sid
+    # Same sample_ids as layout (a); same labels unless fer2013new.csv disagrees with label.csv.
+    df_a = _rows(real_folders_manifest[0]).loc[df.index]
+    same_votes = df_a["label_votes"].map(list) == df["label_votes"].map(list)
+    conflict = df_a["flags"].map(lambda f: f is not None and "votes_conflict:fer2013new" in f)
+    assert (same_votes | conflict).all() and (~same_votes).sum() == conflict.sum()

@@ -788,8 +788,13 @@ def _ingest_csv(
         notes.append(f"{dropped:,} rows dropped by FER+ (no image name in {new_src}) were excluded (in the rejects)")
     dup_names = sorted(n for n, c in all_names.items() if c > 1)
     if dup_names:
-        notes.append(f"{new_src} names {len(dup_names):,} images on more than one row ({', '.join(dup_names[:6])}): "
-                     f"the later row wins, as in generate_training_data.py (flag {FLAG_DUPLICATE})")
+        present = [n for n in dup_names if n in winners]
+        notes.append(
+            f"{new_src} names {len(dup_names):,} images on more than one row ({', '.join(dup_names[:6])}); "
+            + (f"{len(present):,} of them are among the rows ingested here: the later row wins, as in "
+               f"generate_training_data.py (flag {FLAG_DUPLICATE})" if present
+               else "none of them is among the rows ingested here")
+        )
         source["duplicate_names"] = dup_names
     n_fer, n_new = len(fer_rows), len(new.rows)
     if n_new > n_fer:
