@@ -50,6 +50,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ingest",
     "info",
     "subsets",
+    "ran_lists",
+    "annotate",
 )
 
 for _module in COMMAND_MODULES:
