@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 
 from fercurate.manifest import read_manifest, rejects_path
 from fercurate.schema import CANONICAL_LABELS
-from fercurate.workspace import manifest_name
+from fercurate.workspace import layer_path, manifest_name
 
 NO_LABEL = "(none)"
+# Manifest source keys already shown elsewhere (rows/rejects) or too long for the text view.
+_SOURCE_HIDDEN = {"rows", "rejected", "notes"}
 
 
 @dataclass
@@ -32,6 +34,8 @@ class ManifestInfo:
     flags: dict[str, int]
     layers: list[str]
     source: dict[str, Any] = field(default_factory=dict)
+    official: dict[str, int] = field(default_factory=dict)  # official RAN list -> members
+    official_unmatched: int = 0
 
     def render(self) -> str:
         lines = [
@@ -48,9 +52,39 @@ class ManifestInfo:
         else:
             lines.append("rejects: 0")
         if self.flags:
-            lines.append("flags: " + ", ".join(f"{k} {v:,}" for k, v in sorted(self.flags.items())))
+            ordered = sorted(self.flags.items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append("flags: " + ", ".join(f"{k} {v:,}" for k, v in ordered))
         lines.append("layers: " + (", ".join(self.layers) if self.layers else "none"))
+        if self.official:
+            counts = ", ".join(f"{k} {v:,}" for k, v in self.official.items())
+            extra = f"; {self.official_unmatched:,} lines not imported" if self.official_unmatched else ""
+            lines.append(f"official RAN lists: {counts}{extra}")
+        described = {k: v for k, v in self.source.items() if k not in _SOURCE_HIDDEN and not isinstance(v, (dict, list))}
+        if described:
+            lines.append("source: " + "; ".join(f"{k}={v}" for k, v in sorted(described.items())))
+        notes = self.source.get("notes") or []
+        if notes:
+            lines.append("ingest notes:")
+            lines += [f"  - {n}" for n in notes]
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything shown, as plain JSON-ready values."""
+        return {
+            "path": str(self.path),
+            "name": self.name,
+            "dataset": self.dataset,
+            "schema_version": self.schema_version,
+            "root": str(self.root),
+            "rows": self.rows,
+            "counts": {s: {k: int(v) for k, v in self.counts[s].items()} for s in self.counts.columns},
+            "rejects": self.rejects,
+            "flags": self.flags,
+            "layers": self.layers,
+            "official": self.official,
+            "official_unmatched": self.official_unmatched,
+            "source": self.source,
+        }
 
 
 def manifest_info(path: str | os.PathLike) -> ManifestInfo:
@@ -73,7 +107,7 @@ def manifest_info(path: str | os.PathLike) -> ManifestInfo:
     flat = pc.list_flatten(t.column("flags"))
     if len(flat):
         for item in pc.value_counts(flat).to_pylist():
-            flags[str(item["values"]).split(":")[0]] += item["counts"]
+            flags[str(item["values"])] += item["counts"]
 
     rej: dict[str, int] = {}
     rp = rejects_path(m.path)
@@ -85,8 +119,9 @@ def manifest_info(path: str | os.PathLike) -> ManifestInfo:
     layers = sorted(
         p.name[len(stem) + 1 : -len(".parquet")]
         for p in m.path.parent.glob(f"{stem}.*.parquet")
-        if not p.name.endswith(".rejects.parquet")
+        if not p.name.endswith((".rejects.parquet", ".unmatched.parquet"))
     )
+    official, official_unmatched = _official_summary(m.path)
     return ManifestInfo(
         path=m.path,
         name=m.name,
@@ -99,4 +134,18 @@ def manifest_info(path: str | os.PathLike) -> ManifestInfo:
         flags=dict(flags),
         layers=layers,
         source=m.meta.source,
+        official=official,
+        official_unmatched=official_unmatched,
     )
+
+
+def _official_summary(manifest_path: Path) -> tuple[dict[str, int], int]:
+    """Members per imported official RAN list, and how many list lines were not imported."""
+    layer = layer_path(manifest_path, "official")
+    if not layer.exists():
+        return {}, 0
+    lists = pq.read_table(layer, columns=["list"]).column("list")
+    counts = {v["values"]: v["counts"] for v in pc.value_counts(lists).to_pylist()}
+    unmatched = layer_path(manifest_path, "official.unmatched")
+    n_unmatched = pq.read_metadata(unmatched).num_rows if unmatched.exists() else 0
+    return dict(sorted(counts.items())), n_unmatched

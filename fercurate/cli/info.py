@@ -24,23 +24,7 @@ def info(
 
     result = manifest_info(Workspace.current(workspace).resolve_manifest(manifest))
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "path": str(result.path),
-                    "name": result.name,
-                    "dataset": result.dataset,
-                    "schema_version": result.schema_version,
-                    "root": str(result.root),
-                    "rows": result.rows,
-                    "counts": {s: result.counts[s].to_dict() for s in result.counts.columns},
-                    "rejects": result.rejects,
-                    "flags": result.flags,
-                    "layers": result.layers,
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         typer.echo(result.render())
 
