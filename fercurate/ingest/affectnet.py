@@ -1,0 +1,507 @@
+"""AffectNet ingest: the manually annotated file lists -> a manifest, without opening any image.
+
+Supported layout (as AffectNet's publishers ship it)::
+
+    <root>/Manually_Annotated_file_lists/training.csv     -> split "train"
+    <root>/Manually_Annotated_file_lists/validation.csv   -> split "test" (the RAN paper's test set)
+    <root>/Manually_Annotated_Images/<subDirectory_filePath>
+
+Both CSVs have the columns ``subDirectory_filePath, face_x, face_y, face_width, face_height,
+facial_landmarks, expression, valence, arousal`` (extra columns are ignored; a file without a header
+row is read in this order, with a note). ``facial_landmarks`` is 68 ``x;y`` pairs (136 numbers) ->
+``landmarks`` x0,y0,x1,y1,... ``expression`` 0-10: 0-7 map to the canonical classes, 8 None,
+9 Uncertain and 10 No-Face are kept with a null canonical label (label_id -1). valence/arousal -2
+means "not given" -> null. The face box becomes ``bbox``; a box with a non-positive side is kept as
+null with the flag ``bad_bbox``.
+
+The training list has ~420k rows, so parsing is vectorised end to end: pyarrow's multithreaded CSV
+reader (every column read as text, so one bad value cannot sink the file), Arrow kernels for the
+landmark strings and numbers (split + cast, in row chunks on all cores), and numpy lookups for labels.
+Python only touches rejected rows, each recorded with its file, line and reason.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from fercurate.errors import InputError
+from fercurate.ingest.common import IngestResult, Rejects, check_paths, finish, require_dir
+from fercurate.parallel import resolve_workers
+from fercurate.schema import AFFECTNET_LABELS, AFFECTNET_SOURCE_NAMES, BBOX_TYPE, label_id
+
+DATASET = "affectnet"
+LISTS_DIR = "Manually_Annotated_file_lists"
+IMAGES_DIR = "Manually_Annotated_Images"
+# (file name, manifest split, source split)
+LIST_FILES: tuple[tuple[str, str, str], ...] = (
+    ("training.csv", "train", "training"),
+    ("validation.csv", "test", "validation"),
+)
+COLUMNS: tuple[str, ...] = (
+    "subDirectory_filePath",
+    "face_x",
+    "face_y",
+    "face_width",
+    "face_height",
+    "facial_landmarks",
+    "expression",
+    "valence",
+    "arousal",
+)
+N_LANDMARK_VALUES = 136  # 68 points x (x, y)
+NOT_GIVEN = -2.0
+_FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INT_RE = r"^[+-]?\d{1,9}$"  # longer digit runs are not labels either (and would overflow)
+_CHUNK_ROWS = 32_768
+
+# Lookup tables indexed by the expression code (0-10).
+_CODES = np.arange(max(AFFECTNET_LABELS) + 1)
+_LABEL_NAMES = sorted({v for v in AFFECTNET_LABELS.values() if v is not None})
+_LABEL_INDEX = np.array(
+    [_LABEL_NAMES.index(AFFECTNET_LABELS[c]) if AFFECTNET_LABELS[c] else -1 for c in _CODES], dtype=np.int32
+)
+_LABEL_ID = np.array([label_id(AFFECTNET_LABELS[c]) for c in _CODES], dtype=np.int8)
+_SOURCE_NAMES = [AFFECTNET_SOURCE_NAMES[c] for c in _CODES]
+
+
+@dataclass
+class _FileRows:
+    """The accepted rows of one list file, as Arrow arrays (before the shared checks)."""
+
+    source_file: str
+    split: str
+    source_split: str
+    lines: np.ndarray
+    path: pa.Array
+    expression: np.ndarray
+    valence: pa.Array
+    arousal: pa.Array
+    bbox: pa.Array
+    bad_bbox: np.ndarray
+    landmarks: pa.Array
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def ingest(
+    root: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    verify: bool = False,
+    workers: int | None = None,
+    strict: bool = False,
+    check_files: bool = True,
+    name: str | None = None,
+) -> IngestResult:
+    """Ingest AffectNet's manually annotated lists under ``root`` into a manifest.
+
+    ``check_files=False`` skips the image-existence check (CSV-only ingest); ``verify`` decodes every
+    image and records width, height and sha256.
+    """
+    root = require_dir(root, "AffectNet root")
+    lists = root / LISTS_DIR
+    if not lists.is_dir():
+        raise InputError(f"{lists}: AffectNet file lists folder not found (expected {LISTS_DIR}/ under the root)")
+    present = [(lists / f, split, src) for f, split, src in LIST_FILES if (lists / f).is_file()]
+    if not present:
+        raise InputError(f"{lists}: neither training.csv nor validation.csv found")
+    notes = [f"{f}: not found, no {split} split" for f, split, _ in LIST_FILES if not (lists / f).is_file()]
+
+    t0 = time.perf_counter()
+    rejects = Rejects(DATASET)
+    parts = [_parse_file(path, split, src, rejects, workers) for path, split, src in present]
+    for p in parts:
+        notes.extend(p.notes)
+    columns, lines, source_files = _columns(parts)
+    parse_s = time.perf_counter() - t0
+
+    no_label = int(np.isin(columns.pop("_expression"), [8, 9, 10]).sum())
+    if no_label:
+        notes.append(f"{no_label:,} rows of classes 8-10 (None/Uncertain/No-Face) kept with no canonical label")
+    if not check_files:
+        notes.append("image files not checked (check_files off)")
+    source = {
+        "layout": f"{LISTS_DIR}/{{training,validation}}.csv + {IMAGES_DIR}/",
+        "lists": {Path(p.source_file).name: {"split": p.split, "accepted_rows": len(p)} for p in parts},
+        "check_files": check_files,
+    }
+    result = finish(
+        DATASET,
+        columns,
+        rejects,
+        root=root,
+        out=out,
+        name=name,
+        verify=verify,
+        workers=workers,
+        strict=strict,
+        check_files=check_files,
+        source=source,
+        notes=notes,
+        row_numbers=lines,
+        source_files=source_files,
+    )
+    result.timings = {"parse": parse_s, **result.timings}
+    return result
+
+
+# --- reading one CSV ---------------------------------------------------------------------------
+
+
+def _header(path: Path) -> tuple[list[str], int, list[str]]:
+    """Column names, rows to skip (1 with a header) and notes, from the file's first line."""
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    if not first.strip():
+        raise InputError(f"{path}: empty file (expected a header with {', '.join(COLUMNS)})")
+    first = first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}:1: header line is not valid UTF-8 (byte {exc.start})") from exc
+    names = [c.strip() for c in text.split(",")]
+    if COLUMNS[0] not in names and len(names) == len(COLUMNS) and ("/" in names[0] or "." in names[0]):
+        return list(COLUMNS), 0, [f"{path.name}: no header row; read in the standard column order"]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        which = "column" if len(missing) == 1 else "columns"
+        raise InputError(
+            f"{path}: missing {which} {', '.join(repr(m) for m in missing)} "
+            f"(header has: {', '.join(names)})"
+        )
+    dupes = sorted({c for c in COLUMNS if names.count(c) > 1})
+    if dupes:
+        raise InputError(f"{path}: column {dupes[0]!r} appears more than once in the header")
+    return names, 1, []
+
+
+def _read(path: Path, names: list[str], skip: int, threads: bool) -> tuple[pa.Table, list[tuple[int | None, int, str]]]:
+    invalid: list[tuple[int | None, int, str]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(
+                column_names=names, skip_rows=skip, use_threads=threads, block_size=1 << 24
+            ),
+            parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid, ignore_empty_lines=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in names},
+                include_columns=list(COLUMNS),
+                check_utf8=False,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
+    return table, invalid
+
+
+def _parse_file(path: Path, split: str, source_split: str, rejects: Rejects, workers: int | None) -> _FileRows:
+    names, skip, notes = _header(path)
+    table, invalid = _read(path, names, skip, threads=True)
+    n = table.num_rows
+    pending: list[tuple[int, str, str | None, str | None]] = []  # (line, reason, image_path, raw)
+    if invalid:
+        # Multithreaded parsing does not know line numbers; re-read on one thread (error path only).
+        table, invalid = _read(path, names, skip, threads=False)
+        bad_lines = np.array([num for num, _, _ in invalid], dtype=np.int64)
+        lines = np.setdiff1d(np.arange(skip + 1, skip + 1 + n + len(invalid)), bad_lines)
+        ends_mid_row = not _ends_with_newline(path)
+        last_line = skip + n + len(invalid)
+        for num, got, text in invalid:
+            kind = "truncated row" if ends_mid_row and num == last_line else "malformed row"
+            suffix = " (the file ends mid-row)" if kind == "truncated row" else ""
+            first_field = text.split(",", 1)[0].strip() if text else ""
+            pending.append(
+                (
+                    num,
+                    f"{kind}: {got} of {len(names)} fields{suffix}",
+                    f"{IMAGES_DIR}/{first_field}" if first_field else None,
+                    text,
+                )
+            )
+    else:
+        lines = np.arange(skip + 1, skip + 1 + n, dtype=np.int64)
+
+    cols = {c: table.column(c).combine_chunks() for c in COLUMNS}
+    original = dict(cols)
+    bad = np.zeros(n, dtype=bool)
+    reasons: dict[int, str] = {}
+
+    def reject(mask: np.ndarray, reason_of: Any) -> None:
+        for i in np.flatnonzero(mask & ~bad):
+            reasons[int(i)] = reason_of(int(i))
+        bad[mask] = True
+
+    # non-UTF-8 bytes (validated per column in C++; rows located only when a column fails)
+    for c in COLUMNS:
+        try:
+            cols[c].validate(full=True)
+        except pa.ArrowInvalid:
+            mask = _invalid_utf8(cols[c])
+            reject(mask, lambda i, c=c: f"non-UTF-8 bytes: in column {c!r}")
+            cols[c] = pc.if_else(pa.array(mask), pa.scalar(b""), cols[c].cast(pa.binary())).cast(pa.string())
+
+    # empty lines are not rows: ignored, counted in a note
+    empty_line = np.ones(n, dtype=bool)
+    for c in COLUMNS:
+        empty_line &= pc.equal(pc.binary_length(cols[c]), 0).to_numpy(zero_copy_only=False)
+    empty_line &= ~bad
+    if empty_line.any():
+        notes.append(f"{path.name}: {int(empty_line.sum())} empty line(s) ignored")
+
+    # unsafe paths (absolute, '..') are judged on the list's own value, before the images prefix
+    unsafe = check_paths(cols["subDirectory_filePath"])
+    unsafe_mask = np.array([r is not None for r in unsafe], dtype=bool) & ~empty_line
+    reject(unsafe_mask, lambda i: str(unsafe[i]))
+
+    # numbers
+    nums: dict[str, np.ndarray] = {}
+    for c in ("face_x", "face_y", "face_width", "face_height", "valence", "arousal"):
+        values, invalid_mask, empty = _numbers(cols[c], _FLOAT_RE, pa.float64())
+        reject(empty & ~empty_line, lambda i, c=c: f"missing value: column {c!r} is empty")
+        reject(invalid_mask, lambda i, c=c: f"bad number: {c} {cols[c][i].as_py()!r}")
+        nums[c] = values
+    for c in ("face_x", "face_y", "face_width", "face_height"):
+        reject(~np.isfinite(nums[c]) & ~empty_line, lambda i, c=c: f"bad number: {c} {cols[c][i].as_py()!r}")
+    expr_values, expr_invalid, expr_empty = _numbers(cols["expression"], _INT_RE, pa.int64())
+    reject(expr_empty & ~empty_line, lambda i: "missing value: column 'expression' is empty")
+    unknown = expr_invalid | (~expr_empty & ((expr_values < 0) | (expr_values > _CODES[-1])))
+    reject(unknown, lambda i: f"unknown label: expression {cols['expression'][i].as_py()!r} (AffectNet uses 0-10)")
+
+    for c in ("valence", "arousal"):
+        v = nums[c]
+        outside = ~np.isfinite(v) | ((v != NOT_GIVEN) & ((v < -1) | (v > 1)))
+        reject(outside & ~empty_line, lambda i, c=c: f"bad value: {c} {cols[c][i].as_py()!r} outside [-1, 1] (-2 = not given)")
+
+    lm_values, lm_bad = _landmarks(cols["facial_landmarks"], workers)
+    reject(lm_bad, lambda i: _landmark_reason(cols["facial_landmarks"][i].as_py()))
+
+    if bad.any():
+        idx = pa.array(sorted(reasons), type=pa.int64())
+        raw_rows = pa.table({c: original[c].cast(pa.binary()).take(idx) for c in COLUMNS}).to_pylist()
+        for (i, reason), raw in zip(sorted(reasons.items()), raw_rows):
+            rel = f"{IMAGES_DIR}/{_safe_str(raw['subDirectory_filePath'])}"
+            pending.append((int(lines[i]), reason, rel, ",".join(_safe_str(raw[c]) or "" for c in COLUMNS)))
+    for line, reason, rel, raw_text in sorted(pending, key=lambda p: p[0]):
+        rejects.add(reason, source_file=str(path), row=line, image_path=rel, raw=raw_text)
+
+    keep = ~bad & ~empty_line
+    k = pa.array(keep)
+
+    def kept(arr: pa.Array) -> pa.Array:
+        return arr if keep.all() else arr.filter(k)
+
+    x, y, w, h = (nums[c][keep] for c in ("face_x", "face_y", "face_width", "face_height"))
+    finite = np.isfinite(x) & np.isfinite(y) & np.isfinite(w) & np.isfinite(h)
+    bad_bbox = finite & ((w <= 0) | (h <= 0))
+    bbox = pa.StructArray.from_arrays(
+        [pa.array(a.astype(np.float32)) for a in (x, y, w, h)],
+        fields=list(BBOX_TYPE),
+        mask=pa.array(~finite | bad_bbox),
+    )
+    return _FileRows(
+        source_file=str(path),
+        split=split,
+        source_split=source_split,
+        lines=lines[keep],
+        path=kept(cols["subDirectory_filePath"]),
+        expression=expr_values[keep].astype(np.int64),
+        valence=_given(nums["valence"][keep]),
+        arousal=_given(nums["arousal"][keep]),
+        bbox=bbox,
+        bad_bbox=bad_bbox,
+        landmarks=kept(lm_values),
+        notes=notes,
+    )
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) in (b"\n", b"\r")
+
+
+def _safe_str(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return value
+
+
+def _invalid_utf8(col: pa.Array) -> np.ndarray:
+    """Rows whose bytes are not valid UTF-8 (error path only: one decode per row)."""
+    out = np.zeros(len(col), dtype=bool)
+    for i, b in enumerate(col.cast(pa.binary()).to_pylist()):
+        if b is not None:
+            try:
+                b.decode("utf-8")
+            except UnicodeDecodeError:
+                out[i] = True
+    return out
+
+
+def _numbers(col: pa.Array, pattern: str, typ: pa.DataType) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Text -> numbers: (values, NaN / -1 where empty or not a number; invalid mask; empty mask)."""
+    trimmed = pc.utf8_trim_whitespace(col)
+    empty = pc.equal(pc.utf8_length(trimmed), 0)
+    candidates = pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
+    try:
+        values = pc.cast(candidates, typ)
+        invalid = np.zeros(len(col), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        ok = pc.fill_null(pc.match_substring_regex(candidates, pattern), True)
+        invalid = ~ok.to_numpy(zero_copy_only=False)
+        values = pc.cast(pc.if_else(ok, candidates, pa.scalar(None, pa.string())), typ)
+    empty_np = empty.to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(typ):
+        arr = values.to_numpy(zero_copy_only=False).astype(np.float64)
+    else:
+        arr = pc.fill_null(values, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return arr, invalid, empty_np
+
+
+def _given(values: np.ndarray) -> pa.Array:
+    """float32 with -2 ("not given") and NaN as null."""
+    mask = np.isnan(values) | (values == NOT_GIVEN)
+    return pa.array(values.astype(np.float32), mask=mask)
+
+
+# --- landmarks --------------------------------------------------------------------------------
+
+
+def _landmarks(col: pa.Array, workers: int | None) -> tuple[pa.ListArray, np.ndarray]:
+    """``x;y;...`` strings -> list<float32> (null when empty), and a mask of malformed rows."""
+    chunks = [col.slice(s, _CHUNK_ROWS) for s in range(0, len(col), _CHUNK_ROWS)] or [col]
+    n_threads = min(resolve_workers(workers), len(chunks))
+    if n_threads > 1:
+        with ThreadPoolExecutor(n_threads) as pool:  # Arrow kernels release the GIL
+            results = list(pool.map(_landmark_chunk, chunks))
+    else:
+        results = [_landmark_chunk(c) for c in chunks]
+    arrays = [r[0] for r in results]
+    bad = np.concatenate([r[1] for r in results]) if results else np.zeros(0, dtype=bool)
+    return pa.concat_arrays(arrays) if arrays else pa.array([], pa.list_(pa.float32())), bad
+
+
+def _landmark_chunk(col: pa.Array) -> tuple[pa.ListArray, np.ndarray]:
+    n = len(col)
+    if pc.any(pc.ends_with(col, ";")).as_py():
+        col = pc.utf8_rtrim(col, ";")
+    parts = pc.split_pattern(col, ";")
+    lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    empty = pc.equal(pc.binary_length(col), 0).to_numpy(zero_copy_only=False)
+    good = ~empty & (lengths == N_LANDMARK_VALUES)
+    bad = ~empty & ~good
+    rows = parts if good.all() else parts.filter(pa.array(good))
+    values = _cast_floats(pc.list_flatten(rows))
+    if values is None:
+        # some value is not a number: find those rows (error path), then cast the rest
+        flat = pc.list_flatten(rows)
+        ok_rows = pc.match_substring_regex(flat, _FLOAT_RE).to_numpy(zero_copy_only=False)
+        ok_rows = ok_rows.reshape(-1, N_LANDMARK_VALUES).all(axis=1)
+        good_idx = np.flatnonzero(good)
+        bad[good_idx[~ok_rows]] = True
+        good[good_idx[~ok_rows]] = False
+        values = _cast_floats(pc.list_flatten(parts.filter(pa.array(good))))
+    arr = values.to_numpy(zero_copy_only=False)
+    finite_rows = np.isfinite(arr.reshape(-1, N_LANDMARK_VALUES)).all(axis=1)
+    if not finite_rows.all():
+        good_idx = np.flatnonzero(good)
+        bad[good_idx[~finite_rows]] = True
+        good[good_idx[~finite_rows]] = False
+        values = pa.array(arr.reshape(-1, N_LANDMARK_VALUES)[finite_rows].ravel())
+    counts = np.where(good, N_LANDMARK_VALUES, 0).astype(np.int32)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    mask = None if good.all() else pa.array(~good)
+    return pa.ListArray.from_arrays(pa.array(offsets), values, mask=mask), bad
+
+
+def _cast_floats(values: pa.Array) -> pa.Array | None:
+    try:
+        return pc.cast(values, pa.float32())
+    except pa.ArrowInvalid:
+        return None
+
+
+def _landmark_reason(text: str | bytes | None) -> str:
+    text = _safe_str(text) or ""
+    items = text.rstrip(";").split(";")
+    if len(items) != N_LANDMARK_VALUES:
+        return f"bad landmarks: {len(items)} values (expected {N_LANDMARK_VALUES} = 68 x;y pairs)"
+    for item in items:
+        try:
+            if not np.isfinite(float(item)):
+                return f"bad landmarks: {item!r} is not a finite number"
+        except ValueError:
+            return f"bad landmarks: {item!r} is not a number"
+    return "bad landmarks"
+
+
+# --- manifest columns ------------------------------------------------------------------------------
+
+
+def _constant_dict(value: str, n: int) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
+
+
+def _columns(parts: list[_FileRows]) -> tuple[dict[str, Any], np.ndarray, list[str]]:
+    """Manifest columns for all accepted rows of all files (plus ``_expression`` for notes)."""
+    expression = np.concatenate([p.expression for p in parts])
+    n = len(expression)
+    path = pa.concat_arrays([p.path for p in parts])
+    image_path = pc.binary_join_element_wise(IMAGES_DIR, path, "/")
+    sample_id = pc.binary_join_element_wise(DATASET, image_path, "/")
+    label_idx = _LABEL_INDEX[expression] if n else np.zeros(0, dtype=np.int32)
+    label = pa.DictionaryArray.from_arrays(
+        pa.array(label_idx, mask=label_idx < 0), pa.array(_LABEL_NAMES, pa.string())
+    )
+    source_label = pa.DictionaryArray.from_arrays(
+        pa.array(expression.astype(np.int32)), pa.array(_SOURCE_NAMES, pa.string())
+    )
+    bad_bbox = np.concatenate([p.bad_bbox for p in parts])
+    flags = None
+    if bad_bbox.any():
+        flags = pa.array([["bad_bbox"] if b else None for b in bad_bbox], pa.list_(pa.string()))
+    columns: dict[str, Any] = {
+        "sample_id": sample_id,
+        "dataset": _constant_dict(DATASET, n),
+        "split": pa.concat_arrays([_constant_dict(p.split, len(p)) for p in parts]),
+        "source_split": pa.concat_arrays([_constant_dict(p.source_split, len(p)) for p in parts]),
+        "image_path": image_path,
+        "label": label,
+        "label_id": _LABEL_ID[expression] if n else np.zeros(0, dtype=np.int8),
+        "source_label": source_label,
+        "valence": pa.concat_arrays([p.valence for p in parts]),
+        "arousal": pa.concat_arrays([p.arousal for p in parts]),
+        "bbox": pa.concat_arrays([p.bbox for p in parts]),
+        "landmarks": pa.concat_arrays([p.landmarks for p in parts]),
+        "flags": flags,
+        "_expression": expression,
+    }
+    lines = np.concatenate([p.lines for p in parts])
+    source_files: list[str] = []
+    for p in parts:
+        source_files.extend([p.source_file] * len(p))
+    return columns, lines, source_files
