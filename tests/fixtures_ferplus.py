@@ -195,3 +195,25 @@ def read_png(path: str | Path) -> np.ndarray:
     if img is None:
         raise FileNotFoundError(path)
     return img
+
+
+def rebuild_fer2013_csv(ferplus_root: str | Path, out: str | Path, *, limit: int | None = None) -> Path:
+    """A full-size ``fer2013.csv`` rebuilt from a folder layout and its ``fer2013new.csv`` (for benchmarks).
+
+    Rows follow fer2013new.csv; named rows get their PNG's pixels, rows FER+ dropped get a flat grey
+    image (their pixels are not in the folder layout). ``limit`` keeps the first N rows.
+    """
+    root = Path(ferplus_root)
+    out = Path(out)
+    grey = " ".join(["128"] * (SIDE * SIDE))
+    with open(root / "fer2013new.csv", newline="") as src, open(out, "w", newline="") as dst:
+        reader = csv.reader(src)
+        next(reader)
+        dst.write("emotion,pixels,Usage\n")
+        for i, row in enumerate(reader):
+            if limit is not None and i >= limit:
+                break
+            usage, name = row[0].strip(), row[1].strip()
+            text = pixels_text(read_png(root / FOLDER_OF_USAGE[usage] / name)) if name else grey
+            dst.write(f"6,{text},{usage}\n")
+    return out

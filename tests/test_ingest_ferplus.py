@@ -83,6 +83,12 @@ def test_folders_layout_row_by_row(tmp_path: Path, workspace: Path) -> None:
     assert row["source_split"] == "FER2013Test"
     assert row["bbox"] == {"x": 0.0, "y": 0.0, "w": 48.0, "h": 48.0}
     m = read_manifest(out)
+    # votes_array + vote_targets("majority") reproduce the manifest's labels, row for row.
+    votes = ferplus.votes_array(m.table)
+    assert votes.shape == (12, 10) and votes.tolist() == [list(v) for v in df["label_votes"]]
+    targets, valid = ferplus.vote_targets(votes, "majority")
+    label_id = m.table.column("label_id").to_numpy()
+    assert (valid == (label_id >= 0)).all() and (targets[valid].argmax(axis=1) == label_id[valid]).all()
     assert m.root == root.resolve() and m.meta.source["layout"] == "folders"
     assert all(p.exists() for p in m.image_paths())
 
@@ -243,7 +249,8 @@ def test_csv_layout_duplicate_name_later_row_wins(tmp_path: Path, workspace: Pat
     rej = _rejects(out)
     dup = rej[rej["reason"].str.startswith("duplicate image name")]
     assert dup[["source_file", "row"]].values.tolist() == [["fer2013new.csv", 12]]
-    assert "lines 12 and 15 both name it; the later row (line 15) wins" in dup["reason"].iloc[0]
+    assert dup["reason"].iloc[0] == ("duplicate image name: fer2013new.csv lines 12 and 15 both name fer0000009.png; "
+                                     "the later row (line 15) wins, as in generate_training_data.py")
     assert result.rows == 12
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fercurate.errors import InputError
 from fercurate.ingest.common import IngestResult, Rejects, finish, require_dir
@@ -110,7 +111,7 @@ def vote_targets(votes: Any, mode: str = "majority") -> tuple[np.ndarray, np.nda
 
     Columns are the 8 canonical labels in canonical order (column k = ``label_id`` k); rows that
     are not ``valid`` (FER+ would exclude them) are all zeros. ``votes`` is (N, 10) counts in FER+
-    order, e.g. ``np.stack(manifest.table.column("label_votes").to_pylist())``.
+    order, e.g. ``votes_array(manifest.table)``.
 
     * ``majority`` (the RAN paper's default): one-hot at the manifest label (argmax over the 10
       votes); invalid where the majority is unknown or NF.
@@ -146,6 +147,15 @@ def vote_targets(votes: Any, mode: str = "majority") -> tuple[np.ndarray, np.nda
     uniq_targets[~keep] = 0.0
     inverse = np.asarray(inverse).reshape(-1)
     return uniq_targets[inverse], keep[inverse]
+
+
+def votes_array(table: pa.Table) -> np.ndarray:
+    """The ``label_votes`` column of a FERPlus manifest table as an (N, 10) int16 array, row order kept."""
+    col = table.column("label_votes").combine_chunks()
+    lengths = pc.list_value_length(col).to_numpy(zero_copy_only=False)
+    if col.null_count or (len(lengths) and (lengths != N_VOTES).any()):
+        raise InputError(f"label_votes: every row needs {N_VOTES} FER+ vote counts (is this a FERPlus manifest?)")
+    return pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.int16).reshape(-1, N_VOTES)
 
 
 def _fer_probability(raw: np.ndarray) -> np.ndarray:
@@ -282,7 +292,9 @@ def read_ferplus_csv(path: str | os.PathLike) -> _FerPlusCsv:
     path = Path(path)
     lines = _csv_lines(path)
     if not lines:
-        raise InputError(f"{path}: empty file (expected a header: Usage, Image name, {', '.join(FERPLUS_VOTE_COLUMNS)})")
+        raise InputError(
+            f"{path}: empty file (expected a header: Usage, Image name, {', '.join(FERPLUS_VOTE_COLUMNS)})"
+        )
     line_no, header, err, _ = lines[0]
     if err:
         raise InputError(f"{path}:{line_no}: unreadable header ({err})")
@@ -534,7 +546,9 @@ def _compare_with_ferplus_csv(rows: _Rows, new: _FerPlusCsv, root: Path, source:
         notes.append(f"{absent:,} {LABEL_FILE} images are not named in {src}")
     if bad_rows:
         r = bad_rows[0]
-        notes.append(f"{len(bad_rows):,} rows of {src} are unreadable and were not compared; first: line {r.line}: {r.error}")
+        notes.append(
+            f"{len(bad_rows):,} rows of {src} are unreadable and were not compared; first: line {r.line}: {r.error}"
+        )
     source["fer2013new"] = {
         "file": src,
         "votes_conflicts": conflicts,
@@ -613,8 +627,8 @@ def decode_pixels(field: bytes) -> tuple[np.ndarray | None, str | None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             values = np.fromstring(field, dtype=np.int64, sep=" ")  # noqa: NPY201 - text mode is supported
-        count = len(field.split())
-        if count == N_PIXELS == len(values):
+        count = len(values)  # only digits and spaces: every token was parsed
+        if count == N_PIXELS:
             if values.max(initial=0) > 255:
                 bad = values[values > 255][0]
                 return None, f"pixel value {bad} is out of range 0..255"
@@ -679,16 +693,27 @@ def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str
                     )
                 i_emotion, i_pixels, i_usage = (header_cols.index(c) for c in ("emotion", "pixels", "usage"))
                 continue
-            parts = body.split(b",")
+            # Field bounds from the comma positions (no copy of the 9 kB pixel text).
+            commas = [-1]
+            while len(commas) <= len(header_cols):
+                c = body.find(b",", commas[-1] + 1)
+                if c < 0:
+                    break
+                commas.append(c)
+            commas.append(len(body))
+            n_fields = len(commas) - 1
             head = body[:60].decode("utf-8", errors="replace") + ("…" if len(body) > 60 else "")
-            if len(parts) != len(header_cols):
+            if n_fields != len(header_cols):
+                found = n_fields if n_fields <= len(header_cols) else f"{body.count(b',') + 1}"
                 out.append((line_no, 0, 0, None, "", f"expected {len(header_cols)} columns (emotion, pixels, "
-                            f"Usage), found {len(parts)} (truncated or malformed row)", head))
+                            f"Usage), found {found} (truncated or malformed row)", head))
                 continue
-            pix_start = start + sum(len(p) + 1 for p in parts[:i_pixels])
+            bounds = [(commas[k] + 1, commas[k + 1]) for k in range(n_fields)]
+            pix_start = start + bounds[i_pixels][0]
+            pix_len = bounds[i_pixels][1] - bounds[i_pixels][0]
             try:
-                usage = parts[i_usage].decode("utf-8").strip().strip('"')
-                emotion = parts[i_emotion].decode("utf-8").strip().strip('"')
+                usage = body[slice(*bounds[i_usage])].decode("utf-8").strip().strip('"')
+                emotion = body[slice(*bounds[i_emotion])].decode("utf-8").strip().strip('"')
             except UnicodeDecodeError:
                 out.append((line_no, 0, 0, None, "", "not valid UTF-8 in the emotion or Usage field", head))
                 continue
@@ -697,7 +722,7 @@ def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str
                 err = f"unknown Usage {usage!r} (expected {', '.join(FOLDER_OF_USAGE)})"
             elif not (emotion.isdigit() and int(emotion) <= 6):
                 err = f"unknown FER2013 emotion code {emotion!r} (expected 0..6)"
-            out.append((line_no, pix_start, len(parts[i_pixels]), usage, emotion, err, head))
+            out.append((line_no, pix_start, pix_len, usage, emotion, err, head))
     if header_cols is None:
         raise InputError(f"{path}: empty file (expected the header emotion,pixels,Usage)")
     return out, offset
@@ -744,7 +769,7 @@ def _ingest_csv(
             j = winners[plus.name]
             earlier = new.rows[j]
             rejects.add(
-                f"duplicate image name {plus.name}: {new_src} lines {earlier.line} and {plus.line} both name it; "
+                f"duplicate image name: {new_src} lines {earlier.line} and {plus.line} both name {plus.name}; "
                 f"the later row (line {plus.line}) wins, as in generate_training_data.py",
                 source_file=new_src, row=earlier.line, image_path=f"{FOLDER_OF_USAGE[new.rows[j].usage]}/{plus.name}",
                 raw=f"{earlier.usage},{earlier.name},{earlier.raw_votes}",
