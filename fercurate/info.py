@@ -59,7 +59,9 @@ class ManifestInfo:
             counts = ", ".join(f"{k} {v:,}" for k, v in self.official.items())
             extra = f"; {self.official_unmatched:,} lines not imported" if self.official_unmatched else ""
             lines.append(f"official RAN lists: {counts}{extra}")
-        described = {k: v for k, v in self.source.items() if k not in _SOURCE_HIDDEN and not isinstance(v, (dict, list))}
+        described = {
+            k: v for k, v in self.source.items() if k not in _SOURCE_HIDDEN and not isinstance(v, (dict, list))
+        }
         if described:
             lines.append("source: " + "; ".join(f"{k}={v}" for k, v in sorted(described.items())))
         notes = self.source.get("notes") or []

@@ -68,7 +68,10 @@ _FERPLUS_TO_CANONICAL = {i: LABEL_TO_ID[FERPLUS_LABELS[c]] for i, c in enumerate
 _AFFECTNET_TO_CANONICAL = {i: i for i in range(8)}
 _RAFDB_TO_CANONICAL = {code - 1: LABEL_TO_ID[name] for code, name in RAFDB_LABELS.items()}
 LABEL_ORDERS: dict[str, tuple[dict[int, int], str]] = {
-    "ferplus": (_FERPLUS_TO_CANONICAL, "FER+ order 0..7 (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt)"),
+    "ferplus": (
+        _FERPLUS_TO_CANONICAL,
+        "FER+ order 0..7 (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt)",
+    ),
     "affectnet": (_AFFECTNET_TO_CANONICAL, "AffectNet order 0..7"),
     "rafdb": (_RAFDB_TO_CANONICAL, "RAF-DB basic label - 1, 0..6"),
 }
@@ -359,7 +362,9 @@ def _parse_list(
         if manifest_labels.get(sid) != label_id:
             stats.label_disagreements += 1
             if len(disagree_examples) < 3:
-                disagree_examples.append(f"{spec.path}:{no} ({sid}: list {label_id}, manifest {manifest_labels.get(sid)})")
+                disagree_examples.append(
+                    f"{spec.path}:{no} ({sid}: list {label_id}, manifest {manifest_labels.get(sid)})"
+                )
         rows.append({"sample_id": sid, "list": spec.name, "label_id": label_id, "source_code": code,
                      "source_file": spec.path, "line": no})
         if spec.occlusion:
