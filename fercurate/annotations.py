@@ -170,6 +170,15 @@ def current_labels(events: pa.Table) -> pd.DataFrame:
     return out.reset_index(drop=True)[cols]
 
 
+def label_events(events: pa.Table) -> pa.Table:
+    """The events that are labels: machine suggestions (source ``suggestion``) removed.
+
+    Suggestions only pre-fill the App for a person to confirm; subsets, status and the App's
+    ``occlusion`` field use ``current_labels(label_events(events))``.
+    """
+    return events.filter(pc.not_equal(events.column("source"), "suggestion"))
+
+
 def occlusion_types_present(labels: pd.DataFrame) -> list[str]:
     """Resolved types (in vocabulary order) that occur in ``current_labels`` output, 'none' excluded."""
     present = set(pc.list_flatten(pa.array(labels["types"].tolist(), type=pa.list_(pa.string()))).to_pylist())
@@ -181,6 +190,7 @@ __all__ = [
     "OCCLUSION_TYPES",
     "append_events",
     "current_labels",
+    "label_events",
     "make_event",
     "normalise_types",
     "occlusion_types_present",

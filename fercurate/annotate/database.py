@@ -8,6 +8,7 @@ problem). :func:`connect` turns all of them into one :class:`DatabaseError` that
 
 from __future__ import annotations
 
+import logging
 import os
 from types import ModuleType
 
@@ -16,6 +17,14 @@ from fercurate.errors import FercurateError
 
 class DatabaseError(FercurateError):
     """FiftyOne's MongoDB could not be started or reached."""
+
+
+class _OldMongoNotice(logging.Filter):
+    """Drops FiftyOne's "oldest supported major version of MongoDB" notice: the bundled mongod 6.0
+    is that version (a known, harmless fact here), and the line would precede every command's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "oldest supported major version of MongoDB" not in str(record.msg)
 
 
 def _advice() -> str:
@@ -42,6 +51,9 @@ def connect() -> ModuleType:
         import fiftyone as fo
     except ImportError as exc:  # pragma: no cover - fiftyone is a hard dependency
         raise DatabaseError(f"fiftyone is not installed ({exc}): pip install fiftyone") from exc
+    db_logger = logging.getLogger("fiftyone.core.odm.database")
+    if not any(isinstance(f, _OldMongoNotice) for f in db_logger.filters):
+        db_logger.addFilter(_OldMongoNotice())
     try:
         fo.list_datasets()
     except Exception as exc:  # noqa: BLE001 - every startup failure means the same thing to the user

@@ -26,8 +26,9 @@ Other engineers open their own samples with :func:`add_saved_view`.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,13 +38,14 @@ import pyarrow.compute as pc
 
 from fercurate.annotate.database import connect
 from fercurate.annotate.vocabulary import TAG_PREFIX
-from fercurate.annotations import current_labels, read_events
+from fercurate.annotations import current_labels, label_events, read_events
 from fercurate.errors import InputError
 from fercurate.ingest.common import existing_files
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.progress import progress
 from fercurate.workspace import Workspace, layer_path
+from fercurate.workspace import manifest_name as name_of_manifest
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -95,21 +97,61 @@ def suggestion_layer_path(manifest_path: str | os.PathLike) -> Path:
     return layer_path(manifest_path, SUGGEST_LAYER)
 
 
+def _owner(fo: Any, name: str) -> str | None:
+    """The manifest path a fercurate App dataset was built from."""
+    return (fo.load_dataset(name).info.get(INFO_KEY) or {}).get("manifest_path")
+
+
+def _resolved(path: str | os.PathLike) -> str:
+    return str(Path(path).resolve())
+
+
+def find_dataset_name(fo: Any, manifest_name: str, manifest_path: str | os.PathLike) -> str | None:
+    """The existing App dataset built from ``manifest_path``, if any.
+
+    Usually ``fercurate-<name>``; when another workspace's manifest of the same name already owns
+    that, the dataset carries a short hash of the path (``fercurate-<name>-1a2b3c4d``).
+    """
+    target = _resolved(manifest_path)
+    base = dataset_name(manifest_name)
+    for cand in sorted(fo.list_datasets(glob_patt=f"{base}*")):
+        if (cand == base or cand.startswith(base + "-")) and _owner(fo, cand) == target:
+            return cand
+    return None
+
+
+def _new_dataset_name(fo: Any, manifest_name: str, manifest_path: str | os.PathLike) -> str:
+    base = dataset_name(manifest_name)
+    if not fo.dataset_exists(base):
+        return base
+    owner = _owner(fo, base)
+    if owner is None or not Path(owner).exists():  # the manifest moved: adopt its old dataset
+        return base
+    return f"{base}-{hashlib.sha1(_resolved(manifest_path).encode()).hexdigest()[:8]}"
+
+
 def load_dataset(name: str, workspace: Workspace | None = None) -> "fo.Dataset":
-    """The App dataset of manifest ``name`` (a manifest name, or the dataset's own name).
+    """The App dataset of manifest ``name`` in ``workspace`` (or an App dataset's own name).
 
     Raises InputError naming the known fercurate datasets when there is none.
     """
     fo = connect()
-    candidates = [name] if name.startswith(DATASET_PREFIX) else [dataset_name(name), name]
-    existing = set(fo.list_datasets())
-    for cand in candidates:
-        if cand in existing:
-            return fo.load_dataset(cand)
-    known = sorted(n[len(DATASET_PREFIX):] for n in existing if n.startswith(DATASET_PREFIX))
-    hint = f"known: {', '.join(known)}" if known else "none yet"
+    ws = workspace or Workspace.current()
+    if name.endswith(".parquet"):
+        manifest_path, mname = Path(name), name_of_manifest(name)
+    else:
+        manifest_path, mname = ws.manifest_path(name), name
+    if manifest_path.exists():
+        found = find_dataset_name(fo, mname, manifest_path)
+        if found:
+            return fo.load_dataset(found)
+    elif fo.dataset_exists(name) and name.startswith(DATASET_PREFIX):
+        return fo.load_dataset(name)
+    existing = fo.list_datasets(glob_patt=f"{DATASET_PREFIX}*")
+    known = ", ".join(sorted(existing)) if existing else "none yet"
     raise InputError(
-        f"no App dataset for {name!r} ({hint}); create it with 'fercurate annotate launch MANIFEST'"
+        f"no App dataset for {name!r} in workspace {ws.root} (App datasets: {known}); "
+        "create it with 'fercurate annotate launch MANIFEST'"
     )
 
 
@@ -123,7 +165,8 @@ def ensure_dataset(
 ) -> "fo.Dataset":
     """Create or update the persistent App dataset of a manifest; returns it.
 
-    ``split`` limits which rows are *added* (rows added earlier stay). Idempotent: samples are keyed
+    ``split`` limits which rows are *added* (rows added earlier stay). ``name`` overrides the App
+    dataset's name (default ``fercurate-<manifest name>``, see :func:`find_dataset_name`). Idempotent: samples are keyed
     by ``sample_id``; a re-run adds new rows, refreshes label/split/pose/occlusion/suggestion fields
     and the standard saved views, and leaves App tags (unpulled labels) alone. Raises InputError when
     the manifest's images are missing (naming the first one) and DatabaseError when MongoDB can't start.
@@ -134,7 +177,7 @@ def ensure_dataset(
     chosen = manifest.where_split(*splits) if splits else manifest
     _check_images(chosen)
     fo = connect()
-    ds = _open_or_create(fo, name or dataset_name(manifest.name), manifest)
+    ds = _open_or_create(fo, name, manifest)
     present = set(ds.distinct("sample_id"))
     rows = chosen.table.select(["sample_id", "image_path"]).to_pydict()
     new_idx = [i for i, sid in enumerate(rows["sample_id"]) if sid not in present]
@@ -158,17 +201,16 @@ def _check_images(manifest: Manifest) -> None:
     )
 
 
-def _open_or_create(fo: Any, name: str, manifest: Manifest) -> "fo.Dataset":
-    mpath = str(manifest.path.resolve()) if manifest.path else None
+def _open_or_create(fo: Any, name: str | None, manifest: Manifest) -> "fo.Dataset":
+    mpath = _resolved(manifest.path)
+    if name is None:
+        name = find_dataset_name(fo, manifest.name, mpath) or _new_dataset_name(fo, manifest.name, mpath)
     if fo.dataset_exists(name):
         ds = fo.load_dataset(name)
         info = dict(ds.info.get(INFO_KEY) or {})
         old = info.get("manifest_path")
-        if old and mpath and old != mpath and Path(old).exists():
-            raise InputError(
-                f"App dataset {name!r} belongs to {old}, not {mpath}; pass a different --dataset-name "
-                "or delete the old one with 'fiftyone datasets delete " + name + "'"
-            )
+        if old and old != mpath and Path(old).exists():
+            raise InputError(f"App dataset {name!r} was built from {old}, not {mpath}; choose another name")
     else:
         ds = fo.Dataset(name, persistent=True)
         info = {}
@@ -226,50 +268,60 @@ def set_annotator(ds: "fo.Dataset", annotator: str) -> None:
 # --- fields ------------------------------------------------------------------------------------
 
 
-def refresh_fields(ds: "fo.Dataset", manifest: Manifest, workspace: Workspace) -> None:
-    """Write label, split, pose, occlusion and suggestion fields for every sample in ``ds``.
+REFRESH_PARTS: tuple[str, ...] = ("manifest", "pose", "occlusion", "suggestion")
+
+
+def refresh_fields(
+    ds: "fo.Dataset",
+    manifest: Manifest,
+    workspace: Workspace,
+    parts: Collection[str] = REFRESH_PARTS,
+) -> None:
+    """Write label/split (``manifest``), ``pose``, ``occlusion`` and ``suggestion`` fields of ``ds``.
 
     Values come from the manifest and its layers joined on ``sample_id``; samples not in the
-    manifest keep their fields (and tags) untouched.
+    manifest keep their fields (and tags) untouched. ``pull`` refreshes only ``occlusion``.
     """
     import fiftyone as fo
 
-    ids = ds.values("sample_id")
+    unknown = set(parts) - set(REFRESH_PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)} (known: {REFRESH_PARTS})")
+    ids, keys_db = ds.values(["sample_id", "id"])
     if not ids:
         return
-    frame = pd.DataFrame({"sample_id": ids})
+    frame = pd.DataFrame({"sample_id": ids, "_id": keys_db})
     base = manifest.table.select(["sample_id", "split", "source_split", "label"]).to_pandas()
     for col in ("split", "label"):
         base[col] = base[col].astype(object)
     frame = frame.merge(base, on="sample_id", how="left")
     frame = frame[frame["split"].notna()]  # not in this manifest: leave alone
-    pose = _pose_frame(manifest)
-    has_pose = pose is not None
-    if has_pose:
-        frame = frame.merge(pose, on="sample_id", how="left")
-    frame = frame.merge(_occlusion_frame(manifest, workspace), on="sample_id", how="left")
-    frame = frame.merge(_suggestion_frame(manifest, workspace), on="sample_id", how="left")
-
-    keys = frame["sample_id"].tolist()
+    keys = frame["_id"].tolist()
 
     def put(field: str, values: Iterable[Any]) -> None:
-        ds.set_values(field, dict(zip(keys, values)), key_field="sample_id")
+        ds.set_values(field, dict(zip(keys, values)), key_field="id")
 
-    labels = [fo.Classification(label=v) if isinstance(v, str) else None for v in frame["label"]]
-    put("label", labels)
-    put("split", _clean(frame["split"]))
-    put("source_split", _clean(frame["source_split"]))
-    if has_pose:
+    if "manifest" in parts:
+        put("label", [fo.Classification(label=v) if isinstance(v, str) else None for v in frame["label"]])
+        put("split", _clean(frame["split"]))
+        put("source_split", _clean(frame["source_split"]))
+    pose = _pose_frame(manifest) if "pose" in parts else None
+    if pose is not None:
+        got = frame[["sample_id"]].merge(pose, on="sample_id", how="left")
         declare_fields(ds, POSE_FIELDS)
         for col in POSE_FIELDS:
-            put(col, _clean(frame[col]))
-    put("occlusion", _lists(frame["occlusion"]))
-    put("occlusion_source", _clean(frame["occlusion_source"]))
-    put("occlusion_annotator", _clean(frame["occlusion_annotator"]))
-    put("occlusion_annotators", _lists(frame["occlusion_annotators"]))
-    put("occlusion_conflict", [bool(v) if isinstance(v, (bool, np.bool_)) else False for v in frame["occlusion_conflict"]])
-    put("occ_score", _clean(frame["occ_score"]))
-    put("occ_suggested", _lists(frame["occ_suggested"]))
+            put(col, _clean(got[col]))
+    if "occlusion" in parts:
+        got = frame[["sample_id"]].merge(_occlusion_frame(manifest, workspace), on="sample_id", how="left")
+        put("occlusion", _lists(got["occlusion"]))
+        put("occlusion_source", _clean(got["occlusion_source"]))
+        put("occlusion_annotator", _clean(got["occlusion_annotator"]))
+        put("occlusion_annotators", _lists(got["occlusion_annotators"]))
+        put("occlusion_conflict", [v is True or v is np.True_ for v in got["occlusion_conflict"]])
+        put("occ_suggested", _lists(got["occ_suggested"]))
+    if "suggestion" in parts:
+        got = frame[["sample_id"]].merge(_suggestion_frame(manifest, workspace), on="sample_id", how="left")
+        put("occ_score", _clean(got["occ_score"]))
 
 
 def _clean(values: Any) -> list[Any]:
@@ -317,7 +369,7 @@ def _occlusion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
     if events.num_rows == 0:
         return pd.DataFrame(columns=cols)
     source = events.column("source")
-    labels = current_labels(events.filter(pc.not_equal(source, "suggestion")))
+    labels = current_labels(label_events(events))
     suggestions = current_labels(events.filter(pc.equal(source, "suggestion")))
     humans = events.filter(pc.equal(source, "human")).select(["sample_id", "annotator"]).to_pandas()
     by_sample = humans.groupby("sample_id")["annotator"].agg(lambda s: sorted(set(s)))

@@ -1,0 +1,152 @@
+"""Launching the FiftyOne App on a manifest's dataset, with the packaged labelling plugin installed.
+
+FiftyOne loads plugins from ``FIFTYONE_PLUGINS_DIR`` (``fo.config.plugins_dir``) when its server
+starts, so :func:`install_plugin` links the plugin shipped inside this package there first.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fercurate.annotate.database import connect
+from fercurate.annotate.dataset import (
+    STANDARD_VIEWS,
+    VIEW_BY_SUGGESTION,
+    ensure_dataset,
+    set_annotator,
+)
+from fercurate.errors import FercurateError, InputError
+from fercurate.workspace import Workspace
+
+if TYPE_CHECKING:
+    import fiftyone as fo
+
+PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin"
+PLUGIN_DIR_NAME = "fercurate-occlusion"
+PLUGIN_NAME = "@fercurate/occlusion"
+
+
+def default_annotator() -> str:
+    """``$FERCURATE_ANNOTATOR``, else the login name."""
+    name = os.environ.get("FERCURATE_ANNOTATOR") or os.environ.get("USER") or os.environ.get("USERNAME")
+    if not name:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):
+            name = ""
+    return name
+
+
+def plugins_dir() -> Path:
+    """Where FiftyOne looks for plugins (``FIFTYONE_PLUGINS_DIR`` or its configured default)."""
+    import fiftyone as fo
+
+    configured = fo.config.plugins_dir or os.environ.get("FIFTYONE_PLUGINS_DIR")
+    return Path(configured or Path.home() / "fiftyone" / "__plugins__").expanduser()
+
+
+def install_plugin(target_dir: str | os.PathLike | None = None) -> Path:
+    """Link (or, where links are impossible, copy) the packaged plugin into the plugins folder.
+
+    Idempotent; an older copy or a link to another checkout is replaced. Returns the installed path.
+    """
+    base = Path(target_dir) if target_dir else plugins_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    dest = base / PLUGIN_DIR_NAME
+    if dest.is_symlink() and dest.resolve() == PLUGIN_SOURCE:
+        return dest
+    if dest.is_symlink() or dest.is_file():
+        dest.unlink()
+    elif dest.exists():
+        shutil.rmtree(dest)
+    try:
+        dest.symlink_to(PLUGIN_SOURCE, target_is_directory=True)
+    except OSError:
+        shutil.copytree(PLUGIN_SOURCE, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Launched:
+    """A running App session and what it shows."""
+
+    session: Any
+    dataset: Any
+    url: str
+    view_name: str | None
+    annotator: str
+
+    def close(self) -> None:
+        """Stop the App server (``session.close()``; a SIGTERM would leave it running)."""
+        self.session.close()
+
+
+def launch(
+    manifest: str | os.PathLike,
+    *,
+    split: str | None = None,
+    annotator: str | None = None,
+    port: int | None = None,
+    address: str = "localhost",
+    root: str | os.PathLike | None = None,
+    workspace: Workspace | None = None,
+) -> Launched:
+    """Sync the manifest's App dataset, install the plugin and start the App (remote mode).
+
+    Opens the unlabelled queue sorted by suggestion (within ``split``) when it is not empty, else
+    the whole split. The annotator (default: ``$USER``) is stored in the dataset for the plugin.
+    """
+    who = (annotator or default_annotator()).strip()
+    if not who:
+        raise InputError("no annotator name: pass --annotator NAME")
+    ws = workspace or Workspace.current()
+    ds = ensure_dataset(ws.resolve_manifest(manifest), split=split, workspace=ws, root=root)
+    set_annotator(ds, who)
+    install_plugin()
+    fo = connect()
+    view, view_name = _start_view(ds, split)
+    port = port or free_port()
+    try:
+        session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
+    except Exception as exc:  # noqa: BLE001 - report any server start failure as one line
+        raise FercurateError(f"the FiftyOne App could not start on {address}:{port} ({exc})") from exc
+    return Launched(session, ds, f"http://{address}:{port}/", view_name, who)
+
+
+def _start_view(ds: "fo.Dataset", split: str | None) -> tuple["fo.DatasetView", str | None]:
+    from fiftyone import ViewField as F
+
+    queue = ds.load_saved_view(VIEW_BY_SUGGESTION)
+    base = ds.view()
+    if split:
+        queue = queue.match(F("split") == split)
+        base = base.match(F("split") == split)
+    if queue.limit(1).count():
+        return queue, VIEW_BY_SUGGESTION if not split else f"{VIEW_BY_SUGGESTION} (split {split})"
+    return base, None
+
+
+__all__ = [
+    "PLUGIN_NAME",
+    "PLUGIN_SOURCE",
+    "STANDARD_VIEWS",
+    "Launched",
+    "default_annotator",
+    "free_port",
+    "install_plugin",
+    "launch",
+    "plugins_dir",
+]

@@ -1,0 +1,106 @@
+"""``fercurate annotate launch|pull|status|suggest``: occlusion labelling in the FiftyOne App."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from fercurate.cli import new_app, options
+from fercurate.errors import RejectsError
+from fercurate.workspace import Workspace
+
+annotate_app = new_app(
+    "Label occlusion in the FiftyOne App and collect the labels (annotations/<name>.occlusion.parquet).\n\n"
+    "Example: [bold]fercurate annotate launch manifests/ferplus.parquet --split test[/bold]"
+)
+
+
+@annotate_app.command("launch")
+def launch(
+    manifest: str = typer.Argument(..., help="Manifest path or name."),
+    split: str = typer.Option(None, "--split", "-s", help="Only add this split's samples (and open it)."),
+    annotator: str = typer.Option(None, "--annotator", "-a", help="Your name, recorded with every label (default: $USER)."),
+    port: int = typer.Option(None, "--port", "-p", help="App port (default: a free port)."),
+    address: str = typer.Option("localhost", "--address", help="Address to serve the App on (0.0.0.0 for other machines)."),
+    root: Path = typer.Option(None, "--root", help="Dataset folder, if the images moved since ingest."),
+    pull_on_exit: bool = typer.Option(True, "--pull/--no-pull", help="Pull the labels when you stop the App (Ctrl-C)."),
+    workspace: Path = options.Workspace,
+) -> None:
+    """Sync the manifest into a persistent FiftyOne dataset and open the labelling App (prints the URL).
+
+    Label with the "Occlusion labelling" panel (+ next to the Samples tab), the grid's "Label
+    occlusion" button, the operator browser (backtick key, then e.g. "mask"), or tags occ:<type>.
+    Press Ctrl-C to stop; the labels are pulled then (unless --no-pull).
+
+    Example: fercurate annotate launch manifests/ferplus.parquet --split test --annotator alice
+    """
+    from fercurate.annotate.app import launch as launch_app
+    from fercurate.annotate.dataset import STANDARD_VIEWS
+    from fercurate.annotate.pull import pull
+
+    ws = Workspace.current(workspace)
+    launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root, workspace=ws)
+    ds = launched.dataset
+    typer.echo(f"App: {launched.url}   dataset: {ds.name} ({len(ds):,} samples)   annotator: {launched.annotator}")
+    typer.echo(f"opened: {launched.view_name or 'all samples'}; saved views: {', '.join(STANDARD_VIEWS)}")
+    typer.echo("label with the 'Occlusion labelling' panel (+ beside the Samples tab); Ctrl-C to stop")
+    try:
+        launched.session.wait(-1)
+    except KeyboardInterrupt:
+        typer.echo("stopping the App ...")
+    finally:
+        launched.close()
+    if pull_on_exit:
+        _report_pull(pull(ds.name, workspace=ws))
+
+
+@annotate_app.command("pull")
+def pull_cmd(
+    name: str = typer.Argument(..., help="Manifest name (e.g. ferplus) or App dataset name."),
+    annotator: str = typer.Option(
+        None, "--annotator", "-a", help="Who set tags by hand in the App (default: the name given at launch)."
+    ),
+    workspace: Path = options.Workspace,
+) -> None:
+    """Merge the App's occlusion labels into annotations/<name>.occlusion.parquet (append-only history).
+
+    Tags outside the vocabulary are listed and not taken (exit code 3); conflicts between
+    annotators are kept and reported.
+
+    Example: fercurate annotate pull ferplus
+    """
+    from fercurate.annotate.pull import pull
+
+    _report_pull(pull(name, workspace=Workspace.current(workspace), annotator=annotator))
+
+
+def _report_pull(result) -> None:  # noqa: ANN001 - PullResult, imported lazily
+    typer.echo(result.summary())
+    for problem in result.problems:
+        typer.secho(f"error: {problem.line()}", err=True, fg="red")
+    if result.problems:
+        raise RejectsError(f"{len(result.problems)} label(s) or tag(s) were not taken (listed above)")
+
+
+@annotate_app.command("status")
+def status_cmd(
+    name: str = typer.Argument(..., help="Manifest name or path."),
+    split: str = typer.Option(None, "--split", "-s", help="Only this split."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    app: bool = typer.Option(True, "--app/--no-app", help="Also count labels in the App not pulled yet (starts MongoDB)."),
+    workspace: Path = options.Workspace,
+) -> None:
+    """Labelled / remaining / per type / per annotator, conflicts and agreement (Cohen's kappa).
+
+    Example: fercurate annotate status ferplus --split test
+    """
+    from fercurate.annotate.status import status
+
+    report = status(name, split=split, workspace=Workspace.current(workspace), app=app)
+    typer.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(annotate_app, name="annotate")

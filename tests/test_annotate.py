@@ -1,0 +1,329 @@
+"""Occlusion labelling: the App dataset, the plugin's labelling actions, pull, status and agreement.
+
+Everything runs on FiftyOne's real bundled MongoDB (private folder from conftest) with real PNGs
+written by OpenCV; the browser half lives in test_annotate_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.errors import InputError
+from fercurate.layers import write_layer
+from fercurate.manifest import build_table, write_manifest
+from fercurate.workspace import Workspace, layer_path
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def make_toy_manifest(ws: Path, name: str | None = None, n: int = 8) -> Path:
+    """A FERPlus-like manifest of ``n`` real 48x48 PNG faces (smooth gradients + noise), splits test/train."""
+    name = name or f"toy{uuid.uuid4().hex[:8]}"
+    root = ws / f"data-{name}"
+    rng = np.random.default_rng(7)
+    ids, paths, splits, labels = [], [], [], []
+    for i in range(n):
+        split = "train" if i % 4 == 0 else "test"
+        rel = f"{split}/fer{i:07d}.png"
+        (root / split).mkdir(parents=True, exist_ok=True)
+        yy, xx = np.mgrid[0:48, 0:48]
+        img = ((xx * 3 + yy * 2 + rng.integers(0, 40, (48, 48))) % 256).astype(np.uint8)
+        assert cv2.imwrite(str(root / rel), img)
+        ids.append(f"ferplus/{rel}")
+        paths.append(rel)
+        splits.append(split)
+        labels.append(["neutral", "happy", "sad", "surprise"][i % 4])
+    table = build_table({"sample_id": ids, "dataset": ["ferplus"] * n, "split": splits, "image_path": paths,
+                         "label": labels, "label_id": [0] * n})
+    path = ws / "manifests" / f"{name}.parquet"
+    write_manifest(table, path, dataset="ferplus", root=root)
+    return path
+
+
+@pytest.fixture
+def toy(workspace: Path) -> Path:
+    return make_toy_manifest(workspace)
+
+
+def _ids(manifest: Path) -> list[str]:
+    return pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
+
+
+def test_ensure_dataset_is_idempotent_and_carries_label_split_pose_occlusion(toy: Path, workspace: Path) -> None:
+    from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset, unlabelled_view
+
+    ids = _ids(toy)
+    pose = pa.table({"sample_id": ids, "yaw": pa.array([10.0, -50.0] * 4, pa.float32()),
+                     "pitch": pa.array([5.0] * 8, pa.float32()), "roll": pa.array([0.0] * 8, pa.float32()),
+                     "method": ["mediapipe"] * 8, "confidence": pa.array([0.9] * 8, pa.float32()),
+                     "failure": [None] * 7 + ["no face"]})
+    write_layer(pose, layer_path(toy, "pose"), layer="pose", manifest=toy.stem)
+    ann = Workspace.current().annotation_path(toy.stem)
+    append_events(ann, [make_event(ids[1], ["glasses|mask"], annotator="ran-authors", source="official",
+                                   labelled_at=T0, source_code="3")])
+
+    ds = ensure_dataset(toy, split="test")
+    assert len(ds) == 6 and set(ds.distinct("split")) == {"test"}
+    ds = ensure_dataset(toy)  # all splits now; re-running never duplicates
+    ds = ensure_dataset(toy)
+    assert len(ds) == 8 and len(set(ds.values("sample_id"))) == 8
+    s = ds.match({"sample_id": ids[1]}).first()
+    row = pq.read_table(toy).to_pandas().set_index("sample_id").loc[ids[1]]
+    assert s.label.label == row["label"] and s.split == row["split"] == "test"
+    assert s.yaw == pytest.approx(-50.0) and s.pose_max == pytest.approx(50.0)
+    assert s.occlusion == ["glasses|mask"] and s.occlusion_source == "official"
+    assert ds.match({"sample_id": ids[7]}).first().pose_failure == "no face"
+    assert set(STANDARD_VIEWS) <= set(ds.list_saved_views())
+    assert ds.load_saved_view("occlusion-official-to-review").values("sample_id") == [ids[1]]
+    assert unlabelled_view(ds).count() == 8  # an official label still awaits a person
+
+
+def test_add_saved_view_selects_ids_in_order_and_rejects_unknown(toy: Path) -> None:
+    from fercurate.annotate.dataset import add_saved_view, ensure_dataset
+
+    ds = ensure_dataset(toy)
+    ids = _ids(toy)
+    add_saved_view(ds, "quality-flagged", [ids[5], ids[2]], description="test")
+    assert ds.load_saved_view("quality-flagged").values("sample_id") == [ids[5], ids[2]]
+    add_saved_view(ds, "quality-flagged", [ids[3]])  # re-running refreshes the view
+    assert ds.load_saved_view("quality-flagged").values("sample_id") == [ids[3]]
+    with pytest.raises(InputError, match="not in App dataset"):
+        add_saved_view(ds, "bad", ["ferplus/nope.png"])
+
+
+def test_missing_images_are_a_clear_error_naming_the_file(toy: Path) -> None:
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.manifest import read_manifest
+
+    m = read_manifest(toy)
+    rel = m.table.column("image_path")[3].as_py()
+    (m.root / rel).unlink()
+    with pytest.raises(InputError, match=rf"1 of 8 images are missing .*row 3 .*{rel}"):
+        ensure_dataset(toy)
+
+
+def test_pull_collects_plugin_and_hand_tags_with_annotator_and_is_idempotent(toy: Path, workspace: Path) -> None:
+    from fercurate.annotate import labelling
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.pull import pull
+
+    ds = ensure_dataset(toy)
+    set_annotator(ds, "alice")
+    ids = _ids(toy)
+    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    # the plugin's buttons: mask then glasses on two samples (multi-label), none on a third
+    labelling.add_type(ds, [by_sid[ids[1]], by_sid[ids[2]]], "mask", "alice")
+    labelling.add_type(ds, [by_sid[ids[1]]], "glasses", "alice")
+    labelling.add_type(ds, [by_sid[ids[3]]], "none", "alice")
+    # a tag typed in the App's own tag menu (no plugin): attributed to the launch annotator
+    ds.select(by_sid[ids[5]]).tag_samples(["occ:upper", "reviewed"])
+
+    ann = Workspace.current().annotation_path(toy.stem)
+    earlier = make_event(ids[6], ["bottom"], annotator="carol", source="human", labelled_at=T0)
+    append_events(ann, [earlier])
+    before = read_events(ann)
+
+    result = pull(toy.stem)
+    assert result.added == 4 and not result.problems
+    events = read_events(ann)
+    assert events.slice(0, before.num_rows).equals(before)  # earlier rows untouched
+    labels = current_labels(events).set_index("sample_id")
+    assert labels.loc[ids[1], "types"] == ["glasses", "mask"] and labels.loc[ids[1], "annotator"] == "alice"
+    assert labels.loc[ids[3], "types"] == ["none"]
+    assert labels.loc[ids[5], "types"] == ["upper"] and labels.loc[ids[5], "annotator"] == "alice"
+    assert labels.loc[ids[6], "types"] == ["bottom"]  # carol's earlier label survives
+    assert set(events.column("source").to_pylist()) == {"human"}
+
+    again = pull(toy.stem)  # nothing changed in the App: nothing appended
+    assert again.added == 0 and read_events(ann).num_rows == events.num_rows
+    # pulled labels show in the App as current labels
+    assert ds.match({"sample_id": ids[1]}).first().occlusion == ["glasses", "mask"]
+
+
+def test_pull_reports_tags_outside_the_vocabulary_and_keeps_the_rest(toy: Path) -> None:
+    from fercurate.annotate import labelling
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.pull import pull
+
+    ds = ensure_dataset(toy)
+    set_annotator(ds, "alice")
+    ids = _ids(toy)
+    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    ds.select(by_sid[ids[1]]).tag_samples("occ:scarf")
+    ds.select(by_sid[ids[2]]).tag_samples(["occ:none", "occ:mask"])
+    ds.select(by_sid[ids[4]]).tag_samples("mask")
+    labelling.add_type(ds, [by_sid[ids[3]]], "left_right", "alice")
+
+    result = pull(toy.stem)
+    messages = [p.line() for p in result.problems]
+    assert any(ids[1] in m and "'occ:scarf' is not in the vocabulary" in m for m in messages)
+    assert any(ids[2] in m and "cannot be combined" in m for m in messages)
+    assert any("'mask' on 1 sample(s)" in m and "did you mean occ:mask" in m for m in messages)
+    labels = current_labels(read_events(Workspace.current().annotation_path(toy.stem)))
+    assert labels["sample_id"].tolist() == [ids[3]]  # only the valid label was taken
+    # once fixed in the App, the next pull takes it
+    ds.select(by_sid[ids[1]]).untag_samples("occ:scarf")
+    ds.select(by_sid[ids[1]]).tag_samples("occ:bottom")
+    assert pull(toy.stem).added == 1
+
+
+def test_two_annotators_conflict_is_kept_reported_and_measured(toy: Path, workspace: Path) -> None:
+    from fercurate.annotate import labelling
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.pull import pull
+    from fercurate.annotate.status import status
+
+    ds = ensure_dataset(toy)
+    ids = _ids(toy)
+    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    set_annotator(ds, "alice")
+    labelling.set_types(ds, [by_sid[i] for i in ids[:4]], ["mask"], "alice")
+    labelling.set_types(ds, [by_sid[i] for i in ids[4:]], ["none"], "alice")
+    assert pull(toy.stem).added == 8
+    set_annotator(ds, "bob")  # bob re-labels the same faces; disagrees on one
+    labelling.set_types(ds, [by_sid[i] for i in ids[:3]], ["mask"], "bob")
+    labelling.set_types(ds, [by_sid[ids[3]]], ["none"], "bob")
+    labelling.set_types(ds, [by_sid[i] for i in ids[4:]], ["none"], "bob")
+    # bob's identical labels are new events too (his own word), except none are lost
+    result = pull(toy.stem)
+    assert result.added == 8
+    assert result.conflicts["sample_id"].tolist() == [ids[3]]
+    assert result.conflicts.iloc[0]["labels"] == {"alice": "mask", "bob": "none"}
+
+    report = status(toy.stem, app=True)
+    assert report.total == 8 and report.human == 8 and report.unlabelled == 0
+    assert report.n_conflicts == 1 and report.pending_in_app == 0
+    (pair,) = report.agreement
+    assert (pair.a, pair.b, pair.shared) == ("alice", "bob", 8)
+    # 7/8 agree; categories {mask, none}: alice 4/4, bob 3/5 -> pe = .5*.375 + .5*.625 = .5
+    assert pair.agreement == pytest.approx(7 / 8)
+    assert pair.exact_kappa == pytest.approx((7 / 8 - 0.5) / 0.5)
+    assert pair.type_kappa["mask"] == pytest.approx(0.75)
+    text = report.render()
+    assert "alice vs bob: shared 8" in text and "conflicts: 1" in text
+    labels = current_labels(read_events(Workspace.current().annotation_path(toy.stem))).set_index("sample_id")
+    assert bool(labels.loc[ids[3], "conflict"]) is True
+
+
+def test_cohen_kappa_matches_the_textbook_formula_and_unresolved_values_are_excluded() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    from fercurate.annotate.agreement import cohen_kappa, pairwise_agreement
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, 200)
+    b = np.where(rng.random(200) < 0.7, a, rng.integers(0, 4, 200))
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b))
+    assert np.isnan(cohen_kappa(["x", "x"], ["x", "x"]))  # undefined, not 1
+
+    ev = [make_event("s1", ["glasses|mask"], annotator="ran-authors", source="official", labelled_at=T0),
+          make_event("s1", ["glasses"], annotator="ann", source="human", labelled_at=T0),
+          make_event("s2", ["bottom"], annotator="ran-authors", source="official", labelled_at=T0),
+          make_event("s2", ["bottom"], annotator="ann", source="human", labelled_at=T0)]
+    (pair,) = pairwise_agreement(pa.Table.from_pylist(ev, schema=read_events("/nonexistent").schema))
+    assert pair.shared == 2 and pair.type_n["glasses"] == 1 and pair.type_n["bottom"] == 2
+
+
+def test_human_label_supersedes_official_and_occlusion_subsets_ignore_suggestions(toy: Path) -> None:
+    from fercurate.annotate import labelling
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.pull import pull
+    from fercurate.subsets import build, subset_ids
+
+    ids = _ids(toy)
+    ann = Workspace.current().annotation_path(toy.stem)
+    append_events(ann, [
+        make_event(ids[0], ["glasses|mask"], annotator="ran-authors", source="official", labelled_at=T0),
+        make_event(ids[1], ["upper"], annotator="ran-authors", source="official", labelled_at=T0),
+        make_event(ids[2], ["mask"], annotator="fercurate-suggest", source="suggestion", labelled_at=T0),
+    ])
+    ds = ensure_dataset(toy)
+    set_annotator(ds, "alice")
+    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    assert ds.match({"sample_id": ids[2]}).first().occ_suggested == ["mask"]
+    labelling.add_type(ds, [by_sid[ids[0]]], "glasses", "alice")  # resolves glasses|mask
+    assert labelling.accept_prefilled(ds, [by_sid[ids[1]]], "alice", source="official") == 1
+    assert labelling.accept_prefilled(ds, [by_sid[ids[0]]], "alice", source="official") == 0  # unresolved: left
+    pull(toy.stem)
+    events = read_events(ann)
+    assert events.num_rows == 5  # history keeps the official rows
+    labels = current_labels(events.filter(pa.compute.not_equal(events.column("source"), "suggestion")))
+    labels = labels.set_index("sample_id")
+    assert labels.loc[ids[0], ("types")] == ["glasses"] and labels.loc[ids[0], "source"] == "human"
+    built = {s.name: s for s in build(toy, occlusion=True)}
+    assert subset_ids(built["occlusion"]) == {ids[0], ids[1]}  # the suggestion is not a label
+    assert subset_ids(built["occlusion-glasses"]) == {ids[0]}
+
+
+def test_pull_of_unknown_dataset_and_status_of_unknown_manifest_are_clear(workspace: Path) -> None:
+    from fercurate.annotate.pull import pull
+    from fercurate.annotate.status import status
+
+    with pytest.raises(InputError, match="no App dataset for 'nosuch'"):
+        pull("nosuch")
+    with pytest.raises(InputError, match="no manifest named 'nosuch'"):
+        status("nosuch", app=False)
+
+
+def test_plugin_registers_its_operators_and_panel(tmp_path: Path) -> None:
+    from fiftyone.operators.registry import list_operators
+
+    from fercurate.annotate.app import PLUGIN_NAME, install_plugin
+
+    dest = install_plugin()
+    assert (dest / "fiftyone.yml").exists() and install_plugin() == dest  # idempotent
+    uris = {op.uri for op in list_operators(builtin=False)}
+    for name in ("occ_mask", "occ_none", "label_occlusion", "accept_suggestion", "occlusion_labeller"):
+        assert f"{PLUGIN_NAME}/{name}" in uris
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run the installed ``fercurate`` console script (as a user would)."""
+    exe = Path(sys.executable).with_name("fercurate")
+    return subprocess.run([str(exe), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_mongodb_not_starting_is_one_clear_line(toy: Path, workspace: Path) -> None:
+    from fercurate.annotate.app import free_port
+
+    # A MongoDB that isn't there (FiftyOne would otherwise attach to the test session's mongod).
+    uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=1500"
+    env = {**os.environ, "FIFTYONE_DATABASE_URI": uri, "FERCURATE_WORKSPACE": str(workspace)}
+    env.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
+    proc = _cli(["annotate", "launch", str(toy), "--annotator", "x"], env, workspace)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: FiftyOne's MongoDB could not start") and "FIFTYONE_DATABASE_URI" in lines[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_pull_exits_3_on_a_bad_tag_and_status_prints(toy: Path, workspace: Path) -> None:
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+
+    ds = ensure_dataset(toy)
+    set_annotator(ds, "dora")
+    first, second = ds.values("id")[:2]
+    ds.select(first).tag_samples("occ:hat")
+    ds.select(second).tag_samples("occ:mask")
+    env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
+    proc = _cli(["annotate", "pull", toy.stem], env, workspace)
+    assert proc.returncode == 3, proc.stderr
+    assert "1 new label(s) (dora 1)" in proc.stdout
+    assert "'occ:hat' is not in the vocabulary" in proc.stderr
+    proc = _cli(["annotate", "status", toy.stem, "--json"], env, workspace)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["human"] == 1 and data["pending_in_app"] == 1  # the bad tag still waits in the App
