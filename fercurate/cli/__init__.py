@@ -52,6 +52,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "subsets",
     "ran_lists",
     "annotate",
+    "synth",
 )
 
 for _module in COMMAND_MODULES:

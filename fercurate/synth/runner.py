@@ -1,0 +1,667 @@
+"""Generating synthetic variants of a manifest: parallel, deterministic, resumable, with provenance.
+
+``run`` plans every (parent, variant) pair in the main process (style, colour, seed and output path
+all follow from the run's seed and the parent's sample_id), then workers on all cores decode the
+parents, find landmarks (batched per chunk), draw, and write each image atomically (temp file +
+rename). The result is:
+
+* ``manifests/<name>.parquet``: schema-v1 rows pointing back at their parent (``derived_from``,
+  ``variant``, ``seed``, the parent's labels/split/bbox, the new image's own path/size/sha256);
+* ``manifests/<name>.synth.parquet``: a layer with how each variant was made (landmark method and
+  confidence, why earlier methods failed, template view, coverage figures);
+* ``manifests/<name>.rejects.parquet``: parents that produced no image, each with a reason;
+* ``annotations/<name>.occlusion.parquet``: one ``synthetic`` occlusion event per variant, so
+  ``fercurate subsets build <name> --occlusion`` and evaluation see the occlusion.
+
+Finished chunks are journalled under ``<out>/.fercurate-synth/<name>/``; ``resume=True`` reuses
+every image already written that still decodes and whose provenance is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fercurate.annotations import append_events, make_event, read_events
+from fercurate.atomic import atomic_path
+from fercurate.errors import InputError
+from fercurate.layers import write_layer
+from fercurate.manifest import Manifest, build_table, read_manifest, rejects_path, write_manifest, write_rejects
+from fercurate.parallel import map_chunks, resolve_workers
+from fercurate.schema import REJECTS_SCHEMA
+from fercurate.synth import geometry as G
+from fercurate.synth import masks as M
+from fercurate.synth import occluders as O
+from fercurate.synth import placement as P
+from fercurate.synth.seeds import rng, sample_seed
+from fercurate.synth.templates import TemplateSet, read_template_config
+from fercurate.workspace import Workspace, layer_path
+
+KINDS: tuple[str, ...] = ("mask", "occlude")
+ANNOTATOR = "fercurate-synth"
+SUFFIX = {"mask": "masked", "occlude": "occluded"}
+JOURNAL_DIR = ".fercurate-synth"
+LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
+
+SYNTH_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("derived_from", pa.string(), nullable=False),
+        pa.field("image_path", pa.string()),
+        pa.field("variant", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("occlusion_type", pa.string()),
+        pa.field("seed", pa.int64()),
+        pa.field("view", pa.string()),  # template view, or the procedural variant
+        pa.field("landmark_method", pa.string()),  # mediapipe / dlib / prior
+        pa.field("landmark_confidence", pa.float32()),
+        pa.field("landmark_notes", pa.string()),  # why earlier methods were not used
+        pa.field("lower_face_covered", pa.bool_()),  # mask: nose tip, mouth, chin under the mask
+        pa.field("eyes_free", pa.bool_()),  # mask: no eye landmark under the mask
+        pa.field("cover_fraction", pa.float32()),  # mask: share of those landmarks covered
+        pa.field("face_covered", pa.float32()),  # share of the face region hidden
+        pa.field("color_mode", pa.string()),  # single (1 channel) / replicated (gray in 3) / colour
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("sha256", pa.string()),
+        pa.field("failure", pa.string()),
+        pa.field("parent_row", pa.int64()),  # 1-based row of the parent in its manifest
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to generate. ``styles``: mask styles (built-in or template names) or occluder types."""
+
+    kind: str
+    styles: tuple[str, ...]
+    colours: tuple[str, ...] = ()
+    textures: tuple[str, ...] = ()
+    shapes: tuple[str, ...] = ()
+    size: float | None = None
+    per_image: int = 1
+    each: bool = False
+    seed: int = 0
+    templates: str | None = None
+    methods: tuple[str, ...] = P.DEFAULT_METHODS
+    fallback: bool = True
+
+    def describe(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One image to make: small and picklable (workers resolve templates themselves)."""
+
+    parent_row: int  # 0-based in the parent manifest
+    dataset: str
+    parent_id: str
+    src: str
+    rel: str
+    bbox: tuple[float, float, float, float] | None
+    seed: int
+    spec: Any  # MaskSpec (without template images) or OccluderSpec
+    reuse: dict[str, Any] | None = None
+
+    @property
+    def sample_id(self) -> str:
+        return f"{self.dataset}/{self.rel}"
+
+
+@dataclass
+class SynthResult:
+    """What a run produced, for the CLI summary and tests."""
+
+    manifest_path: Path
+    layer_path: Path
+    rejects_path: Path
+    events_path: Path
+    out_dir: Path
+    rows: int
+    failed: int
+    reused: int
+    methods: dict[str, int]
+    events_added: int
+    seconds: float
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.rows / self.seconds if self.seconds > 0 else 0.0
+        methods = ", ".join(f"{k} {v:,}" for k, v in sorted(self.methods.items()))
+        lines = [
+            f"{self.rows:,} images -> {self.out_dir}  ({rate:.1f} images/s; landmarks: {methods or 'none'})",
+            f"manifest {self.manifest_path}",
+            f"provenance {self.layer_path}",
+            f"occlusion events {self.events_path} (+{self.events_added:,})",
+        ]
+        if self.reused:
+            lines.append(f"resumed: {self.reused:,} images already written were kept")
+        if self.failed:
+            why = "; ".join(f"{k} {v:,}" for k, v in sorted(self.reasons.items()))
+            lines.append(f"failed: {self.failed:,} ({why}) -> {self.rejects_path}")
+        return "\n".join(lines)
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def _split_list(values: Sequence[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        out.extend(x.strip() for x in str(v).split(",") if x.strip())
+    return tuple(dict.fromkeys(out))
+
+
+def validate(config: SynthConfig) -> tuple[SynthConfig, TemplateSet | None]:
+    """Check names against what exists; returns the config with lists normalised and the templates."""
+    if config.kind not in KINDS:
+        raise InputError(f"unknown synth kind {config.kind!r} (use {', '.join(KINDS)})")
+    styles = _split_list(config.styles)
+    tset = read_template_config(config.templates) if config.templates else None
+    if config.kind == "mask":
+        known = list(M.STYLES) + (tset.styles if tset else [])
+        styles = styles or ((tuple(tset.styles) if tset else ()) or M.STYLES)
+        bad = [s for s in styles if s not in known]
+        if bad:
+            hint = "" if tset else " (user templates need --templates masks.cfg)"
+            raise InputError(f"unknown mask style {bad[0]!r}; known: {', '.join(known)}{hint}")
+        colours = _split_list(config.colours)
+        all_colours = {c for p in M.PALETTES.values() for c in p}
+        bad = [c for c in colours if c not in all_colours]
+        if bad:
+            raise InputError(f"unknown mask colour {bad[0]!r}; known: {', '.join(sorted(all_colours))}")
+        textures = _split_list(config.textures)
+        all_tex = {t for ts in M.TEXTURES.values() for t in ts}
+        bad = [t for t in textures if t not in all_tex]
+        if bad:
+            raise InputError(f"unknown mask texture {bad[0]!r}; known: {', '.join(sorted(all_tex))}")
+        config = replace(config, styles=styles, colours=colours, textures=textures)
+    else:
+        styles = styles or O.OCCLUDER_TYPES
+        bad = [s for s in styles if s not in O.OCCLUDER_TYPES]
+        if bad:
+            raise InputError(f"unknown occluder type {bad[0]!r}; known: {', '.join(O.OCCLUDER_TYPES)}")
+        shapes = _split_list(config.shapes)
+        all_shapes = {s for ss in O.SHAPES.values() for s in ss}
+        bad = [s for s in shapes if s not in all_shapes]
+        if bad:
+            raise InputError(f"unknown occluder shape {bad[0]!r}; known: {', '.join(sorted(all_shapes))}")
+        colours = _split_list(config.colours)
+        bad = [c for c in colours if c not in O.COLOURS]
+        if bad:
+            raise InputError(f"unknown occluder colour {bad[0]!r}; known: {', '.join(O.COLOURS)}")
+        if config.size is not None and not 0.05 <= config.size <= 1.0:
+            raise InputError(f"--size {config.size}: the covered fraction of the face must be in [0.05, 1]")
+        config = replace(config, styles=styles, shapes=shapes, colours=colours)
+    if config.per_image < 1:
+        raise InputError(f"--per-image {config.per_image}: must be at least 1")
+    for m in config.methods:
+        if m not in P.DEFAULT_METHODS:
+            raise InputError(f"unknown landmark method {m!r} (use {', '.join(P.DEFAULT_METHODS)})")
+    return config, tset
+
+
+def _choose(config: SynthConfig, style: str, seed: int) -> Any:
+    r = rng(seed, 0)
+    if config.kind == "mask":
+        if style not in M.STYLES:
+            return M.MaskSpec(style=style, colour=M.TEMPLATE_COLOUR)
+        return M.choose_spec(style, r, list(config.colours) or None, list(config.textures) or None)
+    return O.choose_spec(style, r, size=config.size, shapes=list(config.shapes) or None, colours=list(config.colours) or None)
+
+
+def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool) -> str:
+    p = PurePosixPath(parent_rel)
+    slug = variant.replace(":", "-").replace("/", "-")
+    tag = f"__{k}" if k is not None else ""
+    suffix = ".png" if lossless else ".jpg"
+    return str(p.with_name(f"{p.stem}__{slug}{tag}{suffix}"))
+
+
+def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task]:
+    """Every image to make, in a fixed order (parent row, then variant index)."""
+    t = manifest.table
+    ids = t.column("sample_id").to_pylist()
+    rels = t.column("image_path").to_pylist()
+    boxes = t.column("bbox").to_pylist()
+    root = manifest.root
+    tasks: list[Task] = []
+    for i in rows.tolist():
+        sid, rel = ids[i], rels[i]
+        box = boxes[i]
+        bbox = None if box is None or box.get("w") is None else (box["x"], box["y"], box["w"], box["h"])
+        lossless = PurePosixPath(rel).suffix.lower() in LOSSLESS
+        if config.each:
+            picks = [(k, s) for k, s in enumerate(config.styles)]
+        else:
+            order = rng(sample_seed(config.seed, sid, config.kind, -1), 1).permutation(len(config.styles))
+            picks = [(k, config.styles[order[k % len(order)]]) for k in range(config.per_image)]
+        for k, style in picks:
+            seed = sample_seed(config.seed, sid, config.kind, k)
+            spec = _choose(config, style, seed)
+            tag = k if (config.per_image > 1 and not config.each) else None
+            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), _out_rel(rel, spec.variant, tag, lossless), bbox, seed, spec))
+    return tasks
+
+
+# --- the worker side -----------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(config: SynthConfig, out_dir: str) -> None:
+    """Per-process set-up: one OpenCV thread per worker, templates loaded once."""
+    cv2.setNumThreads(1)
+    _STATE["config"] = config
+    _STATE["out_dir"] = Path(out_dir)
+    _STATE["templates"] = read_template_config(config.templates) if config.templates else None
+    _STATE["dirs"] = set()
+
+
+def _decode(path: str) -> tuple[np.ndarray, str]:
+    """(BGR uint8 image, colour mode) of a parent image; raises ValueError with a reason."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise ValueError(f"image file missing: {path}") from exc
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
+    if data.size == 0:
+        raise ValueError(f"empty image file: {path}")
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if raw is None:
+        raise ValueError(f"not a decodable image: {path}")
+    if raw.dtype == np.uint16:
+        raw = (raw >> 8).astype(np.uint8)
+    elif raw.dtype != np.uint8:
+        raw = np.clip(raw, 0, 255).astype(np.uint8)
+    if raw.ndim == 2:
+        return cv2.cvtColor(raw, cv2.COLOR_GRAY2BGR), "single"
+    bgr = raw[..., :3] if raw.shape[2] >= 3 else cv2.cvtColor(raw[..., 0], cv2.COLOR_GRAY2BGR)
+    bgr = np.ascontiguousarray(bgr)
+    same = np.array_equal(bgr[..., 0], bgr[..., 1]) and np.array_equal(bgr[..., 1], bgr[..., 2])
+    return bgr, ("replicated" if same else "colour")
+
+
+def _encode(img: np.ndarray, mode: str, rel: str) -> bytes:
+    if mode == "single":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif mode == "replicated":
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rel.endswith(".png"):
+        ok, enc = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    else:
+        ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise ValueError(f"OpenCV could not encode {rel}")
+    return enc.tobytes()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Atomic replace (temp file in the same folder + rename). No per-file fsync: it costs ~10 ms a
+    file here; a torn file after a power cut fails the decode check and ``resume`` remakes it."""
+    folder = path.parent
+    if folder not in _STATE["dirs"]:
+        folder.mkdir(parents=True, exist_ok=True)
+        _STATE["dirs"].add(folder)
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _valid_image(path: Path) -> bool:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return False
+    return data.size > 0 and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
+
+
+def _base_row(task: Task, config: SynthConfig) -> dict[str, Any]:
+    spec = task.spec
+    occ = "mask" if config.kind == "mask" else O.EVENT_TYPE[spec.type]
+    return {
+        "sample_id": task.sample_id,
+        "derived_from": task.parent_id,
+        "image_path": task.rel,
+        "variant": spec.variant,
+        "kind": config.kind,
+        "occlusion_type": occ,
+        "seed": task.seed,
+        "parent_row": task.parent_row + 1,
+    }
+
+
+def _draw(image: np.ndarray, points: np.ndarray, task: Task, config: SynthConfig) -> tuple[M.Placed, dict[str, Any]]:
+    r = rng(task.seed, 2)
+    if config.kind == "mask":
+        spec = task.spec
+        if spec.is_template:
+            tset: TemplateSet = _STATE["templates"]
+            spec = replace(spec, template_views=tuple(tset.views(spec.style)))
+        placed = M.apply_mask(image, points, spec, r)
+        covered, eyes_free, frac = G.coverage(placed.polygon, points)
+        stats = {"lower_face_covered": covered, "eyes_free": eyes_free, "cover_fraction": frac}
+    else:
+        placed = O.apply_occluder(image, points, task.spec, r)
+        stats = {"lower_face_covered": None, "eyes_free": None, "cover_fraction": None}
+    stats["face_covered"] = O.covered_fraction(placed.alpha, points)
+    stats["view"] = placed.view
+    return placed, stats
+
+
+def process_chunk(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """Make the images of one chunk; one row per task (with ``failure`` set when none was made)."""
+    from threadpoolctl import threadpool_limits
+
+    # small linear solves per image: BLAS threads only fight the other workers for the cores
+    with threadpool_limits(limits=1):
+        return _process(tasks)
+
+
+def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    config: SynthConfig = _STATE["config"]
+    out_dir: Path = _STATE["out_dir"]
+    rows: list[dict[str, Any] | None] = [None] * len(tasks)
+    todo: list[int] = []
+    for j, task in enumerate(tasks):
+        if task.reuse is not None and _valid_image(out_dir / task.rel):
+            rows[j] = dict(task.reuse, reused=True)
+        else:
+            todo.append(j)
+    # decode each parent once (variants of one parent are adjacent)
+    decoded: dict[str, tuple[np.ndarray, str] | str] = {}
+    for j in todo:
+        src = tasks[j].src
+        if src not in decoded:
+            try:
+                decoded[src] = _decode(src)
+            except ValueError as exc:
+                decoded[src] = str(exc)
+    parents = [s for s in decoded if not isinstance(decoded[s], str)]
+    first_task = {tasks[j].src: tasks[j] for j in reversed(todo)}
+    located = dict(
+        zip(
+            parents,
+            P.locate_batch(
+                [decoded[s][0] for s in parents],  # type: ignore[index]
+                [first_task[s].bbox for s in parents],
+                methods=config.methods,
+                fallback=config.fallback,
+            ),
+        )
+    )
+    for j in todo:
+        task = tasks[j]
+        row = _base_row(task, config)
+        got = decoded[task.src]
+        if isinstance(got, str):
+            rows[j] = dict(row, failure=got)
+            continue
+        image, mode = got
+        loc = located[task.src]
+        row.update(
+            landmark_method=loc.method or None,
+            landmark_confidence=loc.confidence,
+            landmark_notes="; ".join(loc.notes) or None,
+            color_mode=mode,
+        )
+        if not loc.ok:
+            rows[j] = dict(row, failure=f"no landmarks: {loc.failure}")
+            continue
+        try:
+            placed, stats = _draw(image, loc.points, task, config)
+            data = _encode(placed.image, mode, task.rel)
+            _write(out_dir / task.rel, data)
+        except (ValueError, cv2.error, np.linalg.LinAlgError) as exc:
+            rows[j] = dict(row, failure=f"drawing failed: {exc}")
+            continue
+        h, w = image.shape[:2]
+        row.update(stats, width=w, height=h, sha256=hashlib.sha256(data).hexdigest(), failure=None)
+        rows[j] = row
+    return [r for r in rows if r is not None]
+
+
+# --- the main process ----------------------------------------------------------------------------
+
+
+def _rows_table(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    cols = {name: [r.get(name) for r in rows] for name in SYNTH_SCHEMA.names}
+    return pa.Table.from_pydict(cols, schema=SYNTH_SCHEMA)
+
+
+def _journal(out_dir: Path, name: str) -> Path:
+    return out_dir / JOURNAL_DIR / name
+
+
+def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, dict[str, Any]]:
+    """Provenance rows of images made earlier: the journal of an interrupted run, else the layer."""
+    found: dict[str, dict[str, Any]] = {}
+    sources = []
+    lp = layer_path(manifest_path, "synth")
+    if lp.exists():
+        sources.append(lp)
+    jdir = _journal(out_dir, name)
+    if jdir.exists():
+        sources.extend(sorted(jdir.glob("*.parquet")))
+    for src in sources:
+        try:
+            table = pq.read_table(src)
+        except (pa.ArrowInvalid, OSError):
+            continue
+        if not set(SYNTH_SCHEMA.names) <= set(table.column_names):
+            continue
+        for r in table.select(SYNTH_SCHEMA.names).to_pylist():
+            if r["failure"] is None:
+                found[r["sample_id"]] = r
+    return found
+
+
+def _select_rows(manifest: Manifest, splits: Sequence[str], limit: int | None) -> np.ndarray:
+    n = manifest.table.num_rows
+    keep = np.ones(n, dtype=bool)
+    if splits:
+        manifest.where_split(*splits)  # raises a clear error for unknown splits
+        col = manifest.table.column("split").cast(pa.string()).to_numpy(zero_copy_only=False)
+        keep &= np.isin(col, list(splits))
+    rows = np.flatnonzero(keep)
+    if limit is not None:
+        rows = rows[: max(0, int(limit))]
+    return rows
+
+
+def _assemble(manifest: Manifest, ok: list[dict[str, Any]]) -> pa.Table:
+    t = manifest.table
+    idx = pa.array([r["parent_row"] - 1 for r in ok], type=pa.int64())
+    cols: dict[str, Any] = {
+        c: t.column(c).take(idx)
+        for c in ("dataset", "split", "source_split", "label", "label_id", "source_label", "label_votes",
+                  "valence", "arousal", "bbox", "landmarks")
+    }
+    parent_flags = t.column("flags").take(idx).to_pylist()
+    flags = []
+    for pf, r in zip(parent_flags, ok):
+        extra = ["synthetic"] + (["synth_prior_landmarks"] if r["landmark_method"] == P.PRIOR else [])
+        flags.append(list(dict.fromkeys(list(pf or []) + extra)))
+    cols.update(
+        sample_id=[r["sample_id"] for r in ok],
+        image_path=[r["image_path"] for r in ok],
+        width=[r["width"] for r in ok],
+        height=[r["height"] for r in ok],
+        sha256=[r["sha256"] for r in ok],
+        flags=flags,
+        derived_from=[r["derived_from"] for r in ok],
+        variant=[r["variant"] for r in ok],
+        seed=[r["seed"] for r in ok],
+    )
+    return build_table(cols, num_rows=len(ok))
+
+
+def _events(ok: list[dict[str, Any]], path: Path, name: str) -> int:
+    """Append one synthetic occlusion event per new variant (variants already labelled are skipped)."""
+    existing = read_events(path)
+    have = set()
+    if existing.num_rows:
+        for sid, types, src, ann in zip(
+            existing.column("sample_id").to_pylist(),
+            existing.column("types").to_pylist(),
+            existing.column("source").to_pylist(),
+            existing.column("annotator").to_pylist(),
+        ):
+            if src == "synthetic" and ann == ANNOTATOR:
+                have.add((sid, tuple(types)))
+    now = datetime.now(timezone.utc)
+    events = [
+        make_event(
+            r["sample_id"], [r["occlusion_type"]], annotator=ANNOTATOR, source="synthetic",
+            labelled_at=now, origin=f"synth:{name}", note=r["variant"],
+        )
+        for r in ok
+        if (r["sample_id"], (r["occlusion_type"],)) not in have
+    ]
+    if not events:
+        return 0
+    added, _ = append_events(path, events)
+    return added
+
+
+def _fsync_dirs(paths: set[Path]) -> None:
+    for d in paths:
+        try:
+            fd = os.open(d, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def run(
+    manifest_path: str | os.PathLike,
+    config: SynthConfig,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+    splits: Sequence[str] = (),
+    limit: int | None = None,
+    resume: bool = False,
+    workers: int | None = None,
+    workspace: Workspace | None = None,
+) -> SynthResult:
+    """Generate the variants of ``manifest_path`` described by ``config``; see the module docstring."""
+    start = time.perf_counter()
+    ws = workspace or Workspace.current()
+    config, _ = validate(config)
+    parent = read_manifest(manifest_path)
+    name = name or f"{parent.name}-{SUFFIX[config.kind]}"
+    if name == parent.name:
+        raise InputError(f"--name {name!r} is the parent manifest's own name: pick another")
+    out_manifest = ws.manifest_path(name)
+    out = Path(out_dir).expanduser().resolve() if out_dir else (ws.root / "data" / name).resolve()
+    if out == parent.root.resolve():
+        raise InputError(f"{out}: is the parent dataset's root; write variants to their own folder (--out)")
+    rows = _select_rows(parent, splits, limit)
+    if not len(rows):
+        raise InputError(f"{manifest_path}: no rows to make variants of")
+    tasks = plan(parent, rows, config)
+    if resume:
+        previous = _previous_rows(out, name, out_manifest)
+        fresh = []
+        for t in tasks:
+            prev = previous.get(t.sample_id)
+            if prev and prev["seed"] == t.seed and prev["variant"] == t.spec.variant and prev["derived_from"] == t.parent_id:
+                prev = dict(prev, parent_row=t.parent_row + 1)
+                fresh.append(replace(t, reuse=prev))
+            else:
+                fresh.append(t)
+        tasks = fresh
+    n_workers = resolve_workers(workers)
+    chunk = int(np.clip(len(tasks) // (n_workers * 8) or 1, 4, 128))
+    jdir = _journal(out, name)
+    jdir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    for k, chunk_rows in enumerate(
+        map_chunks(
+            process_chunk, tasks, workers=n_workers, chunk_size=chunk, desc=f"synth {config.kind}",
+            initializer=_init_worker, initargs=(config, str(out)),
+        )
+    ):
+        results.extend(chunk_rows)
+        made = [r for r in chunk_rows if not r.get("reused") and r.get("failure") is None]
+        if made:
+            first = chunk_rows[0]["sample_id"]
+            tag = hashlib.sha1(first.encode()).hexdigest()[:12]
+            with atomic_path(jdir / f"{k:06d}-{tag}.parquet", suffix=".parquet.tmp") as tmp:
+                pq.write_table(_rows_table(made), tmp)
+
+    ok = [r for r in results if r.get("failure") is None]
+    bad = [r for r in results if r.get("failure") is not None]
+    reused = sum(1 for r in results if r.get("reused"))
+    src_name = str(Path(manifest_path))
+    rejects = [
+        {
+            "dataset": parent.dataset, "source_file": src_name, "row": r["parent_row"],
+            "image_path": parent.table.column("image_path")[r["parent_row"] - 1].as_py(),
+            "reason": r["failure"], "raw": f"{r['derived_from']} -> {r['variant']}",
+        }
+        for r in bad
+    ]
+    rej_path = rejects_path(out_manifest)
+    write_rejects(pa.Table.from_pylist(rejects, schema=REJECTS_SCHEMA), rej_path)
+    if not ok:
+        first = rejects[0]["reason"] if rejects else "nothing planned"
+        raise InputError(f"{manifest_path}: no variant could be made; first failure: {first} (all in {rej_path})")
+    _fsync_dirs({(out / r["image_path"]).parent for r in ok})
+    table = _assemble(parent, ok)
+    source = {
+        "synth": config.describe(),
+        "parent": {"name": parent.name, "path": str(Path(manifest_path).resolve()), "root": str(parent.root)},
+        "splits": list(splits),
+        "limit": limit,
+        "rows": len(ok),
+        "failed": len(bad),
+    }
+    write_manifest(table, out_manifest, name=name, dataset=parent.dataset, root=out, source=source)
+    layer = _rows_table(sorted(results, key=lambda r: r["sample_id"]))
+    lpath = write_layer(layer, layer_path(out_manifest, "synth"), layer="synth", manifest=name, provenance=source)
+    events_path = ws.annotation_path(name)
+    added = _events(ok, events_path, name)
+    shutil.rmtree(jdir, ignore_errors=True)
+    try:
+        jdir.parent.rmdir()
+    except OSError:
+        pass
+    methods: dict[str, int] = {}
+    for r in ok:
+        methods[r["landmark_method"]] = methods.get(r["landmark_method"], 0) + 1
+    reasons: dict[str, int] = {}
+    for r in bad:
+        key = r["failure"].split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    return SynthResult(
+        manifest_path=out_manifest, layer_path=lpath, rejects_path=rej_path, events_path=events_path,
+        out_dir=out, rows=len(ok), failed=len(bad), reused=reused, methods=methods, events_added=added,
+        seconds=time.perf_counter() - start, reasons=reasons,
+    )
