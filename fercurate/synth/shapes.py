@@ -1,13 +1,19 @@
 """The 68-point face shape (dlib / iBUG order): index groups, mirroring, mean shapes and priors.
 
 Everything in ``fercurate.synth`` works on 68 points. Two reference shapes ship with the package in
-``data/face_shapes.json`` (fitted on real faces by :func:`fit_shapes`, see ``python -m
+``face_shapes.json`` (fitted on real faces by :func:`fit_shapes`, see ``python -m
 fercurate.synth.shapes --help``):
 
 * ``mean``: the Procrustes mean frontal face (eye centres at (-0.5, 0) and (0.5, 0)); the frame the
   procedural masks and occluders are drawn in.
 * ``crop_prior``: where the landmarks of a FER2013-style face crop lie, in units of the crop (0..1);
   the fallback placement for faces the landmark detectors cannot find.
+
+The shipped file was fitted on the 213 JAFFE faces plus every 20th FERPlus *training* PNG (1,008 of
+1,428 found by dlib; the test split is never used), with::
+
+    python -m fercurate.synth.shapes --frontal ../shared/data/jaffe/*.tiff \
+        --crops $(ls ../shared/data/ferplus/FER2013Train/*.png | awk 'NR%20==1')
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ def procrustes_mean(shapes: np.ndarray, iterations: int = 5) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _load() -> dict[str, np.ndarray]:
-    text = resources.files("fercurate.synth").joinpath("data", SHAPES_FILE).read_text()
+    text = resources.files("fercurate.synth").joinpath(SHAPES_FILE).read_text()
     raw = json.loads(text)
     return {k: as_points(raw[k], f"{SHAPES_FILE}:{k}") for k in ("mean", "crop_prior")}
 
@@ -161,7 +167,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m fercurate.synth.shapes", description=_main.__doc__)
     ap.add_argument("--frontal", nargs="+", type=Path, required=True, help="images of frontal faces (e.g. JAFFE)")
     ap.add_argument("--crops", nargs="+", type=Path, required=True, help="FER2013-style square crops")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name("data") / SHAPES_FILE)
+    ap.add_argument("--out", type=Path, default=Path(__file__).with_name(SHAPES_FILE))
     args = ap.parse_args(argv)
 
     def detect_all(paths: Sequence[Path]) -> tuple[np.ndarray, float]:
