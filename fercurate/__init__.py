@@ -1,11 +1,28 @@
 """fercurate: curate facial-expression datasets for the conditions that break recognisers.
 
-The Python API mirrors the CLI: ``fercurate.ingest.ferplus.ingest(...)`` is ``fercurate ingest
-ferplus``, ``fercurate.info.manifest_info(...)`` is ``fercurate info``, and so on.
+The Python API mirrors the CLI: ``fercurate.ingest.ingest("ferplus", ...)`` is ``fercurate ingest
+ferplus``, ``fercurate.info.manifest_info(...)`` is ``fercurate info``, and so on. The names below are
+imported lazily so that ``fercurate --help`` does not pay for pandas/pyarrow.
 """
 
-from fercurate.manifest import Manifest, read_manifest, write_manifest
-from fercurate.schema import CANONICAL_LABELS, SCHEMA_VERSION
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["CANONICAL_LABELS", "SCHEMA_VERSION", "Manifest", "read_manifest", "write_manifest", "__version__"]
+
+_LAZY = {
+    "Manifest": "fercurate.manifest",
+    "read_manifest": "fercurate.manifest",
+    "write_manifest": "fercurate.manifest",
+    "CANONICAL_LABELS": "fercurate.schema",
+    "SCHEMA_VERSION": "fercurate.schema",
+}
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fercurate' has no attribute {name!r}")
