@@ -47,7 +47,7 @@ def mask(
     manifest: str = typer.Argument(..., help="Parent manifest path or name."),
     style: str = typer.Option(
         "surgical,cloth,n95,kn95", "--style",
-        help="Mask styles: surgical, cloth, n95, kn95, and/or style names from --templates.",
+        help="Mask styles: surgical, cloth, n95, kn95, and/or style names from --templates (a template named like a built-in style wins).",
     ),
     color: str = typer.Option("", "--color", help="Allowed colours (comma-separated; default: each style's palette)."),
     texture: str = typer.Option("", "--texture", help="Allowed textures: pleated, plain, stripes, checks, dots, valve."),

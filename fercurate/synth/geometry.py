@@ -46,10 +46,10 @@ class FaceFrame:
         length = float(np.hypot(*(pts[S.CHIN] - pts[27])))
         if length < 1e-6:
             length = max(norm * 1.7, 1.0)
-        x = (pts - pts[27]) @ right
-        span = x[16] - x[0]
-        t = (x[S.NOSE_TIP] - x[0]) / span if abs(span) > 1e-6 else 0.5
-        yaw = float(np.degrees(np.arcsin(np.clip((2 * t - 1) / 0.9, -1, 1))))
+        # nose tip between the eye centres: t = 0.5 + depth * tan(yaw) for a nose tip ``depth``
+        # (in inter-ocular units) in front of the eyes; 0.55 is a typical adult face.
+        t = float((pts[S.NOSE_TIP] - left_eye) @ right) / norm if norm > 1e-6 else 0.5
+        yaw = float(np.degrees(np.arctan((t - 0.5) / 0.55)))
         return cls(points=pts, right=right, down=down, length=length, yaw=yaw)
 
     def to_frame(self, p: np.ndarray) -> np.ndarray:

@@ -303,7 +303,12 @@ def draw_ear_loops(image: np.ndarray, frame: G.FaceFrame, outline: np.ndarray, c
     pts = frame.points
     thickness = max(1, int(round(frame.length * 0.015)))
     col = tuple(float(c) * 255.0 for c in colour_bgr)
-    for top, bottom, ear_idx in ((outline[0], outline[16], 0), (outline[4], outline[6], 16)):
+    # half-widths of the mask left and right of the nose: a side much narrower than the other is
+    # turned away from the camera, and its loop is hidden behind the face
+    half = np.abs([(outline[2] - outline[0]) @ frame.right, (outline[4] - outline[2]) @ frame.right])
+    for side, (top, bottom, ear_idx) in enumerate(((outline[0], outline[16], 0), (outline[4], outline[6], 16))):
+        if half[side] < 0.6 * half[1 - side]:
+            continue
         ear = pts[ear_idx] + (pts[ear_idx] - pts[27]) * 0.08
         for start in (top, bottom):
             mid = (start + ear) / 2 + (ear - start) @ np.array([[0, 1], [-1, 0]]) * 0.05

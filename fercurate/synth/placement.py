@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fercurate.synth import shapes as S
-from fercurate.synth.geometry import FaceFrame
+from fercurate.synth.geometry import FaceFrame, coverage, mask_outline
 
 DEFAULT_METHODS: tuple[str, ...] = ("mediapipe", "dlib")
 PRIOR = "prior"
@@ -61,6 +61,9 @@ def implausible(points: np.ndarray, width: int, height: int) -> str | None:
     eyes_y = q[S.EYES, 1].mean()
     if not (eyes_y < q[S.NOSE_TIP, 1] < q[S.MOUTH_OUTER, 1].mean() < q[S.CHIN, 1] + 1e-6):
         return "eyes, nose, mouth and chin out of order"
+    covered, eyes_free, _ = coverage(mask_outline(points, frame=frame), points)
+    if not (covered and eyes_free):
+        return "no mask outline fits these landmarks (profile view or broken landmarks)"
     return None
 
 

@@ -96,6 +96,7 @@ class SynthConfig:
     each: bool = False
     seed: int = 0
     templates: str | None = None
+    template_styles: tuple[str, ...] = ()  # filled by validate(): names read from ``templates``
     methods: tuple[str, ...] = P.DEFAULT_METHODS
     fallback: bool = True
 
@@ -189,7 +190,9 @@ def validate(config: SynthConfig) -> tuple[SynthConfig, TemplateSet | None]:
         bad = [t for t in textures if t not in all_tex]
         if bad:
             raise InputError(f"unknown mask texture {bad[0]!r}; known: {', '.join(sorted(all_tex))}")
-        config = replace(config, styles=styles, colours=colours, textures=textures)
+        # a template style named like a built-in one (e.g. "cloth") means the template
+        template_styles = tuple(s for s in styles if tset and s in tset.groups)
+        config = replace(config, styles=styles, colours=colours, textures=textures, template_styles=template_styles)
     else:
         styles = styles or O.OCCLUDER_TYPES
         bad = [s for s in styles if s not in O.OCCLUDER_TYPES]
@@ -218,7 +221,7 @@ def validate(config: SynthConfig) -> tuple[SynthConfig, TemplateSet | None]:
 def _choose(config: SynthConfig, style: str, seed: int) -> Any:
     r = rng(seed, 0)
     if config.kind == "mask":
-        if style not in M.STYLES:
+        if style in config.template_styles:
             return M.MaskSpec(style=style, colour=M.TEMPLATE_COLOUR)
         return M.choose_spec(style, r, list(config.colours) or None, list(config.textures) or None)
     return O.choose_spec(style, r, size=config.size, shapes=list(config.shapes) or None, colours=list(config.colours) or None)
