@@ -91,7 +91,9 @@ def _jaw_normals(pts: np.ndarray, centre: np.ndarray) -> np.ndarray:
     return normal
 
 
-def mask_outline(points: np.ndarray, shape: MaskShape | None = None, frame: FaceFrame | None = None) -> np.ndarray:
+def mask_outline(
+    points: np.ndarray, shape: MaskShape | None = None, frame: FaceFrame | None = None, *, checks: bool = True
+) -> np.ndarray:
     """The 18 outline anchors of a face mask, clockwise from jaw point 1.
 
     Order: jaw1', under-left-eye, nose bridge, under-right-eye, jaw15', jaw14' ... jaw2' (primes:
@@ -111,6 +113,8 @@ def mask_outline(points: np.ndarray, shape: MaskShape | None = None, frame: Face
     ul = pts[[40, 41]].mean(axis=0) + drop * frame.down
     ur = pts[[46, 47]].mean(axis=0) + drop * frame.down
     outline = np.vstack([jaw[1], ul, bridge, ur, jaw[15], jaw[14:1:-1]])
+    if not checks:  # the mean face needs no repair (procedural templates are drawn on it)
+        return outline
     outline = _below_eyes(outline, frame, clearance=0.06 * frame.length, nose_len=nose_len)
     return _inflate(outline, frame, margin=0.5 * m)
 

@@ -9,7 +9,9 @@ head turns. A user template is warped the same way through its six anchors.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -128,12 +130,35 @@ def _edge_profile(outline: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.n
     return y_top, y_bot
 
 
-def render_procedural(
-    spec: MaskSpec, rng: np.random.Generator, px_per_unit: float, shape: G.MaskShape, yaw: float = 0.0
-) -> Template:
-    """Draw a procedural mask on the mean face at ``px_per_unit`` pixels per inter-ocular distance."""
+# Procedural textures come from a pool: POOL_SIZE seeded renderings per style/colour/texture/size,
+# one picked per image by the image's own generator (drawing one per image costs more than the rest
+# of the mask put together). Size buckets are quarter octaves of pixels per inter-ocular distance.
+POOL_SIZE = 8
+_PX_MIN, _PX_MAX = 24.0, 256.0
+
+
+def px_bucket(px: float) -> float:
+    """Round a template scale to a quarter octave, so faces of similar size share templates."""
+    px = float(np.clip(px, _PX_MIN, _PX_MAX))
+    return float(2 ** (np.round(np.log2(px) * 4) / 4))
+
+
+@lru_cache(maxsize=256)
+def pooled_template(style: str, colour: str, texture: str, px: float, index: int) -> Template:
+    """Pattern ``index`` of the pool for this style/colour/texture at ``px`` (deterministic)."""
+    key = f"{style}|{colour}|{texture}|{px:.4f}|{index}".encode()
+    seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+    r = np.random.Generator(np.random.PCG64(seed))
+    return render_procedural(MaskSpec(style, colour, texture), r, px)
+
+
+def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: float) -> Template:
+    """Draw a procedural mask on the mean face at ``px_per_unit`` pixels per inter-ocular distance.
+
+    Head-turn shading is not baked in: :func:`place_template` lights the warped mask per pixel.
+    """
     mean = S.mean_shape() * px_per_unit
-    outline = G.mask_outline(mean, shape)
+    outline = G.mask_outline(mean, checks=False)
     pad = 3.0
     offset = outline.min(axis=0) - pad
     mean -= offset
@@ -147,17 +172,12 @@ def render_procedural(
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     y_top, y_bot = _edge_profile(outline, xs[0])
     v = (ys - y_top[None, :]) / np.maximum(y_bot - y_top, 1.0)[None, :]  # 0 top edge .. 1 bottom edge
-    x_lo, x_hi = outline[:, 0].min(), outline[:, 0].max()
-    u = (xs - x_lo) / max(x_hi - x_lo, 1.0)  # 0 left .. 1 right
     inside = (fill > 0).astype(np.uint8)
     edge_dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3) / px_per_unit  # in face units
 
     base = _bgr(PALETTES[spec.style][spec.colour])
     colour = np.ones((h, w, 3), np.float32) * base
     light = np.ones((h, w), np.float32)
-    # curvature around the face: a cylinder lit from the front, turned with the head
-    phi = (u - 0.5) * np.pi * 0.85 + np.radians(yaw) * 0.7
-    light *= 0.72 + 0.28 * np.cos(phi)
     light *= 1.0 - 0.10 * np.clip(v - 0.6, 0, None)  # the part under the chin faces down
     grain = _smooth_noise(rng, h, w, max(1.5, px_per_unit * 0.02))
     strength = {"surgical": 0.025, "cloth": 0.05, "n95": 0.04, "kn95": 0.02}[spec.style]
@@ -234,6 +254,19 @@ def render_procedural(
     return Template(name=spec.variant, rgba=rgba, anchors=outline, outline=outline)
 
 
+_SHRUNK: dict[tuple[str, int, float], Template] = {}
+
+
+def _shrunk(template: Template, factor: float) -> Template:
+    """A user template scaled down by ``factor`` (a quarter octave), cached per process."""
+    key = (template.name, id(template.rgba), factor)
+    if key not in _SHRUNK:
+        if len(_SHRUNK) > 128:
+            _SHRUNK.clear()
+        _SHRUNK[key] = template.scaled(factor)
+    return _SHRUNK[key]
+
+
 def place_template(
     image: np.ndarray,
     points: np.ndarray,
@@ -241,10 +274,13 @@ def place_template(
     *,
     face_outline: np.ndarray | None = None,
     brightness: float = 1.0,
+    yaw: float | None = None,
 ) -> Placed:
     """Warp ``template`` onto the face given by 68 ``points`` and composite it (BGR uint8, copied).
 
     A procedural template carries the 18 outline anchors; a user template its six a..f anchors.
+    With ``yaw`` (degrees) the warped mask is lit as a cylinder turned with the head: the side
+    facing away from the camera gets darker.
     """
     outline = face_outline if face_outline is not None else G.mask_outline(points)
     procedural = len(template.anchors) == len(outline)
@@ -256,7 +292,7 @@ def place_template(
     factor = min(1.0, 2.0 * span_img / span_tpl)
     if factor < 0.999:
         before = np.array(template.rgba.shape[1::-1], dtype=np.float64)
-        template = template.scaled(factor)
+        template = _shrunk(template, float(2 ** (np.ceil(np.log2(factor) * 4) / 4)))
         src = src * np.array(template.rgba.shape[1::-1], dtype=np.float64) / before
     inverse = ThinPlateSpline.fit(dst, src)
     if procedural:
@@ -268,9 +304,14 @@ def place_template(
     alpha_full = np.zeros(image.shape[:2], np.float32)
     rect = bounding_rect(polygon, image.shape, margin=2.0 + 0.02 * span_img)
     if rect is not None:
-        layer = warp_rgba(template.rgba, inverse, rect)
-        if brightness != 1.0:
-            layer[..., :3] *= brightness
+        layer, tx = warp_rgba(template.rgba, inverse, rect)
+        gain = np.float32(brightness)
+        if yaw is not None:
+            x_lo, x_hi = src[:, 0].min(), src[:, 0].max()
+            u = (tx - x_lo) / max(x_hi - x_lo, 1.0)
+            gain = gain * (0.72 + 0.28 * np.cos((u - 0.5) * (np.pi * 0.85) + np.radians(yaw) * 0.7))
+        if yaw is not None or brightness != 1.0:
+            layer[..., :3] *= gain if np.ndim(gain) == 0 else gain[..., None]
         composite(out, layer, rect)
         paste_alpha(alpha_full, layer[..., 3], rect)
     return Placed(image=out, alpha=alpha_full, polygon=polygon, view=template.name)
@@ -340,9 +381,9 @@ def apply_mask(
         template = pick_view(list(spec.template_views), ratio)
         return place_template(image, points, template, face_outline=outline, brightness=gain)
     iod = float(np.hypot(*np.subtract(*S.eye_centres(frame.points))))
-    px = float(np.clip(2.0 * max(iod, frame.length / 1.7), 24.0, 220.0))
-    template = render_procedural(spec, rng, px, shape, yaw=frame.yaw)
-    placed = place_template(image, points, template, face_outline=outline, brightness=gain)
+    px = px_bucket(1.5 * max(iod, frame.length / 1.7))
+    template = pooled_template(spec.style, spec.colour, spec.texture, px, int(rng.integers(POOL_SIZE)))
+    placed = place_template(image, points, template, face_outline=outline, brightness=gain, yaw=frame.yaw)
     if loops and spec.style in ("surgical", "kn95", "cloth"):
         loop_colour = _bgr(PALETTES[spec.style][spec.colour]) * 0.9 * gain
         draw_ear_loops(placed.image, frame, outline, loop_colour)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# Above this many pixels the spline is evaluated on a coarser grid and interpolated (it is smooth).
-_DENSE_LIMIT = 40_000
+# The spline is smooth: it is evaluated on a grid of at most about this many nodes and interpolated
+# bilinearly in between (sub-pixel error; evaluating every pixel costs n_anchors x pixels logs).
+_GRID_NODES = 600
 
 
 def _kernel(r2: np.ndarray) -> np.ndarray:
@@ -64,11 +65,11 @@ class ThinPlateSpline:
 
 def remap_grid(inverse: ThinPlateSpline, x0: int, y0: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """cv2.remap maps for the output rectangle (x0, y0, w, h): template coordinates per pixel."""
-    if w * h <= _DENSE_LIMIT:
+    if w * h <= _GRID_NODES:
         ys, xs = np.mgrid[y0 : y0 + h, x0 : x0 + w]
         out = inverse(np.stack([xs.ravel(), ys.ravel()], axis=1)).astype(np.float32)
         return out[:, 0].reshape(h, w), out[:, 1].reshape(h, w)
-    step = int(np.ceil(np.sqrt(w * h / _DENSE_LIMIT)))
+    step = int(np.ceil(np.sqrt(w * h / _GRID_NODES)))
     gx = np.arange(0, w - 1 + step, step)
     gy = np.arange(0, h - 1 + step, step)
     ys, xs = np.meshgrid(gy + y0, gx + x0, indexing="ij")
@@ -96,13 +97,20 @@ def bounding_rect(points: np.ndarray, shape: tuple[int, ...], margin: float = 2.
 
 def warp_rgba(
     rgba: np.ndarray, inverse: ThinPlateSpline, rect: tuple[int, int, int, int]
-) -> np.ndarray:
-    """The template warped into ``rect``: float32 (h, w, 4), colour premultiplied by alpha (0..1)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The template warped into ``rect``: float32 (h, w, 4), colour premultiplied by alpha (0..1),
+    and the template x coordinate each pixel came from (for shading across the template)."""
     x0, y0, w, h = rect
     mx, my = remap_grid(inverse, x0, y0, w, h)
-    src = rgba.astype(np.float32) / 255.0
+    src = _premultiplied(rgba)
+    layer = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    return layer, mx
+
+
+def _premultiplied(rgba: np.ndarray) -> np.ndarray:
+    src = rgba.astype(np.float32) * np.float32(1 / 255.0)
     src[..., :3] *= src[..., 3:4]
-    return cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    return src
 
 
 def composite(image: np.ndarray, layer: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
