@@ -66,8 +66,8 @@ class FaceFrame:
 class MaskShape:
     """Knobs of the mask outline, in units of the face length (jittered per sample)."""
 
-    margin: float = 0.05  # how far the outline sits outside the jaw contour
-    chin_drop: float = 0.06  # extra room under the chin
+    margin: float = 0.06  # how far the outline sits outside the jaw contour
+    chin_drop: float = 0.10  # extra room under the chin (cloth hangs below it)
     bridge: float = 0.38  # top edge on the nose bridge, 0 = landmark 27, 1 = nose tip
     under_eye: float = 0.16  # top edge below the lower eyelids
 
