@@ -290,3 +290,14 @@ def test_missing_lists_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "A" / "Manually_Annotated_file_lists").mkdir()
     with pytest.raises(InputError, match="neither training.csv nor validation.csv"):
         affectnet.ingest(tmp_path / "A", tmp_path / "x.parquet")
+
+
+def test_bom_and_crlf_line_endings_read_the_same(tmp_path: Path) -> None:
+    spec = make_affectnet(tmp_path / "A", n_train=11, n_val=3, seed=4)
+    _, plain, _ = _ingest(spec, tmp_path)
+    for name in ("training.csv", "validation.csv"):
+        p = spec["lists"] / name
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes().replace(b"\n", b"\r\n"))
+    result, windows, rejects = _ingest(spec, tmp_path)
+    assert len(rejects) == 0 and result.rows == 14
+    assert windows.table.equals(plain.table)

@@ -151,14 +151,16 @@ def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarra
     arr = as_string_array(rel_paths)
     if len(arr) == 0:
         return np.zeros(0, dtype=bool)
-    parts = pc.extract_regex(pc.fill_null(arr, ""), r"^(?P<dir>(?:.*/)?)(?P<name>[^/]*)$")
-    dirs = pc.unique(parts.field("dir")).to_pylist()
+    split = pc.split_pattern(pc.fill_null(arr, ""), "/", max_splits=1, reverse=True)
+    has_dir = pc.equal(pc.list_value_length(split), 2)
+    dirs = pc.unique(pc.if_else(has_dir, pc.list_element(split, 0), "")).to_pylist()
     present: list[str] = []
     for d in dirs:
         folder = root / d if d else root
+        prefix = f"{d}/" if d else ""
         try:
             with os.scandir(folder) as it:
-                present.extend(d + e.name for e in it if not e.is_dir())
+                present.extend([prefix + e.name for e in it if not e.is_dir()])
         except (FileNotFoundError, NotADirectoryError):
             continue
     if not present:
