@@ -106,11 +106,13 @@ def _print(s: dict) -> None:
     print(f"masked        {s['masked']:,}/{s['total']:,} = {100 * s['success']:.2f}%   ({methods})")
     quoted = "n/a" if mtf.get("success") is None else f"{100 * mtf['success']:.0f}%"
     print(f"  by a landmark model (mesh/dlib): {100 * s['landmark_success']:.2f}%   MaskTheFace: {quoted} (quoted)")
-    print(f"coverage      {100 * (s['coverage_all'] or 0):.2f}% of masked images: nose tip + mouth + chin inside, eyes outside")
+    print(f"coverage      {100 * (s['coverage_all'] or 0):.2f}% of masked images: "
+          "nose tip + mouth + chin inside, eyes outside")
     if s["coverage_landmark_rows"] is not None:
         print(f"  landmark rows {100 * s['coverage_landmark_rows']:.2f}%", end="")
     if s["coverage_prior_rows"] is not None:
-        print(f"; fallback rows {100 * s['coverage_prior_rows']:.2f}% (judged on the fallback's own mean shape)", end="")
+        print(f"; fallback rows {100 * s['coverage_prior_rows']:.2f}% "
+              "(judged on the fallback's own mean shape)", end="")
     print()
     rate = s["images_per_s"]
     ref = mtf.get("images_per_s")
@@ -195,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace(ws_root.resolve())
     ws.manifests.mkdir(parents=True, exist_ok=True)
     workers = resolve_workers(args.workers)
-    print(f"workers {workers}; cores {os.cpu_count()}; load average before {_load()} (machine shared: timings are noisy)")
-    config = SynthConfig(kind="mask", styles=("surgical", "cloth", "n95", "kn95"), seed=0, landmark_mode=args.landmark_mode)
+    print(f"workers {workers}; cores {os.cpu_count()}; load average before {_load()} "
+          "(machine shared: timings are noisy)")
+    config = SynthConfig(
+        kind="mask", styles=("surgical", "cloth", "n95", "kn95"), seed=0, landmark_mode=args.landmark_mode
+    )
     figures: dict = {"workers": workers, "landmark_mode": args.landmark_mode, "load_before": _load(), "sets": []}
 
     fer_manifest = ws.manifest_path("ferplus")
@@ -211,10 +216,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cross_check:
         t0 = time.perf_counter()
         cc = _cross_check(fer_manifest, res.manifest_path, config, args.cross_check, seed=0)
-        print(f"cross-check   {cc['sample']} mesh-placed masks re-drawn in-process: {cc['byte_identical_redraws']} byte-identical"
-              f" to the files; dlib found {cc['dlib_found']} of their faces: its nose/mouth/chin inside the mask"
-              f" {100 * (cc['dlib_cover_inside'] or 0):.1f}%, its eyes outside {100 * (cc['dlib_eyes_outside'] or 0):.1f}%"
-              f" ({time.perf_counter() - t0:.0f} s)")
+        inside = 100 * (cc["dlib_cover_inside"] or 0)
+        eyes = 100 * (cc["dlib_eyes_outside"] or 0)
+        print(f"cross-check   {cc['sample']} mesh-placed masks re-drawn in-process: "
+              f"{cc['byte_identical_redraws']} byte-identical to the files; dlib found {cc['dlib_found']} "
+              f"of their faces: its nose/mouth/chin inside the mask {inside:.1f}%, its eyes outside "
+              f"{eyes:.1f}% ({time.perf_counter() - t0:.0f} s)")
         figures["cross_check"] = cc
 
     if not args.skip_large:

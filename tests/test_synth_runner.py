@@ -59,7 +59,8 @@ def made(shared_data, tmp_path_factory):
 
 
 def _bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and ".fercurate" not in str(p)}
+    files = [p for p in sorted(folder.rglob("*")) if p.is_file() and ".fercurate" not in str(p)]
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files}
 
 
 def test_manifest_rows_point_back_at_their_parents(made):
@@ -76,7 +77,8 @@ def test_manifest_rows_point_back_at_their_parents(made):
         assert list(row["label_votes"]) == list(p["label_votes"])
         assert row["split"] == p["split"]
         assert (row["bbox"] is None) == (p["bbox"] is None)
-        assert row["variant"].startswith("mask:") and row["variant"].split(":")[1] in ("surgical", "cloth", "n95", "kn95")
+        assert row["variant"].startswith("mask:")
+        assert row["variant"].split(":")[1] in ("surgical", "cloth", "n95", "kn95")
         assert row["image_path"].endswith(".png" if not row["derived_from"].endswith(".jpg") else ".jpg")
         assert row["sample_id"] == f"ferplus/{row['image_path']}" != row["derived_from"]
         assert "synthetic" in list(row["flags"])
@@ -193,7 +195,8 @@ def test_resume_keeps_good_images_and_remakes_missing_or_torn_ones(made, tmp_pat
     assert result.events_added == 0  # already labelled by the first run
     assert read_events(result.events_path).num_rows == len(names)
     # same rows; only the stored dataset root differs (another --out folder)
-    assert read_manifest(ws3 / "manifests" / "mini-masked.parquet").table.equals(read_manifest(ws / "manifests" / "mini-masked.parquet").table)
+    resumed = read_manifest(ws3 / "manifests" / "mini-masked.parquet").table
+    assert resumed.equals(read_manifest(ws / "manifests" / "mini-masked.parquet").table)
 
 
 def test_failures_are_rows_with_reasons(shared_data, workspace):
@@ -242,7 +245,9 @@ def test_cli_occlude_and_preview(shared_data, workspace):
     covered = layer.to_pandas().set_index("occlusion_type")["face_covered"]
     assert (covered.loc["upper"] > 0.1).all() and (covered.loc["bottom"] > 0.1).all()
     sheet = workspace / "sheet.png"
-    res = cli.invoke(app, ["synth", "preview", "mini-occluded", "-o", str(sheet), "--n", "6", "--columns", "3", "--tile", "64"])
+    res = cli.invoke(
+        app, ["synth", "preview", "mini-occluded", "-o", str(sheet), "--n", "6", "--columns", "3", "--tile", "64"]
+    )
     assert res.exit_code == 0, res.output
     img = cv2.imread(str(sheet))
     assert img.shape[1] == 3 * (2 * 64 + 2) + 4 * 4 and img.shape[0] == 2 * (64 + 30) + 3 * 4

@@ -21,9 +21,15 @@ Split = typer.Option([], "--split", "-s", help="Only rows of this split (repeata
 Out = typer.Option(None, "--out", help="Folder for the new images (default: data/<name> in the workspace).")
 Name = typer.Option(None, "--name", help="Name of the new manifest (default: <parent>-masked / <parent>-occluded).")
 Seed = typer.Option(0, "--seed", help="Run seed; each image's seed is derived from it and the sample_id.")
-PerImage = typer.Option(1, "--per-image", "-n", min=1, help="Variants per parent image (random styles, distinct when possible).")
-Each = typer.Option(False, "--each", help="One variant per listed style/type for every parent (instead of one random pick).")
-Resume = typer.Option(False, "--resume", help="Keep images already written (and still readable) by an earlier run of the same settings.")
+PerImage = typer.Option(
+    1, "--per-image", "-n", min=1, help="Variants per parent image (random styles, distinct when possible)."
+)
+Each = typer.Option(
+    False, "--each", help="One variant per listed style/type for every parent (instead of one random pick)."
+)
+Resume = typer.Option(
+    False, "--resume", help="Keep images already written (and still readable) by an earlier run of the same settings."
+)
 Limit = typer.Option(None, "--limit", min=1, help="Only the first N rows (after --split): for a quick look.")
 Methods = typer.Option(
     "mediapipe,dlib", "--landmarks", help="Landmark methods to try, in order (mediapipe, dlib)."
@@ -51,10 +57,13 @@ def mask(
     manifest: str = typer.Argument(..., help="Parent manifest path or name."),
     style: str = typer.Option(
         "surgical,cloth,n95,kn95", "--style",
-        help="Mask styles: surgical, cloth, n95, kn95, and/or style names from --templates (a template named like a built-in style wins).",
+        help="Mask styles: surgical, cloth, n95, kn95, and/or style names from --templates "
+        "(a template named like a built-in style wins).",
     ),
     color: str = typer.Option("", "--color", help="Allowed colours (comma-separated; default: each style's palette)."),
-    texture: str = typer.Option("", "--texture", help="Allowed textures: pleated, plain, stripes, checks, dots, valve."),
+    texture: str = typer.Option(
+        "", "--texture", help="Allowed textures: pleated, plain, stripes, checks, dots, valve."
+    ),
     templates: Optional[Path] = typer.Option(
         None, "--templates", help="MaskTheFace-style masks.cfg of RGBA templates with anchors mask_a..mask_f."
     ),
@@ -74,7 +83,9 @@ def mask(
 ) -> None:
     """Draw face masks on every face of a manifest: new images + manifests/<name>.parquet.
 
-    Masks are warped onto 68 facial landmarks (MediaPipe, else dlib, else the mean face in the face box, recorded per row), cover nose bridge to chin and follow the jaw; grayscale stays grayscale.
+    Masks follow 68 landmarks from nose bridge to chin along the jaw; grayscale stays grayscale.
+
+    Landmarks: MediaPipe, else dlib, else the mean face in the face box (recorded per row).
 
     Example: fercurate synth mask manifests/ferplus.parquet --split test --style surgical,cloth,n95,kn95 --out data/ferplus-masked
     """
@@ -98,14 +109,17 @@ def mask(
 def occlude(
     manifest: str = typer.Argument(..., help="Parent manifest path or name."),
     type_: str = typer.Option(
-        "glasses,upper,bottom,left_right", "--type", help="Occluder types (the RAN taxonomy): glasses, upper, bottom, left_right."
+        "glasses,upper,bottom,left_right", "--type",
+        help="Occluder types (the RAN taxonomy): glasses, upper, bottom, left_right."
     ),
     size: Optional[float] = typer.Option(
         None, "--size",
         help="Covered fraction of the face: of its height for upper/bottom, of its width for left_right "
         "(default 0.4 / 0.45 / 0.4). Glasses are sized to the eyes.",
     ),
-    shape: str = typer.Option("", "--shape", help="Allowed shapes: hand, scarf, object (glasses: glasses, sunglasses)."),
+    shape: str = typer.Option(
+        "", "--shape", help="Allowed shapes: hand, scarf, object (glasses: glasses, sunglasses)."
+    ),
     color: str = typer.Option("", "--color", help="Allowed colours for scarves, objects and frames."),
     split: list[str] = Split,
     out: Optional[Path] = Out,
@@ -148,8 +162,12 @@ def preview(
     columns: int = typer.Option(4, "--columns", min=1, help="Pairs per row."),
     tile: int = typer.Option(128, "--tile", min=32, help="Tile size in pixels (small faces are enlarged pixel-exact)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Only variants containing this text, e.g. 'n95'."),
-    method: Optional[str] = typer.Option(None, "--method", help="Only rows placed by this landmark method, e.g. 'prior'."),
-    parent: Optional[Path] = typer.Option(None, "--parent", help="Parent manifest (default: the one recorded in the manifest)."),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="Only rows placed by this landmark method, e.g. 'prior'."
+    ),
+    parent: Optional[Path] = typer.Option(
+        None, "--parent", help="Parent manifest (default: the one recorded in the manifest)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the random choice of rows."),
     workspace: Optional[Path] = options.Workspace,
 ) -> None:
@@ -164,7 +182,8 @@ def preview(
         ws.resolve_manifest(manifest), out, n=n, columns=columns, tile=tile, seed=seed, variant=variant,
         method=method, parent=parent,
     )
-    typer.echo(f"{result.pairs} pairs -> {result.path}" + (f" ({result.missing} images missing)" if result.missing else ""))
+    missing = f" ({result.missing} images missing)" if result.missing else ""
+    typer.echo(f"{result.pairs} pairs -> {result.path}{missing}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,6 +20,9 @@ from fercurate.synth import shapes as S
 # Landmarks a mask must cover (the benchmark's coverage set) and must leave free.
 COVER_POINTS = np.concatenate([[S.NOSE_TIP], S.MOUTH, [S.CHIN]])
 EYE_POINTS = S.EYES
+_CENTRE_POINTS = np.concatenate([S.NOSE_BRIDGE, S.MOUTH_OUTER])
+_MUST_COVER = np.concatenate([[S.NOSE_TIP], S.NOSTRILS, S.MOUTH_OUTER, [S.CHIN]])
+_BROWS_RIGHT_TO_LEFT = np.concatenate([S.BROW_LEFT[::-1], S.BROW_RIGHT[::-1]])
 # Positions in :func:`mask_outline` of the six anchors a..f of a user template (MaskTheFace format):
 # a/c top corners on the cheeks, b the nose bridge, d/f the jaw at the lower corners, e the chin.
 TEMPLATE_ANCHORS: dict[str, int] = {"a": 0, "b": 2, "c": 4, "d": 15, "e": 11, "f": 7}
@@ -82,10 +85,12 @@ class MaskShape:
 
 def _jaw_normals(pts: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """Unit outward normals of the jaw contour at points 0..16."""
-    jaw = pts[S.JAW]
-    tangent = np.gradient(jaw, axis=0)
+    jaw = pts[:17]
+    tangent = np.empty_like(jaw)
+    tangent[1:-1] = jaw[2:] - jaw[:-2]
+    tangent[0], tangent[-1] = jaw[1] - jaw[0], jaw[-1] - jaw[-2]
     normal = np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
-    normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+    normal /= np.maximum(np.hypot(normal[:, 0], normal[:, 1]), 1e-9)[:, None]
     flip = ((jaw - centre) * normal).sum(axis=1) < 0
     normal[flip] *= -1
     return normal
@@ -103,7 +108,7 @@ def mask_outline(
     frame = frame or FaceFrame.from_points(points)
     pts = frame.points
     m = shape.margin * frame.length
-    centre = pts[np.r_[S.NOSE_BRIDGE, S.MOUTH_OUTER]].mean(axis=0)
+    centre = pts[_CENTRE_POINTS].mean(axis=0)
     normals = _jaw_normals(pts, centre)
     jaw = pts[S.JAW] + m * normals
     jaw[S.CHIN] += shape.chin_drop * frame.length * frame.down
@@ -123,29 +128,27 @@ def _below_eyes(outline: np.ndarray, frame: FaceFrame, clearance: float, nose_le
     """Lower the top edge (anchors 1..3; the cheek corners 0 and 4 stay) below every eye landmark."""
     q = frame.to_frame(outline)
     eyes = frame.to_frame(frame.points[EYE_POINTS])
+    ex, ey = eyes[:, 0], eyes[:, 1] + clearance
+    rows = np.arange(4)
     for _ in range(6):
-        moved = False
-        for seg in ((0, 1), (1, 2), (2, 3), (3, 4)):
-            (x0, y0), (x1, y1) = q[seg[0]], q[seg[1]]
-            lo, hi = min(x0, x1), max(x0, x1)
-            hit = eyes[(eyes[:, 0] >= lo) & (eyes[:, 0] <= hi)]
-            if not len(hit) or hi - lo < 1e-9:
-                continue
-            t = (hit[:, 0] - x0) / (x1 - x0)
-            deficit = hit[:, 1] + clearance - (y0 + t * (y1 - y0))
-            k = int(np.argmax(deficit))
-            if deficit[k] <= 1e-6:
-                continue
-            movable = [i for i in seg if i not in (0, 4)]
-            # weight of each movable end at the offending point (a corner end cannot help)
-            weights = {seg[0]: 1 - t[k], seg[1]: t[k]}
-            total = sum(weights[i] for i in movable)
-            for i in movable:
-                q[i, 1] += deficit[k] / max(total, 0.25)
-            moved = True
-        q[2, 1] = min(q[2, 1], 0.6 * nose_len)  # the top edge never slides below 60% of the nose
-        if not moved:
+        x0, x1, y0, y1 = q[0:4, 0], q[1:5, 0], q[0:4, 1], q[1:5, 1]  # the four top-edge segments
+        dx = np.where(np.abs(x1 - x0) > 1e-9, x1 - x0, np.inf)
+        t = (ex[None, :] - x0[:, None]) / dx[:, None]
+        within = (t >= 0) & (t <= 1)
+        deficit = np.where(within, ey[None, :] - (y0[:, None] + t * (y1 - y0)[:, None]), -np.inf)
+        worst = deficit.argmax(axis=1)
+        need = deficit[rows, worst]
+        if need.max() <= 1e-6:
             break
+        for seg in np.flatnonzero(need > 1e-6):
+            tk = float(t[seg, worst[seg]])
+            # a corner end cannot move: the other end takes the whole correction
+            weights = {seg: 1 - tk, seg + 1: tk}
+            movable = [i for i in weights if i not in (0, 4)]
+            total = max(sum(weights[i] for i in movable), 0.25)
+            for i in movable:
+                q[i, 1] += need[seg] / total
+        q[2, 1] = min(q[2, 1], 0.6 * nose_len)  # the top edge never slides below 60% of the nose
     return frame.from_frame(q)
 
 
@@ -153,7 +156,7 @@ def _inflate(outline: np.ndarray, frame: FaceFrame, margin: float) -> np.ndarray
     """Push outline vertices outward (radially from the mouth) until the lower face is inside."""
     pts = frame.points
     centre = pts[S.MOUTH_OUTER].mean(axis=0)
-    must = pts[np.r_[[S.NOSE_TIP], S.NOSTRILS, S.MOUTH_OUTER, [S.CHIN]]]
+    must = pts[_MUST_COVER]
     out = outline.copy()
     for _ in range(3):
         contour = out.astype(np.float32).reshape(-1, 1, 2)
@@ -179,7 +182,7 @@ def face_region(points: np.ndarray, frame: FaceFrame | None = None) -> np.ndarra
     """Polygon of the whole face: the jaw contour closed over a forehead above the brows."""
     frame = frame or FaceFrame.from_points(points)
     pts = frame.points
-    brows = pts[np.r_[S.BROW_LEFT[::-1], S.BROW_RIGHT[::-1]]]
+    brows = pts[_BROWS_RIGHT_TO_LEFT]
     lift = 0.22 * frame.length * frame.down
     return np.vstack([pts[S.JAW], brows - lift])
 

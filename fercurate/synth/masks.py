@@ -10,8 +10,8 @@ head turns. A user template is warped the same way through its six anchors.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from functools import lru_cache
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from fercurate.synth import geometry as G
 from fercurate.synth import shapes as S
 from fercurate.synth.templates import Template, pick_view
-from fercurate.synth.warp import ThinPlateSpline, bounding_rect, composite, paste_alpha, warp_rgba
+from fercurate.synth.warp import ThinPlateSpline, bounding_rect, composite, paste_alpha, premultiply, warp_rgba
 
 # Colours as RGB (converted to BGR when drawing); the first is the default.
 PALETTES: dict[str, dict[str, tuple[int, int, int]]] = {
@@ -120,42 +120,58 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.n
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
+_BOTTOM_EDGE = np.r_[4:18, 0]
+
+
 def _edge_profile(outline: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Top and bottom y of the outline at each x (template pixels)."""
     top = outline[:5]
-    bottom = outline[np.r_[4:18, 0]]
+    bottom = outline[_BOTTOM_EDGE]
     t_order, b_order = np.argsort(top[:, 0]), np.argsort(bottom[:, 0])
     y_top = np.interp(xs, top[t_order, 0], top[t_order, 1])
     y_bot = np.interp(xs, bottom[b_order, 0], bottom[b_order, 1])
     return y_top, y_bot
 
 
-# Procedural textures come from a pool: POOL_SIZE seeded renderings per style/colour/texture/size,
-# one picked per image by the image's own generator (drawing one per image costs more than the rest
-# of the mask put together). Size buckets are quarter octaves of pixels per inter-ocular distance.
-POOL_SIZE = 8
+# Procedural masks are drawn as colour-free *shading templates*: channel 0 the light (x 1/LIGHT_SCALE),
+# channel 1 where the second colour of a pattern goes, channel 3 the alpha. They are tinted after the
+# warp, so one template serves every colour. Templates come from a pool: POOL_SIZE seeded renderings
+# per style/texture/size, one picked per image by the image's own generator (rendering one per image
+# costs more than the rest of the mask put together). Sizes are half octaves of px per eye distance.
+POOL_SIZE = 6
+LIGHT_SCALE = 1.5
 _PX_MIN, _PX_MAX = 24.0, 256.0
+_POOL_BYTES = 160 * 2**20  # per process
+_POOL: OrderedDict[tuple[str, str, float, int], Template] = OrderedDict()
 
 
 def px_bucket(px: float) -> float:
-    """Round a template scale to a quarter octave, so faces of similar size share templates."""
+    """Round a template scale to a half octave, so faces of similar size share templates."""
     px = float(np.clip(px, _PX_MIN, _PX_MAX))
-    return float(2 ** (np.round(np.log2(px) * 4) / 4))
+    return float(2 ** (np.round(np.log2(px) * 2) / 2))
 
 
-@lru_cache(maxsize=256)
-def pooled_template(style: str, colour: str, texture: str, px: float, index: int) -> Template:
-    """Pattern ``index`` of the pool for this style/colour/texture at ``px`` (deterministic)."""
-    key = f"{style}|{colour}|{texture}|{px:.4f}|{index}".encode()
-    seed = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
-    r = np.random.Generator(np.random.PCG64(seed))
-    return render_procedural(MaskSpec(style, colour, texture), r, px)
+def pooled_template(style: str, texture: str, px: float, index: int) -> Template:
+    """Shading template ``index`` of the pool for this style/texture at ``px`` (deterministic)."""
+    key = (style, texture, px, index)
+    tpl = _POOL.get(key)
+    if tpl is not None:
+        _POOL.move_to_end(key)
+        return tpl
+    digest = hashlib.blake2b(f"{style}|{texture}|{px:.4f}|{index}".encode(), digest_size=8).digest()
+    r = np.random.Generator(np.random.PCG64(int.from_bytes(digest, "little")))
+    tpl = render_procedural(style, texture, r, px)
+    tpl = replace(tpl, premultiplied=premultiply(tpl.rgba))
+    _POOL[key] = tpl
+    while sum(t.premultiplied.nbytes for t in _POOL.values()) > _POOL_BYTES and len(_POOL) > 1:
+        _POOL.popitem(last=False)
+    return tpl
 
 
-def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: float) -> Template:
-    """Draw a procedural mask on the mean face at ``px_per_unit`` pixels per inter-ocular distance.
+def render_procedural(style: str, texture: str, rng: np.random.Generator, px_per_unit: float) -> Template:
+    """Draw a procedural mask's shading on the mean face at ``px_per_unit`` px per eye distance.
 
-    Head-turn shading is not baked in: :func:`place_template` lights the warped mask per pixel.
+    Colours and head-turn lighting are not baked in: :func:`place_template` applies them per pixel.
     """
     mean = S.mean_shape() * px_per_unit
     outline = G.mask_outline(mean, checks=False)
@@ -165,26 +181,21 @@ def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: flo
     outline -= offset
     w, h = (np.ceil(outline.max(axis=0) + pad)).astype(int)
     fill = np.zeros((h, w), np.uint8)
-    ss = 4
-    cv2.fillPoly(fill, [np.round(outline * ss).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
-    alpha = fill.astype(np.float32) / 255.0
+    cv2.fillPoly(fill, [np.round(outline * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
 
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     y_top, y_bot = _edge_profile(outline, xs[0])
     v = (ys - y_top[None, :]) / np.maximum(y_bot - y_top, 1.0)[None, :]  # 0 top edge .. 1 bottom edge
-    inside = (fill > 0).astype(np.uint8)
-    edge_dist = cv2.distanceTransform(inside, cv2.DIST_L2, 3) / px_per_unit  # in face units
+    edge_dist = cv2.distanceTransform((fill > 0).astype(np.uint8), cv2.DIST_L2, 3) / px_per_unit  # face units
 
-    base = _bgr(PALETTES[spec.style][spec.colour])
-    colour = np.ones((h, w, 3), np.float32) * base
-    light = np.ones((h, w), np.float32)
-    light *= 1.0 - 0.10 * np.clip(v - 0.6, 0, None)  # the part under the chin faces down
+    pattern = np.zeros((h, w), np.float32)  # 1 where a pattern's second colour goes
+    light = 1.0 - 0.10 * np.clip(v - 0.6, 0, None)  # the part under the chin faces down
     grain = _smooth_noise(rng, h, w, max(1.5, px_per_unit * 0.02))
-    strength = {"surgical": 0.025, "cloth": 0.05, "n95": 0.04, "kn95": 0.02}[spec.style]
+    strength = {"surgical": 0.025, "cloth": 0.05, "n95": 0.04, "kn95": 0.02}[style]
     light *= 1.0 + strength * grain
 
     centre_x = mean[27, 0]
-    if spec.style == "surgical":
+    if style == "surgical":
         folds = np.sort(rng.uniform(0.22, 0.78, size=3)) if rng.random() < 0.3 else np.array([0.3, 0.5, 0.7])
         folds = folds + rng.uniform(-0.03, 0.03, size=3)
         width = 0.06
@@ -198,32 +209,26 @@ def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: flo
         light *= np.where(stitch, 0.9, 1.0)
         wire = (v < 0.06) & (np.abs(xs - centre_x) < 0.35 * px_per_unit)
         light *= np.where(wire, 1.08, 1.0)
-    elif spec.style == "cloth":
-        second = _bgr(PALETTES["cloth"][list(PALETTES["cloth"])[int(rng.integers(len(PALETTES["cloth"])))]])
-        if np.abs(second - base).sum() < 0.3:
-            second = 1.0 - base * 0.6
+    elif style == "cloth":
         period = px_per_unit * rng.uniform(0.12, 0.22)
-        if spec.texture == "stripes":
+        if texture == "stripes":
             angle = rng.uniform(-0.8, 0.8)
             t = (xs * np.sin(angle) + ys * np.cos(angle)) / period
-            m = (np.mod(t, 1.0) < 0.35)[..., None]
-            colour = np.where(m, second, colour)
-        elif spec.texture == "checks":
+            pattern = (np.mod(t, 1.0) < 0.35).astype(np.float32)
+        elif texture == "checks":
             a = np.mod(xs / period, 1.0) < 0.4
             b = np.mod(ys / period, 1.0) < 0.4
-            mix = (a.astype(np.float32) + b.astype(np.float32))[..., None] * 0.35
-            colour = colour * (1 - mix) + second * mix
-        elif spec.texture == "dots":
+            pattern = (a.astype(np.float32) + b.astype(np.float32)) * 0.35
+        elif texture == "dots":
             cx = np.mod(xs / period, 1.0) - 0.5
             cy = np.mod(ys / period + 0.5 * (np.floor(xs / period) % 2), 1.0) - 0.5
-            m = (cx**2 + cy**2 < 0.06)[..., None]
-            colour = np.where(m, second, colour)
+            pattern = (cx**2 + cy**2 < 0.06).astype(np.float32)
         weave = np.sin(xs * np.pi / 1.1) * np.sin(ys * np.pi / 1.1)
         light *= 1.0 + 0.03 * weave
         seam = np.abs(xs - centre_x) < max(0.6, 0.012 * px_per_unit)
         light *= np.where(seam & (v > 0.02), 0.75, 1.0)
         light *= 0.9 + 0.1 * np.clip(edge_dist / 0.25, 0, 1)  # soft fabric edge falls off
-    elif spec.style == "n95":
+    elif style == "n95":
         dome = np.clip(edge_dist / 0.45, 0, 1)
         light *= 0.80 + 0.22 * np.sqrt(dome)
         light *= np.where(edge_dist < 0.06, 0.86, 1.0)  # rim seam
@@ -231,17 +236,17 @@ def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: flo
         light *= np.where(weld, 0.9, 1.0)
         clip = (v < 0.07) & (np.abs(xs - centre_x) < 0.3 * px_per_unit)
         light *= np.where(clip, 1.1, 1.0)
-        if spec.texture == "valve":
+        if texture == "valve":
             side = 1 if rng.random() < 0.5 else -1
             vx = centre_x + side * 0.42 * px_per_unit
             vy = mean[57, 1] - 0.05 * px_per_unit
             r = np.hypot(xs - vx, ys - vy) / px_per_unit
             body = r < 0.22
-            colour = np.where(body[..., None], colour * 0.9, colour)
+            light *= np.where(body, 0.9, 1.0)
             ridges = body & (np.sin(np.arctan2(ys - vy, xs - vx) * 14) > 0.6) & (r < 0.17)
             light *= np.where(ridges, 0.8, 1.0)
             light *= np.where(np.abs(r - 0.22) < 0.02, 0.7, 1.0)
-    elif spec.style == "kn95":
+    elif style == "kn95":
         fold = xs - centre_x
         light *= np.where(fold < 0, 0.93, 1.02)
         light *= np.where(np.abs(fold) < max(0.5, 0.01 * px_per_unit), 0.8, 1.0)
@@ -249,9 +254,11 @@ def render_procedural(spec: MaskSpec, rng: np.random.Generator, px_per_unit: flo
         dots = band & (np.sin(xs * 1.6) * np.sin(ys * 1.6) > 0.55)
         light *= np.where(band, 0.95, 1.0) * np.where(dots, 0.88, 1.0)
 
-    rgb = np.clip(colour * light[..., None], 0, 1)
-    rgba = np.dstack([rgb * 255.0, alpha * 255.0]).astype(np.uint8)
-    return Template(name=spec.variant, rgba=rgba, anchors=outline, outline=outline)
+    shading = np.dstack(
+        [np.clip(light / LIGHT_SCALE, 0, 1) * 255.0, pattern * 255.0, np.zeros_like(light), fill.astype(np.float32)]
+    )
+    rgba = np.round(shading).astype(np.uint8)
+    return Template(name=f"{style}:{texture}", rgba=rgba, anchors=outline, outline=outline, shading=True)
 
 
 _SHRUNK: dict[tuple[str, int, float], Template] = {}
@@ -263,7 +270,8 @@ def _shrunk(template: Template, factor: float) -> Template:
     if key not in _SHRUNK:
         if len(_SHRUNK) > 128:
             _SHRUNK.clear()
-        _SHRUNK[key] = template.scaled(factor)
+        small = template.scaled(factor)
+        _SHRUNK[key] = replace(small, premultiplied=premultiply(small.rgba))
     return _SHRUNK[key]
 
 
@@ -275,12 +283,14 @@ def place_template(
     face_outline: np.ndarray | None = None,
     brightness: float = 1.0,
     yaw: float | None = None,
+    tint: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Placed:
     """Warp ``template`` onto the face given by 68 ``points`` and composite it (BGR uint8, copied).
 
     A procedural template carries the 18 outline anchors; a user template its six a..f anchors.
     With ``yaw`` (degrees) the warped mask is lit as a cylinder turned with the head: the side
-    facing away from the camera gets darker.
+    facing away from the camera gets darker. A shading template is coloured with ``tint`` (main and
+    pattern colour, BGR 0..1).
     """
     outline = face_outline if face_outline is not None else G.mask_outline(points)
     procedural = len(template.anchors) == len(outline)
@@ -304,7 +314,10 @@ def place_template(
     alpha_full = np.zeros(image.shape[:2], np.float32)
     rect = bounding_rect(polygon, image.shape, margin=2.0 + 0.02 * span_img)
     if rect is not None:
-        layer, tx = warp_rgba(template.rgba, inverse, rect)
+        source = template.premultiplied if template.premultiplied is not None else premultiply(template.rgba)
+        layer, tx = warp_rgba(source, inverse, rect)
+        if template.shading:
+            layer = _tinted(layer, *(tint if tint is not None else (np.ones(3, np.float32),) * 2))
         gain = np.float32(brightness)
         if yaw is not None:
             x_lo, x_hi = src[:, 0].min(), src[:, 0].max()
@@ -315,6 +328,17 @@ def place_template(
         composite(out, layer, rect)
         paste_alpha(alpha_full, layer[..., 3], rect)
     return Placed(image=out, alpha=alpha_full, polygon=polygon, view=template.name)
+
+
+def _tinted(layer: np.ndarray, main: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Premultiplied (light, pattern, -, alpha) -> premultiplied BGR + alpha in the given colours."""
+    alpha = layer[..., 3:4]
+    light = layer[..., 0:1] * np.float32(LIGHT_SCALE) / np.maximum(alpha, np.float32(1e-6))
+    pattern = layer[..., 1:2]
+    out = np.empty_like(layer)
+    out[..., :3] = light * (main.astype(np.float32) * (alpha - pattern) + second.astype(np.float32) * pattern)
+    out[..., 3:] = alpha
+    return out
 
 
 def _densify(poly: np.ndarray, per_edge: int = 4) -> np.ndarray:
@@ -382,8 +406,16 @@ def apply_mask(
         return place_template(image, points, template, face_outline=outline, brightness=gain)
     iod = float(np.hypot(*np.subtract(*S.eye_centres(frame.points))))
     px = px_bucket(1.5 * max(iod, frame.length / 1.7))
-    template = pooled_template(spec.style, spec.colour, spec.texture, px, int(rng.integers(POOL_SIZE)))
-    placed = place_template(image, points, template, face_outline=outline, brightness=gain, yaw=frame.yaw)
+    template = pooled_template(spec.style, spec.texture, px, int(rng.integers(POOL_SIZE)))
+    main = _bgr(PALETTES[spec.style][spec.colour])
+    others = [c for c in PALETTES[spec.style] if c != spec.colour]
+    second = _bgr(PALETTES[spec.style][others[int(rng.integers(len(others)))]])
+    if np.abs(second - main).sum() < 0.3:
+        second = 1.0 - main * 0.6
+    placed = place_template(
+        image, points, template, face_outline=outline, brightness=gain, yaw=frame.yaw, tint=(main, second)
+    )
+    placed.view = spec.variant
     if loops and spec.style in ("surgical", "kn95", "cloth"):
         loop_colour = _bgr(PALETTES[spec.style][spec.colour]) * 0.9 * gain
         draw_ear_loops(placed.image, frame, outline, loop_colour)

@@ -135,7 +135,9 @@ def _ellipse(cx: float, cy: float, ax: float, ay: float, angle: float = 0.0, n: 
 def _rounded_rect(cx: float, cy: float, w: float, h: float, r: float, angle: float = 0.0) -> np.ndarray:
     r = min(r, w / 2, h / 2)
     pts = []
-    for qx, qy, a0 in ((w / 2 - r, -h / 2 + r, -90), (w / 2 - r, h / 2 - r, 0), (-w / 2 + r, h / 2 - r, 90), (-w / 2 + r, -h / 2 + r, 180)):
+    x, y = w / 2 - r, h / 2 - r
+    corners = ((x, -y, -90), (x, y, 0), (-x, y, 90), (-x, -y, 180))
+    for qx, qy, a0 in corners:
         a = np.radians(np.linspace(a0, a0 + 90, 7))
         pts.append(np.stack([qx + r * np.cos(a), qy + r * np.sin(a)], axis=1))
     p = np.vstack(pts)
@@ -162,7 +164,9 @@ def _transform(poly: np.ndarray, scale: float, angle: float, shift: np.ndarray) 
     return poly @ rot.T * scale + shift
 
 
-def _render(image: np.ndarray, frame: G.FaceFrame, drawing: _Drawing, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    image: np.ndarray, frame: G.FaceFrame, drawing: _Drawing, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Composite a drawing onto a BGR image (copy); returns (image, full-size alpha)."""
     out = image.copy()
     alpha_full = np.zeros(image.shape[:2], np.float32)
@@ -194,7 +198,8 @@ def _render(image: np.ndarray, frame: G.FaceFrame, drawing: _Drawing, rng: np.ra
     grain = rng.standard_normal((max(2, ch // (6 * ss) + 2), max(2, cw // (6 * ss) + 2))).astype(np.float32)
     grain = cv2.resize(grain, (cw, ch), interpolation=cv2.INTER_CUBIC)
     ys, xs = np.mgrid[0:ch, 0:cw].astype(np.float32)
-    pos = ((xs / ss + x0 - frame.points[27][0]) * frame.down[0] + (ys / ss + y0 - frame.points[27][1]) * frame.down[1]) / max(frame.length, 1.0)
+    ox, oy = frame.points[27]
+    pos = ((xs / ss + x0 - ox) * frame.down[0] + (ys / ss + y0 - oy) * frame.down[1]) / max(frame.length, 1.0)
     light = (1.0 + drawing.texture * grain) * (1.0 - drawing.gradient * np.clip(pos, -1, 2) / 2)
     col = np.clip(col * light[..., None], 0, 1)
     col = cv2.resize(col * alp[..., None], (w, h), interpolation=cv2.INTER_AREA)
@@ -259,7 +264,8 @@ def _hand(rng: np.random.Generator, colour: np.ndarray, line: float) -> list[_Pa
         parts.append(_Part(_capsule(base, tip, 0.23), colour, stroke=dark, stroke_width=line))
     thumb_base = np.array([0.48, 0.35])
     ang = np.radians(rng.uniform(-60, -25))
-    parts.append(_Part(_capsule(thumb_base, thumb_base + 0.62 * np.array([np.cos(ang), np.sin(ang)]), 0.27), colour, stroke=dark, stroke_width=line))
+    thumb = _capsule(thumb_base, thumb_base + 0.62 * np.array([np.cos(ang), np.sin(ang)]), 0.27)
+    parts.append(_Part(thumb, colour, stroke=dark, stroke_width=line))
     return parts
 
 
@@ -297,7 +303,9 @@ def _fit(
     return out
 
 
-def _scarf(band: tuple[float, float, float, float], colour: np.ndarray, rng: np.random.Generator, vertical: bool, line: float) -> list[_Part]:
+def _scarf(
+    band: tuple[float, float, float, float], colour: np.ndarray, rng: np.random.Generator, vertical: bool, line: float
+) -> list[_Part]:
     """A fabric band filling ``band`` with wavy edges and fold lines."""
     x0, x1, y0, y1 = band
     n = 24
@@ -307,11 +315,13 @@ def _scarf(band: tuple[float, float, float, float], colour: np.ndarray, rng: np.
     if not vertical:
         span = y1 - y0
         top = np.stack([x0 + t * (x1 - x0), y0 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6))], axis=1)
-        bot = np.stack([x0 + t * (x1 - x0), y1 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6))], axis=1)[::-1]
+        bot = np.stack([x0 + t * (x1 - x0), y1 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6))], axis=1)
+        bot = bot[::-1]
     else:
         span = x1 - x0
         top = np.stack([x0 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6)), y0 + t * (y1 - y0)], axis=1)
-        bot = np.stack([x1 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6)), y0 + t * (y1 - y0)], axis=1)[::-1]
+        bot = np.stack([x1 + amp * span * np.sin(t * waves * np.pi + rng.uniform(0, 6)), y0 + t * (y1 - y0)], axis=1)
+        bot = bot[::-1]
     parts = [_Part(np.vstack([top, bot]), colour, stroke=colour * 0.7, stroke_width=line)]
     fold_col = colour * 0.78
     for f in rng.uniform(0.2, 0.8, size=int(rng.integers(2, 5))):
@@ -329,7 +339,9 @@ def _scarf(band: tuple[float, float, float, float], colour: np.ndarray, rng: np.
     return parts
 
 
-def _object(band: tuple[float, float, float, float], colour: np.ndarray, rng: np.random.Generator, line: float) -> list[_Part]:
+def _object(
+    band: tuple[float, float, float, float], colour: np.ndarray, rng: np.random.Generator, line: float
+) -> list[_Part]:
     """A rigid object (card, book, phone, cup) filling ``band``: a rounded rectangle or an ellipse."""
     x0, x1, y0, y1 = band
     cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0
@@ -382,7 +394,8 @@ def _glasses(frame: G.FaceFrame, spec: OccluderSpec, rng: np.random.Generator) -
         edges.append((lens[np.argmin(lens[:, 0])], lens[np.argmax(lens[:, 0])]))
         parts.append(_Part(lens, tint, alpha=lens_alpha, stroke=frame_col, stroke_width=line))
         glint = _ellipse(c[0] - 0.35 * a, c[1] - 0.35 * b, 0.22 * a, 0.1 * b, angle=-0.5)
-        parts.append(_Part(glint, np.array([1.0, 1.0, 1.0], np.float32), alpha=0.35 if spec.shape == "sunglasses" else 0.25))
+        shine = 0.35 if spec.shape == "sunglasses" else 0.25
+        parts.append(_Part(glint, np.array([1.0, 1.0, 1.0], np.float32), alpha=shine))
     inner_l, inner_r = edges[0][1], edges[1][0]
     mid = (inner_l + inner_r) / 2 - np.array([0, 0.04 * frame.length])
     bridge = np.array([inner_l, mid, inner_r])
@@ -437,7 +450,8 @@ def apply_occluder(image: np.ndarray, points: np.ndarray, spec: OccluderSpec, rn
             parts = _fit(hand, band, sideways, "y", min_other=0.85 * box.width, centre=target)
         drawing = _Drawing(parts, texture=0.03, gradient=0.12)
     elif spec.shape == "scarf":
-        drawing = _Drawing(_scarf(band, colour, rng, vertical=spec.type == "left_right", line=line), texture=0.08, gradient=0.2)
+        scarf = _scarf(band, colour, rng, vertical=spec.type == "left_right", line=line)
+        drawing = _Drawing(scarf, texture=0.08, gradient=0.2)
     else:
         drawing = _Drawing(_object(band, colour, rng, line=line), texture=0.03, gradient=0.25)
     out, alpha = _render(image, frame, drawing, rng)

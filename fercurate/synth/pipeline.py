@@ -206,14 +206,15 @@ def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
                 decoded[src] = _decode(src)
             except ValueError as exc:
                 decoded[src] = str(exc)
-    parents = [s for s in decoded if not isinstance(decoded[s], str)]
-    first_task = {tasks[j].src: tasks[j] for j in reversed(todo)}
+    # locate each face once: a parent is an image and its face box (one picture may hold several)
+    readable = [j for j in todo if not isinstance(decoded[tasks[j].src], str)]
+    faces = list(dict.fromkeys((tasks[j].src, tasks[j].bbox) for j in readable))
     located = dict(
         zip(
-            parents,
+            faces,
             P.locate_batch(
-                [decoded[s][0] for s in parents],  # type: ignore[index]
-                [first_task[s].bbox for s in parents],
+                [decoded[src][0] for src, _ in faces],  # type: ignore[index]
+                [bbox for _, bbox in faces],
                 methods=config.methods,
                 fallback=config.fallback,
                 mode=config.landmark_mode,
@@ -228,7 +229,7 @@ def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
             rows[j] = dict(row, failure=got)
             continue
         image, mode = got
-        loc = located[task.src]
+        loc = located[(task.src, task.bbox)]
         row.update(
             landmark_method=loc.method or None,
             landmark_confidence=loc.confidence,

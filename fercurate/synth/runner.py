@@ -182,7 +182,9 @@ def _choose(config: SynthConfig, style: str, seed: int) -> Any:
         if style in config.template_styles:
             return M.MaskSpec(style=style, colour=M.TEMPLATE_COLOUR)
         return M.choose_spec(style, r, list(config.colours) or None, list(config.textures) or None)
-    return O.choose_spec(style, r, size=config.size, shapes=list(config.shapes) or None, colours=list(config.colours) or None)
+    return O.choose_spec(
+        style, r, size=config.size, shapes=list(config.shapes) or None, colours=list(config.colours) or None
+    )
 
 
 def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool) -> str:
@@ -215,7 +217,8 @@ def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task
             seed = sample_seed(config.seed, sid, config.kind, k)
             spec = _choose(config, style, seed)
             tag = k if (config.per_image > 1 and not config.each) else None
-            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), _out_rel(rel, spec.variant, tag, lossless), bbox, seed, spec))
+            out_rel = _out_rel(rel, spec.variant, tag, lossless)
+            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec))
     return tasks
 
 
@@ -369,7 +372,10 @@ def run(
         fresh = []
         for t in tasks:
             prev = previous.get(t.sample_id)
-            if prev and prev["seed"] == t.seed and prev["variant"] == t.spec.variant and prev["derived_from"] == t.parent_id:
+            same = prev is not None and (prev["seed"], prev["variant"], prev["derived_from"]) == (
+                t.seed, t.spec.variant, t.parent_id
+            )
+            if same:
                 prev = dict(prev, parent_row=t.parent_row + 1)
                 fresh.append(replace(t, reuse=prev))
             else:

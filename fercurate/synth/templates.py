@@ -33,6 +33,8 @@ class Template:
     rgba: np.ndarray
     anchors: np.ndarray
     outline: np.ndarray  # closed polygon around the template's opaque part (template pixels)
+    shading: bool = False  # channels are (light, pattern, -, alpha), tinted when placed
+    premultiplied: np.ndarray | None = None  # float32 0..1, colour x alpha: what the warp samples
 
     def scaled(self, factor: float) -> "Template":
         """The template resized by ``factor`` (area-averaged when shrinking) with anchors scaled."""
@@ -44,7 +46,7 @@ class Template:
         rgba = cv2.resize(self.rgba, size, interpolation=interp)
         sx, sy = size[0] / w, size[1] / h
         k = np.array([sx, sy])
-        return Template(self.name, rgba, self.anchors * k, self.outline * k)
+        return Template(self.name, rgba, self.anchors * k, self.outline * k, self.shading)
 
     def top_ratio(self) -> float:
         """Where the nose-bridge anchor sits between the two top corners (0..1): the view's turn."""

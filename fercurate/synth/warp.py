@@ -96,18 +96,20 @@ def bounding_rect(points: np.ndarray, shape: tuple[int, ...], margin: float = 2.
 
 
 def warp_rgba(
-    rgba: np.ndarray, inverse: ThinPlateSpline, rect: tuple[int, int, int, int]
+    premultiplied: np.ndarray, inverse: ThinPlateSpline, rect: tuple[int, int, int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The template warped into ``rect``: float32 (h, w, 4), colour premultiplied by alpha (0..1),
+    """A premultiplied template (see :func:`premultiply`) warped into ``rect``: float32 (h, w, 4),
     and the template x coordinate each pixel came from (for shading across the template)."""
     x0, y0, w, h = rect
     mx, my = remap_grid(inverse, x0, y0, w, h)
-    src = _premultiplied(rgba)
-    layer = cv2.remap(src, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    layer = cv2.remap(
+        premultiplied, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)
+    )
     return layer, mx
 
 
-def _premultiplied(rgba: np.ndarray) -> np.ndarray:
+def premultiply(rgba: np.ndarray) -> np.ndarray:
+    """uint8 RGBA -> float32 0..1 with colour multiplied by alpha (so bilinear sampling keeps edges clean)."""
     src = rgba.astype(np.float32) * np.float32(1 / 255.0)
     src[..., :3] *= src[..., 3:4]
     return src
