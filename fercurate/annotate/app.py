@@ -10,6 +10,11 @@ import getpass
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,10 +93,15 @@ class Launched:
     url: str
     view_name: str | None
     annotator: str
+    server: subprocess.Popen | None = None
 
     def close(self) -> None:
-        """Stop the App server (``session.close()``; a SIGTERM would leave it running)."""
-        self.session.close()
+        """Close the session and stop the App server this launch started."""
+        try:
+            self.session.close()
+        finally:
+            if self.server is not None:
+                stop_server(self.server)
 
 
 def launch(
@@ -103,6 +113,7 @@ def launch(
     address: str = "localhost",
     root: str | os.PathLike | None = None,
     workspace: Workspace | None = None,
+    server_timeout: float = 240.0,
 ) -> Launched:
     """Sync the manifest's App dataset, install the plugin and start the App (remote mode).
 
@@ -119,14 +130,17 @@ def launch(
     fo = connect()
     view, view_name = _start_view(ds, split)
     port = port or free_port()
+    server = start_server(port, address, timeout=server_timeout)
     try:
         session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
-    except Exception as exc:  # noqa: BLE001 - report any server start failure as one line
+    except Exception as exc:  # noqa: BLE001 - report any session failure as one line
+        stop_server(server)
         raise FercurateError(f"the FiftyOne App could not start on {address}:{port} ({exc})") from exc
-    return Launched(session, ds, f"http://{address}:{port}/", view_name, who)
+    return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server)
 
 
 def _start_view(ds: "fo.Dataset", split: str | None) -> tuple["fo.DatasetView", str | None]:
+    """The unlabelled queue sorted by suggestion (within ``split``), or everything when it is empty."""
     from fiftyone import ViewField as F
 
     queue = ds.load_saved_view(VIEW_BY_SUGGESTION)
@@ -139,6 +153,48 @@ def _start_view(ds: "fo.Dataset", split: str | None) -> tuple["fo.DatasetView", 
     return base, None
 
 
+def start_server(port: int, address: str = "localhost", timeout: float = 240.0) -> subprocess.Popen:
+    """Start the FiftyOne App server ourselves and wait until it answers (up to ``timeout`` s).
+
+    ``fo.launch_app`` gives its own server only 60 s to bind, which a busy machine can exceed;
+    started here, the server gets as long as it needs and ``launch_app`` attaches to it. It uses
+    the MongoDB this process started (``connect()`` must have run). Its output goes to a log file
+    whose tail is shown if it dies.
+    """
+    import fiftyone.constants as foc
+
+    log = tempfile.NamedTemporaryFile(prefix="fercurate-app-", suffix=".log", delete=False)
+    cmd = [sys.executable, "main.py", "--port", str(port), "--address", address]
+    proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://{address}:{port}/fiftyone"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-3:]
+            raise FercurateError(f"the FiftyOne App server exited (code {proc.returncode}): {' | '.join(tail)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.5)
+    stop_server(proc)
+    raise FercurateError(f"the FiftyOne App server did not answer on {url} within {timeout:.0f} s (log: {log.name})")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Terminate a server started by :func:`start_server` (and wait for it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
 __all__ = [
     "PLUGIN_NAME",
     "PLUGIN_SOURCE",
@@ -149,4 +205,6 @@ __all__ = [
     "install_plugin",
     "launch",
     "plugins_dir",
+    "start_server",
+    "stop_server",
 ]

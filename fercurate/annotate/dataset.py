@@ -216,10 +216,28 @@ def _open_or_create(fo: Any, name: str | None, manifest: Manifest) -> "fo.Datase
         info = {}
     declare_fields(ds, FIELDS)
     ds.create_index("sample_id", unique=True)
+    _app_defaults(fo, ds)
     info.update({"manifest_path": mpath, "manifest": manifest.name, "dataset": manifest.dataset})
     ds.info[INFO_KEY] = info
     ds.save()
     return ds
+
+
+def _app_defaults(fo: Any, ds: "fo.Dataset") -> None:
+    """Show tags, label and occlusion on the grid tiles and group the sidebar, unless the user has
+    already arranged the App (their arrangement is kept)."""
+    if ds.app_config.active_fields is None:
+        ds.app_config.active_fields = fo.ActiveFields(paths=["tags", "label", "occlusion", "occ_suggested"])
+    if not ds.app_config.sidebar_groups:
+        groups = fo.DatasetAppConfig.default_sidebar_groups(ds)
+        occ = [f for f in FIELDS if f.startswith("occ")]
+        pose = list(POSE_FIELDS)
+        for group in groups:
+            group.paths = [p for p in group.paths if p not in occ and p not in pose]
+        groups.insert(1, fo.SidebarGroupDocument(name="occlusion", paths=occ, expanded=True))
+        groups.insert(2, fo.SidebarGroupDocument(name="pose", paths=pose, expanded=False))
+        ds.app_config.sidebar_groups = groups
+    ds.save()
 
 
 def _add_samples(fo: Any, ds: "fo.Dataset", manifest: Manifest, ids: list[str], rel_paths: list[str]) -> None:

@@ -36,20 +36,23 @@ def _annotator(ctx) -> str | None:
     return info(ctx.dataset).get("annotator")
 
 
-def _finish(ctx, changed: int, what: str) -> dict:
-    ctx.ops.reload_samples()
-    n = len(_targets(ctx))
-    ctx.ops.notify(f"{what}: {changed} of {n} sample(s) changed", variant="success")
-    return {"changed": changed, "selected": n}
+def _run(ctx, action, what: str, clear_selection: bool = True) -> dict:
+    """Apply ``action(dataset, ids)`` to the targets, refresh the grid and say what happened.
 
-
-def _run(ctx, action, what: str) -> dict:
+    The selection is cleared afterwards (labelled faces leave the unlabelled queue, and a stale
+    selection would carry into the next batch) unless ``clear_selection`` is false.
+    """
+    ids = _targets(ctx)
     try:
-        changed = action(ctx.dataset, _targets(ctx))
+        changed = action(ctx.dataset, ids)
     except FercurateError as exc:
         ctx.ops.notify(str(exc), variant="error")
         return {"error": str(exc)}
-    return _finish(ctx, changed, what)
+    ctx.ops.reload_samples()
+    if clear_selection and ctx.selected:
+        ctx.ops.clear_selected_samples()
+    ctx.ops.notify(f"{what}: {changed} of {len(ids)} sample(s) changed", variant="success")
+    return {"changed": changed, "selected": len(ids)}
 
 
 class OccType(foo.Operator):
@@ -91,7 +94,7 @@ class LabelOcclusion(foo.Operator):
     def resolve_placement(self, ctx):
         return types.Placement(
             types.Places.SAMPLES_GRID_SECONDARY_ACTIONS,
-            types.Button(label="Label occlusion", icon="/assets/icon.svg", prompt=True),
+            types.Button(label="Label occlusion", prompt=True),
         )
 
     def resolve_input(self, ctx):
@@ -179,10 +182,8 @@ class OcclusionLabeller(foo.Panel):
         ctx.panel.state.keep = bool(ctx.params.get("value"))
 
     def _act(self, ctx, action, what: str) -> None:
-        """Label the selection; then clear it (labelled faces leave the queue) unless multi-label is on."""
-        result = _run(ctx, action, what)
-        if "error" not in result and not ctx.panel.state.keep:
-            ctx.ops.clear_selected_samples()
+        """Label the selection; then clear it unless multi-label is on."""
+        _run(ctx, action, what, clear_selection=not ctx.panel.state.keep)
         self._refresh(ctx)
 
     def _refresh(self, ctx):
