@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# The spline is smooth: it is evaluated on a grid of at most about this many nodes and interpolated
-# bilinearly in between (sub-pixel error; evaluating every pixel costs n_anchors x pixels logs).
-_GRID_NODES = 600
+# The spline is smooth: it is evaluated on a grid of about this many nodes (nodes at most _MAX_STEP
+# pixels apart) and interpolated bilinearly in between (sub-pixel error; evaluating every pixel
+# costs n_anchors x pixels logarithms).
+_GRID_NODES = 200
+_MAX_STEP = 8  # pixels between grid nodes at most, whatever the size
 
 
 def _kernel(r2: np.ndarray) -> np.ndarray:
@@ -69,7 +71,7 @@ def remap_grid(inverse: ThinPlateSpline, x0: int, y0: int, w: int, h: int) -> tu
         ys, xs = np.mgrid[y0 : y0 + h, x0 : x0 + w]
         out = inverse(np.stack([xs.ravel(), ys.ravel()], axis=1)).astype(np.float32)
         return out[:, 0].reshape(h, w), out[:, 1].reshape(h, w)
-    step = int(np.ceil(np.sqrt(w * h / _GRID_NODES)))
+    step = min(_MAX_STEP, int(np.ceil(np.sqrt(w * h / _GRID_NODES))))
     gx = np.arange(0, w - 1 + step, step)
     gy = np.arange(0, h - 1 + step, step)
     ys, xs = np.meshgrid(gy + y0, gx + x0, indexing="ij")
