@@ -53,6 +53,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ran_lists",
     "annotate",
     "synth",
+    "train",
+    "quality",
 )
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,120 @@
+"""Checkpoints and model files: saving/loading fercurate checkpoints, TorchScript export, label-map checks.
+
+A fercurate checkpoint (``ran.pt`` / ``baseline.pt``) is a ``torch.save`` dict holding everything needed
+to evaluate it or to continue its training exactly: model, optimiser, LR schedule and AMP scaler states,
+epoch and batch position, RNG states, the full training config, the label map and the SHA-256 of the
+manifest it was trained on. It loads with ``torch.load(weights_only=True)`` (tensors and plain types only).
+
+``--model`` for evaluation may also be a TorchScript file or an ONNX model; see
+:mod:`fercurate.ran.evaluate` for their input contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fercurate.atomic import atomic_path
+from fercurate.errors import InputError
+from fercurate.schema import CANONICAL_LABELS
+
+FORMAT = "fercurate-ran-checkpoint"
+FORMAT_VERSION = 1
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes (the manifest hash stored in checkpoints)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a checkpoint atomically (temp file + rename), so a kill never leaves a broken file."""
+    state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
+    path = Path(path)
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
+        torch.save(state, tmp)
+    return path
+
+
+def model_kind(path: str | os.PathLike) -> str:
+    """'checkpoint', 'torchscript' or 'onnx', from the file's content (not its name)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: model file not found")
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return "torchscript"
+        if any(n.endswith("data.pkl") for n in names):
+            return "checkpoint"
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if path.suffix.lower() == ".onnx" or b"pytorch" in head.lower() or b"onnx" in head.lower():
+        return "onnx"
+    raise InputError(f"{path}: not a fercurate checkpoint, TorchScript file or ONNX model")
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read and check a fercurate checkpoint (format, label map)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise InputError(f"{path}: cannot read as a fercurate checkpoint ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputError(f"{path}: not a fercurate checkpoint (no '{FORMAT}' marker; pass TorchScript/ONNX files as they are)")
+    if int(state.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(f"{path}: checkpoint format v{state['format_version']} is newer than this fercurate reads")
+    check_label_map(state.get("labels"), str(path))
+    return state
+
+
+def check_label_map(labels: Any, where: str) -> list[str]:
+    """A model's label map must be the canonical label space (8 classes, or 7 without contempt), in order.
+
+    Anything else (another order, other names) would silently score the wrong classes, so it is an error.
+    """
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise InputError(f"{where}: no label map (a list of class names) in the model")
+    labels = list(labels)
+    expected = list(CANONICAL_LABELS[: len(labels)])
+    if len(labels) not in (7, 8) or labels != expected:
+        raise InputError(
+            f"{where}: label map {labels} is not fercurate's canonical label space "
+            f"{list(CANONICAL_LABELS)} (or its first 7); refusing to score with a mismatched label map"
+        )
+    return labels
+
+
+def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Trace a checkpoint's model (faces in [0, 1] -> logits) to a TorchScript file with its label map."""
+    from fercurate.ran.model import LogitsOnly
+    from fercurate.ran.train import model_from_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    model = LogitsOnly(model_from_checkpoint(state)).eval()
+    size = int(state["config"]["input_size"])
+    example = torch.rand(2, 3, size, size)
+    out = Path(out)
+    extra = {"labels.txt": "\n".join(state["labels"]), "input_size.txt": str(size)}
+    with warnings.catch_warnings():
+        # tracing is exact here: shapes only decide which crops are cut, never the data path
+        warnings.simplefilter("ignore")
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example)
+        with atomic_path(out, suffix=".pt.tmp") as tmp:
+            torch.jit.save(traced, str(tmp), _extra_files=extra)
+    return out

@@ -1,0 +1,553 @@
+"""From a manifest to training batches: row selection, targets, the decoded-face cache and the loader.
+
+* :func:`select_samples` picks rows (splits and/or a subset's ids), drops rows that cannot be used
+  (no label, a class outside the label space, no emotion votes) into ``excluded`` with a reason, and
+  builds hard labels and, for FERPlus, vote-distribution targets.
+* :func:`load_faces` decodes every face once (all cores), crops it to its bounding box (made square)
+  and resizes it to ``size``; the uint8 result is cached on disk (``<workspace>/cache/faces``) keyed by
+  the images, boxes and size, so later runs and evaluations start at once. Unreadable images become
+  rows in ``failures``, never silent drops.
+* :class:`BatchLoader` yields ``(faces uint8 (B, 3, S, S), indices)`` for a list of index batches, from the
+  cache (in memory) or by decoding in worker processes.
+* :func:`prepare_batch` turns a uint8 batch into float faces in [0, 1] at the model's input size, with
+  the training augmentation (flip, rotation, zoom, shift, random erasing) drawn from an explicit
+  generator so that runs are reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+
+from fercurate import images
+from fercurate.atomic import atomic_path, write_text
+from fercurate.errors import InputError
+from fercurate.manifest import Manifest
+from fercurate.parallel import map_chunks
+from fercurate.progress import progress
+from fercurate.ran.crops import augment_matrices, box_thetas, crop_regions, invert_points, landmark_boxes, landmark_centres, random_boxes
+from fercurate.schema import CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
+from fercurate.workspace import Workspace
+
+CACHE_VERSION = 1
+TARGET_MODES = ("majority", "votes")
+
+
+def label_names(num_classes: int) -> list[str]:
+    """The label map of a K-class model: canonical order, 8 classes or 7 (contempt dropped)."""
+    if num_classes not in (7, 8):
+        raise InputError(f"--classes must be 7 or 8, not {num_classes}")
+    return list(CANONICAL_LABELS[:num_classes])
+
+
+def vote_distribution(votes: np.ndarray, num_classes: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """FER+ vote counts (N, 10, FER+ column order) -> ((N, K) target distributions, (N,) valid).
+
+    Uses the FERPlus ingest's :func:`fercurate.ingest.ferplus.vote_targets` in its ``probability`` mode
+    (the FER+ authors' processing: single votes dropped, the top emotions kept; images where unknown/NF
+    wins or no clear majority exists are not valid). With 7 classes the contempt share is dropped and
+    the rest renormalised (rows left with nothing become invalid).
+    """
+    from fercurate.ingest.ferplus import vote_targets
+
+    targets, valid = vote_targets(np.asarray(votes), "probability")
+    targets = targets[:, :num_classes].astype(np.float32)
+    total = targets.sum(1, keepdims=True)
+    valid = valid & (total[:, 0] > 0)
+    targets = np.divide(targets, total, out=np.zeros_like(targets), where=total > 0)
+    return targets, valid
+
+
+@dataclass
+class Samples:
+    """The rows a run uses, in a fixed order, with everything a batch needs except the pixels."""
+
+    manifest: Manifest
+    sample_ids: np.ndarray  # (N,) object
+    paths: list[str]  # absolute image paths
+    bboxes: np.ndarray  # (N, 4) float32 x, y, w, h; NaN where the manifest has none
+    sizes: np.ndarray  # (N, 2) float32 width, height from the manifest; NaN where unknown
+    labels: np.ndarray  # (N,) int64 class index, -1 = unlabelled (evaluation only)
+    soft: np.ndarray | None = None  # (N, K) vote distributions
+    landmarks: np.ndarray | None = None  # (N, 2L) float32 in image pixels, NaN rows where missing
+    excluded: list[dict] = field(default_factory=list)  # {"sample_id", "reason"}
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    def subset(self, keep: np.ndarray) -> "Samples":
+        """Rows where ``keep`` is true (same order)."""
+        return Samples(
+            self.manifest,
+            self.sample_ids[keep],
+            [p for p, k in zip(self.paths, keep) if k],
+            self.bboxes[keep],
+            self.sizes[keep],
+            self.labels[keep],
+            None if self.soft is None else self.soft[keep],
+            None if self.landmarks is None else self.landmarks[keep],
+            list(self.excluded),
+        )
+
+
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(pa.string())
+    return col.to_numpy(zero_copy_only=False)
+
+
+def _bboxes(table: pa.Table) -> np.ndarray:
+    col = table.column("bbox").combine_chunks()
+    out = np.full((table.num_rows, 4), np.nan, dtype=np.float32)
+    if col.null_count == table.num_rows:
+        return out
+    valid = ~np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    for i, key in enumerate("xywh"):
+        vals = col.field(key).to_numpy(zero_copy_only=False).astype(np.float32)
+        out[:, i] = np.where(valid, vals, np.nan)
+    return out
+
+
+def _landmarks(table: pa.Table) -> np.ndarray | None:
+    rows = table.column("landmarks").to_pylist()
+    lengths = {len(r) for r in rows if r}
+    if not lengths:
+        return None
+    width = max(lengths)
+    out = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        if r and len(r) == width:
+            out[i] = r
+    return out
+
+
+def select_samples(
+    manifest: Manifest,
+    *,
+    splits: Sequence[str] = (),
+    ids: set[str] | None = None,
+    num_classes: int = 8,
+    targets: str = "majority",
+    require_labels: bool = True,
+) -> Samples:
+    """The manifest's rows in ``splits`` (all if empty) and in ``ids`` (if given), ready for a run.
+
+    With ``require_labels`` rows without a usable label are moved to ``excluded`` (with the reason);
+    without it (prediction) they stay, labelled -1.
+    """
+    if targets not in TARGET_MODES:
+        raise InputError(f"unknown targets {targets!r} (known: {', '.join(TARGET_MODES)})")
+    if splits:
+        manifest = manifest.where_split(*splits)
+    table = manifest.table
+    if ids is not None:
+        all_ids = _column(table, "sample_id")
+        mask = np.isin(all_ids, np.asarray(sorted(ids), dtype=object))
+        table = table.filter(pa.array(mask))
+    if table.num_rows == 0:
+        where = f" split {', '.join(splits)}" if splits else ""
+        raise InputError(f"{manifest.path}: no rows selected{where}{' in the subset' if ids is not None else ''}")
+    sample_ids = _column(table, "sample_id").astype(object)
+    label_ids = _column(table, "label_id").astype(np.int64)
+    excluded: list[dict] = []
+    keep = np.ones(len(sample_ids), dtype=bool)
+    labels = label_ids.copy()
+    outside = label_ids >= num_classes
+    if outside.any():
+        name = ", ".join(sorted({CANONICAL_LABELS[i] for i in label_ids[outside]}))
+        for sid in sample_ids[outside]:
+            excluded.append({"sample_id": sid, "reason": f"label {name} is not in the {num_classes}-class label space"})
+        keep &= ~outside
+        labels[outside] = -1
+    soft = None
+    if targets == "votes":
+        votes = table.column("label_votes").to_pylist()
+        have = np.array([v is not None and len(v) == len(FERPLUS_VOTE_COLUMNS) for v in votes])
+        if not have.any():
+            raise InputError(f"{manifest.path}: --targets votes needs FERPlus vote counts (label_votes is empty)")
+        arr = np.zeros((len(votes), len(FERPLUS_VOTE_COLUMNS)), dtype=np.float32)
+        arr[have] = np.asarray([v for v, h in zip(votes, have) if h], dtype=np.float32)
+        soft, valid = vote_distribution(arr, num_classes)
+        no_votes = keep & ~(valid & have)
+        for sid in sample_ids[no_votes]:
+            excluded.append({"sample_id": sid, "reason": "no vote-distribution target (FER+ processing: unknown/NF wins "
+                                                         "or no emotion holds a clear majority)"})
+        if require_labels:
+            keep &= ~no_votes
+    if require_labels:
+        unlabelled = keep & (labels < 0)
+        for sid in sample_ids[unlabelled]:
+            excluded.append({"sample_id": sid, "reason": "no canonical label (label_id = -1)"})
+        keep &= ~unlabelled
+    root = manifest.root
+    paths = [str(root / p) for p in _column(table, "image_path")]
+    widths = _column(table, "width").astype(np.float32)
+    heights = _column(table, "height").astype(np.float32)
+    samples = Samples(
+        manifest,
+        sample_ids,
+        paths,
+        _bboxes(table),
+        np.stack([widths, heights], axis=1),
+        labels,
+        soft,
+        _landmarks(table),
+        excluded,
+    )
+    samples = samples.subset(keep)
+    if len(samples) == 0:
+        raise InputError(f"{manifest.path}: none of the selected rows is usable ({excluded[0]['reason']}, ...)")
+    return samples
+
+
+# --- decoding faces ---------------------------------------------------------------------------------
+
+
+def face_square(bbox: np.ndarray, width: float, height: float) -> tuple[float, float, float]:
+    """The square (x, y, side) a face is cut from: the bbox made square about its centre, or the image."""
+    if bbox is None or not np.all(np.isfinite(bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
+        x, y, w, h = 0.0, 0.0, float(width), float(height)
+    else:
+        x, y, w, h = (float(v) for v in bbox)
+    side = max(w, h)
+    return x + (w - side) / 2, y + (h - side) / 2, side
+
+
+def decode_face(path: str, bbox: np.ndarray | None, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Read an image, cut the (square) face box, resize to ``size``: uint8 RGB (3, size, size) and (w, h)."""
+    img = images.read_image(path, color=True)
+    h, w = img.shape[:2]
+    x, y, side = face_square(bbox, w, h)
+    x0, y0 = int(round(x)), int(round(y))
+    s = max(1, int(round(side)))
+    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
+    if pad:
+        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        x0, y0 = x0 + pad, y0 + pad
+    face = img[y0 : y0 + s, x0 : x0 + s]
+    if face.shape[0] != size or face.shape[1] != size:
+        interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+        face = cv2.resize(face, (size, size), interpolation=interp)
+    face = cv2.cvtColor(face, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(face.transpose(2, 0, 1)), (w, h)
+
+
+def _decode_chunk(items: Sequence[tuple[str, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Worker: decode a chunk of (path, bbox, size); failures give a zero face and a reason."""
+    size = items[0][2]
+    out = np.zeros((len(items), 3, size, size), dtype=np.uint8)
+    sizes = np.zeros((len(items), 2), dtype=np.float32)
+    reasons: list[str | None] = []
+    for i, (path, bbox, _) in enumerate(items):
+        try:
+            out[i], sizes[i] = decode_face(path, bbox, size)
+            reasons.append(None)
+        except images.ImageReadError as exc:
+            reasons.append(str(exc))
+    return out, sizes, reasons
+
+
+@dataclass
+class FaceStore:
+    """Decoded faces (N, 3, S, S) uint8 aligned with a :class:`Samples`, plus per-row failures."""
+
+    faces: np.ndarray
+    sizes: np.ndarray  # (N, 2) decoded image width, height (0 where decoding failed)
+    failures: dict[int, str]
+    cache_path: Path | None = None
+
+    @property
+    def ok(self) -> np.ndarray:
+        mask = np.ones(len(self.faces), dtype=bool)
+        mask[list(self.failures)] = False
+        return mask
+
+
+def cache_key(samples: Samples, size: int) -> str:
+    """A content key for the decoded faces: image paths, boxes, size and the cache format version."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "n": len(samples)}).encode())
+    for p in samples.paths:
+        h.update(p.encode())
+        h.update(b"\0")
+    h.update(np.ascontiguousarray(samples.bboxes).tobytes())
+    for p in samples.paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(b"missing")
+    return h.hexdigest()[:24]
+
+
+def default_cache_dir() -> Path:
+    return Workspace.current().root / "cache" / "faces"
+
+
+def load_faces(
+    samples: Samples,
+    size: int,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    workers: int | None = None,
+    in_memory: bool = True,
+    desc: str = "decode faces",
+) -> FaceStore:
+    """Decode (or load from the cache) every face of ``samples`` at ``size`` x ``size``."""
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    key = cache_key(samples, size)
+    npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
+    if use_cache and npy.exists() and meta.exists():
+        info = json.loads(meta.read_text())
+        faces = np.load(npy, mmap_mode="r")
+        if in_memory:
+            faces = np.ascontiguousarray(faces)
+        sizes = np.asarray(info["sizes"], dtype=np.float32).reshape(-1, 2)
+        return FaceStore(faces, sizes, {int(k): v for k, v in info["failures"].items()}, npy)
+    n = len(samples)
+    items = [(p, b, size) for p, b in zip(samples.paths, samples.bboxes)]
+    failures: dict[int, str] = {}
+    sizes = np.zeros((n, 2), dtype=np.float32)
+    chunk = 512
+
+    def fill(faces: np.ndarray) -> None:
+        start = 0
+        for out, sz, reasons in map_chunks(_decode_chunk, items, workers=workers, chunk_size=chunk, desc=desc, unit="img"):
+            faces[start : start + len(out)] = out
+            sizes[start : start + len(out)] = sz
+            for j, r in enumerate(reasons):
+                if r is not None:
+                    failures[start + j] = r
+            start += len(out)
+
+    if not use_cache:
+        faces = np.zeros((n, 3, size, size), dtype=np.uint8)
+        fill(faces)
+        return FaceStore(faces, sizes, failures, None)
+    cache.mkdir(parents=True, exist_ok=True)
+    with atomic_path(npy, suffix=".npy.tmp") as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
+        fill(mm)
+        mm.flush()
+        del mm
+    write_text(meta, json.dumps({"version": CACHE_VERSION, "size": size, "n": n,
+                                 "manifest": str(samples.manifest.path), "failures": failures,
+                                 "sizes": sizes.ravel().tolist()}))
+    faces = np.load(npy, mmap_mode="r")
+    if in_memory:
+        faces = np.ascontiguousarray(faces)
+    return FaceStore(faces, sizes, failures, npy)
+
+
+def drop_failures(samples: Samples, store: FaceStore) -> tuple[Samples, FaceStore]:
+    """Move rows whose image could not be decoded to ``excluded`` (with the decoder's reason)."""
+    if not store.failures:
+        return samples, store
+    ok = store.ok
+    kept = samples.subset(ok)
+    kept.excluded.extend({"sample_id": samples.sample_ids[i], "reason": r} for i, r in sorted(store.failures.items()))
+    return kept, FaceStore(store.faces[ok], store.sizes[ok], {}, store.cache_path)
+
+
+def landmark_fractions(samples: Samples, store: FaceStore) -> np.ndarray:
+    """Landmarks in fractions of each face square (N, 2L); raises when a row has none."""
+    if samples.landmarks is None:
+        raise InputError(f"{samples.manifest.path}: --crops landmark needs the manifest's landmarks column (it is empty)")
+    missing = ~np.all(np.isfinite(samples.landmarks), axis=1)
+    if missing.any():
+        first = samples.sample_ids[np.argmax(missing)]
+        raise InputError(
+            f"{samples.manifest.path}: {int(missing.sum())} selected rows have no landmarks "
+            f"(e.g. {first}); landmark-based cropping needs them on every row"
+        )
+    out = np.empty_like(samples.landmarks)
+    for i in range(len(samples)):
+        w, h = store.sizes[i]
+        x, y, side = face_square(samples.bboxes[i], w, h)
+        out[i, 0::2] = (samples.landmarks[i, 0::2] - x) / side
+        out[i, 1::2] = (samples.landmarks[i, 1::2] - y) / side
+    return out
+
+
+# --- batches -----------------------------------------------------------------------------------------
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The training order of epoch ``epoch``: a permutation that depends only on (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, *, rank: int = 0, world: int = 1, shuffle: bool = True
+) -> list[np.ndarray]:
+    """This rank's index batches for one epoch. ``batch_size`` is per process.
+
+    The permutation is padded (wrapping round) so every rank gets the same number of full batches;
+    a trailing batch smaller than 2 is dropped (BatchNorm needs 2 samples).
+    """
+    order = epoch_order(n, seed, epoch) if shuffle else np.arange(n)
+    per_rank = -(-n // world)
+    if per_rank * world > n:
+        order = np.concatenate([order, order[: per_rank * world - n]])
+    mine = order[rank::world]
+    batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    if batches and len(batches[-1]) < 2 and shuffle:
+        batches.pop()
+    return batches
+
+
+class _DecodeDataset(torch.utils.data.Dataset):
+    """Decodes faces on the fly (no cache): used with DataLoader worker processes."""
+
+    def __init__(self, paths: list[str], bboxes: np.ndarray, size: int) -> None:
+        self.paths, self.bboxes, self.size = paths, bboxes, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        faces = np.stack([decode_face(self.paths[i], self.bboxes[i], self.size)[0] for i in idx])
+        return torch.from_numpy(faces), torch.as_tensor(np.asarray(idx))
+
+
+class _ArrayDataset(torch.utils.data.Dataset):
+    """Slices of an in-memory or memory-mapped face array."""
+
+    def __init__(self, faces: np.ndarray) -> None:
+        self.faces = faces
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        order = np.asarray(idx)
+        return torch.from_numpy(np.ascontiguousarray(self.faces[order])), torch.as_tensor(order)
+
+
+def _first(batch):  # noqa: ANN001, ANN202 - DataLoader collate for __getitems__ datasets
+    return batch
+
+
+class BatchLoader:
+    """Iterates ``(faces uint8 (B, 3, S, S), indices (B,))`` over given index batches.
+
+    From the cache in memory, batches are sliced in this process (no workers needed); with
+    ``workers`` > 0 a torch DataLoader prefetches them in worker processes (memory-mapped cache, or
+    decoding from disk when there is no cache).
+    """
+
+    def __init__(self, batches: list[np.ndarray], *, faces: np.ndarray | None = None, samples: Samples | None = None,
+                 size: int = 0, workers: int = 0) -> None:
+        if faces is None and samples is None:
+            raise ValueError("BatchLoader needs faces or samples")
+        self.batches = batches
+        self.dataset = _ArrayDataset(faces) if faces is not None else _DecodeDataset(samples.paths, samples.bboxes, size)
+        self.workers = workers
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.workers <= 0:
+            for b in self.batches:
+                yield self.dataset.__getitems__(list(b))
+            return
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_sampler=[list(b) for b in self.batches],
+            num_workers=self.workers,
+            collate_fn=_first,
+            persistent_workers=False,
+            prefetch_factor=4,
+            multiprocessing_context="spawn" if isinstance(self.dataset, _DecodeDataset) else None,
+        )
+        yield from loader
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (all drawn from the run's generator)."""
+
+    flip: bool = True
+    rotate: float = 10.0  # degrees, +-
+    scale: tuple[float, float] = (0.9, 1.1)
+    translate: float = 0.08  # fraction of the face, +-
+    erase: float = 0.0  # probability of random erasing (a rectangle set to grey)
+    enabled: bool = True
+
+
+def prepare_batch(
+    faces_u8: torch.Tensor,
+    *,
+    input_size: int,
+    train: bool,
+    augment: AugmentConfig,
+    generator: torch.Generator | None,
+    crops: str = "fixed",
+    num_crops: int = 5,
+    random_scale: tuple[float, float] = (0.7, 0.95),
+    landmarks: torch.Tensor | None = None,
+    landmark_scale: float = 0.5,
+    eval_boxes: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 faces (B, 3, S, S) -> float faces in [0, 1] (B, 3, input, input) and per-face crop boxes.
+
+    Boxes are None for fixed crops (the model's own); for random crops a fresh draw per face in
+    training and ``eval_boxes`` at evaluation; for landmark crops squares around the landmarks,
+    moved with the augmentation.
+    """
+    x = faces_u8.to(device, non_blocking=True).float().div_(255)
+    b = x.shape[0]
+    aug = None
+    if train and augment.enabled:
+        aug = augment_matrices(b, flip=augment.flip, max_rotate=augment.rotate, scale=augment.scale,
+                               max_translate=augment.translate, generator=generator).to(device)
+        theta = box_thetas(torch.tensor([[0.0, 0.0, 1.0, 1.0]], device=device), aug)  # (B, 1, 2, 3)
+        x = crop_regions(x, theta, input_size)[:, 0]
+        if augment.erase > 0:
+            x = _random_erase(x, augment.erase, generator)
+    elif x.shape[-1] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", align_corners=False, antialias=True)
+    boxes = None
+    if crops == "random":
+        if train:
+            boxes = random_boxes(b, num_crops, min_scale=random_scale[0], max_scale=random_scale[1], generator=generator)
+        else:
+            boxes = eval_boxes.unsqueeze(0).expand(b, -1, -1)
+        boxes = boxes.to(device)
+    elif crops == "landmark":
+        centres = torch.as_tensor(landmark_centres(landmarks.numpy()), dtype=torch.float32)
+        if aug is not None:
+            centres = invert_points(aug.cpu(), centres)
+        boxes = landmark_boxes(centres, landmark_scale).to(device)
+    return x, boxes
+
+
+def _random_erase(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2020): with probability p, a random rectangle becomes mid-grey."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 5, generator=generator)
+    area = 0.02 + u[:, 0] * 0.2  # of the face
+    aspect = torch.exp((u[:, 1] * 2 - 1) * 1.0)
+    eh = (torch.sqrt(area * aspect) * h).clamp(1, h).long()
+    ew = (torch.sqrt(area / aspect) * w).clamp(1, w).long()
+    y0 = (u[:, 2] * (h - eh + 1)).long()
+    x0 = (u[:, 3] * (w - ew + 1)).long()
+    ys = torch.arange(h).view(1, h, 1)
+    xs = torch.arange(w).view(1, 1, w)
+    inside = (ys >= y0.view(-1, 1, 1)) & (ys < (y0 + eh).view(-1, 1, 1)) & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + ew).view(-1, 1, 1))
+    mask = (inside & (u[:, 4] < p).view(-1, 1, 1)).unsqueeze(1).to(x.device)
+    return torch.where(mask, torch.full_like(x, 0.5), x)

@@ -1,0 +1,637 @@
+"""Training RAN (or the plain ResNet-18 baseline) on any manifest: ``fercurate train``.
+
+Paper defaults: SGD lr 0.01, momentum 0.9, lr / 10 at epochs 15 and 30, 40 epochs, 224 px input,
+RB-loss margin 0.02 added 1:1 to cross-entropy. ``variant="official-code"`` switches to the authors'
+public code: softmax-normalised attention, margin 0.1, no input normalisation, lr 0.1, its crop boxes.
+
+Runs are reproducible and resumable: the data order of an epoch depends only on (seed, epoch), the
+augmentation is drawn from a generator whose state is checkpointed, and a checkpoint (written atomically
+every epoch and every ``save_every_min`` minutes) holds model, optimiser, schedule, AMP scaler, RNG
+states and position, so ``resume`` continues exactly where the run stopped.
+
+On CUDA: mixed precision (fp16 autocast + GradScaler) and channels_last. Several GPUs: launch with
+``torchrun --nproc_per_node N $(which fercurate) train ...``; each process trains on its shard of every
+epoch with DistributedDataParallel (NCCL on GPUs, gloo on CPU); ``batch_size`` is the global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from fercurate.atomic import atomic_path
+from fercurate.errors import InputError
+from fercurate.manifest import read_manifest
+from fercurate.progress import progress
+from fercurate.ran import data as rdata
+from fercurate.ran.backbone import load_pretrained
+from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from fercurate.ran.crops import CROP_MODES, CROP_SETS, fixed_boxes, random_boxes
+from fercurate.ran.loss import OFFICIAL_CODE_MARGIN, PAPER_MARGIN, ran_loss
+from fercurate.ran.model import ARCHS, build_model
+from fercurate.workspace import Workspace
+
+VARIANTS = ("paper", "official-code")
+SCHEDULES = ("step", "cosine")
+# What each variant implies for settings left at None.
+VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "paper": {"lr": 0.01, "attention": "sigmoid", "normalize": "imagenet", "rb_margin": PAPER_MARGIN, "crop_set": "paper"},
+    "official-code": {"lr": 0.1, "attention": "softmax", "normalize": "none", "rb_margin": OFFICIAL_CODE_MARGIN,
+                      "crop_set": "official-code"},
+}
+# Settings a resumed run may change (everything else must match the checkpoint's config).
+RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads", "save_every_min", "log_every",
+                      "cache_dir", "out"}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (stored in its checkpoints)."""
+
+    manifest: str
+    out: str
+    splits: list[str] = field(default_factory=lambda: ["train"])
+    subset: str | None = None
+    val_splits: list[str] = field(default_factory=list)
+    val_subset: str | None = None
+    arch: str = "ran"
+    variant: str = "paper"
+    crops: str = "fixed"
+    num_classes: int = 8
+    targets: str = "majority"
+    epochs: int = 40
+    batch_size: int = 64
+    lr: float | None = None
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    schedule: str = "step"
+    milestones: list[int] = field(default_factory=lambda: [15, 30])
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    input_size: int = 224
+    face_size: int | None = None
+    stem: str = "imagenet"
+    attention: str | None = None
+    normalize: str | None = None
+    crop_set: str | None = None
+    rb_margin: float | None = None
+    rb_weight: float = 1.0
+    label_smoothing: float = 0.0
+    augment: bool = True
+    flip: bool = True
+    rotate: float = 10.0
+    scale_min: float = 0.9
+    scale_max: float = 1.1
+    translate: float = 0.08
+    erase: float = 0.0
+    random_min_scale: float = 0.7
+    random_max_scale: float = 0.95
+    landmark_scale: float = 0.5
+    pretrained: str | None = None
+    seed: int = 0
+    limit: int | None = None
+    workers: int = 0
+    decode_workers: int | None = None
+    cache: bool = True
+    cache_dir: str | None = None
+    device: str = "auto"
+    amp: str = "auto"
+    threads: int | None = None
+    save_every_min: float = 10.0
+    log_every: int = 50
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the variant's defaults filled in and every choice validated."""
+        if self.variant not in VARIANTS:
+            raise InputError(f"unknown variant {self.variant!r} (known: {', '.join(VARIANTS)})")
+        values = dataclasses.asdict(self)
+        for key, value in VARIANT_DEFAULTS[self.variant].items():
+            if values[key] is None:
+                values[key] = value
+        if values["face_size"] is None:
+            values["face_size"] = values["input_size"]
+        cfg = TrainConfig(**values)
+        checks = [
+            (cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}"),
+            (cfg.crops in CROP_MODES, f"--crops must be one of {', '.join(CROP_MODES)}"),
+            (cfg.crop_set in CROP_SETS, f"crop set must be one of {', '.join(CROP_SETS)}"),
+            (cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (cfg.targets in rdata.TARGET_MODES, f"--targets must be one of {', '.join(rdata.TARGET_MODES)}"),
+            (cfg.amp in ("auto", "on", "off"), "--amp must be auto, on or off"),
+            (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
+            (cfg.input_size >= 16, "--input-size must be at least 16"),
+            (cfg.arch == "ran" or cfg.crops == "fixed", "--crops random/landmark only apply to --arch ran"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        rdata.label_names(cfg.num_classes)
+        return cfg
+
+    def augment_config(self) -> rdata.AugmentConfig:
+        return rdata.AugmentConfig(flip=self.flip, rotate=self.rotate, scale=(self.scale_min, self.scale_max),
+                                   translate=self.translate, erase=self.erase, enabled=self.augment)
+
+
+class LRSchedule:
+    """lr(step) = base_lr * warmup * (step decay at milestones | cosine), computed from the global step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> None:
+        self.optimizer = optimizer
+        self.cfg = cfg
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.step_count = 0
+
+    def factor(self, step: int) -> float:
+        epoch = step / self.steps_per_epoch
+        if self.cfg.schedule == "step":
+            f = self.cfg.gamma ** sum(int(epoch) >= m for m in self.cfg.milestones)
+        else:
+            f = 0.5 * (1 + math.cos(math.pi * min(1.0, epoch / self.cfg.epochs)))
+        if self.cfg.warmup_epochs > 0 and epoch < self.cfg.warmup_epochs:
+            f *= (step + 1) / (self.cfg.warmup_epochs * self.steps_per_epoch)
+        return f
+
+    def apply(self) -> float:
+        """Set the lr for the next optimiser step; returns it."""
+        lr = self.cfg.lr * self.factor(self.step_count)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def advance(self) -> None:
+        self.step_count += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"step_count": self.step_count, "steps_per_epoch": self.steps_per_epoch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.step_count = int(state["step_count"])
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path
+    best_checkpoint: Path | None
+    epochs_done: int
+    train_samples: int
+    excluded: int
+    metrics: list[dict[str, Any]]
+    seconds: float
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
+    """Rebuild the network a checkpoint describes and load its weights."""
+    cfg = TrainConfig(**state["config"]).resolved()
+    model = build_model(cfg.arch, len(state["labels"]), input_size=cfg.input_size, crop_set=cfg.crop_set,
+                        attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
+    model.load_state_dict(state["model"])
+    return model
+
+
+def eval_boxes(cfg: TrainConfig, num_crops: int = 5) -> torch.Tensor:
+    """The crop boxes random cropping uses at evaluation: one seeded draw, the same for every face."""
+    g = torch.Generator().manual_seed(cfg.seed + 7919)
+    return random_boxes(1, num_crops, min_scale=cfg.random_min_scale, max_scale=cfg.random_max_scale, generator=g)[0]
+
+
+# --- distributed helpers --------------------------------------------------------------------------
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def _init_distributed(device_kind: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA GPU is available (use --device cpu or auto)")
+    dev = torch.device(cfg.device)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(f"cuda:{local_rank}")
+    return dev
+
+
+# --- data -------------------------------------------------------------------------------------------
+
+
+def _subset_ids(name: str, manifest_path: Path, manifest_name: str) -> set[str]:
+    from fercurate.subsets import find_subset, subset_ids
+
+    info = find_subset(name, manifest=None if name.endswith(".parquet") else manifest_name)
+    if info.manifest != manifest_name:
+        raise InputError(f"subset {info.name!r} belongs to manifest {info.manifest!r}, not {manifest_name!r} ({manifest_path})")
+    return subset_ids(info)
+
+
+def _samples(cfg: TrainConfig, manifest, splits: list[str], subset: str | None, limit: int | None) -> rdata.Samples:
+    ids = _subset_ids(subset, manifest.path, manifest.name) if subset else None
+    samples = rdata.select_samples(manifest, splits=splits, ids=ids, num_classes=cfg.num_classes, targets=cfg.targets)
+    if limit and limit < len(samples):
+        keep = np.zeros(len(samples), dtype=bool)
+        keep[np.sort(np.random.default_rng(cfg.seed).permutation(len(samples))[:limit])] = True
+        samples = samples.subset(keep)
+    return samples
+
+
+def _load_store(cfg: TrainConfig, samples: rdata.Samples, d: Dist, desc: str) -> tuple[rdata.Samples, rdata.FaceStore | None]:
+    """Decode/cache faces (rank 0 builds the cache, the others wait and read it)."""
+    if not cfg.cache:
+        missing = [i for i, p in enumerate(samples.paths) if not os.path.exists(p)]
+        if missing:
+            keep = np.ones(len(samples), dtype=bool)
+            keep[missing] = False
+            kept = samples.subset(keep)
+            kept.excluded.extend({"sample_id": samples.sample_ids[i], "reason": f"{samples.paths[i]}: image file missing"} for i in missing)
+            samples = kept
+        return samples, None
+    if d.main:
+        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=cfg.decode_workers, desc=desc)
+    d.barrier()
+    if not d.main:
+        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=1, desc=desc)
+    return rdata.drop_failures(samples, store)
+
+
+def _write_excluded(rows: list[dict], path: Path) -> None:
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("sample_id", pa.string()), ("reason", pa.string()),
+                                                         ("part", pa.string())]))
+    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+        pq.write_table(table, tmp)
+
+
+# --- the loop ---------------------------------------------------------------------------------------
+
+
+class _Metrics:
+    """Appends JSON lines to ``metrics.jsonl`` (rank 0 only); on resume drops lines past the checkpoint."""
+
+    def __init__(self, path: Path, enabled: bool, resume_step: int | None) -> None:
+        self.path, self.enabled = path, enabled
+        self.lines: list[dict[str, Any]] = []
+        if enabled and resume_step is not None and path.exists():
+            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(k + "\n" for k in kept))
+        elif enabled and resume_step is None and path.exists():
+            path.unlink()
+
+    def log(self, record: dict[str, Any]) -> None:
+        self.lines.append(record)
+        if self.enabled:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    return {
+        "generator": gen.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _epoch_generator(cfg: TrainConfig, epoch: int, rank: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    stop_after_steps: int | None = None,
+    echo=print,  # noqa: ANN001 - any callable taking a str
+) -> TrainResult:
+    """Train a model; returns where its checkpoint is and the logged metrics.
+
+    ``resume`` is a checkpoint (or a run folder holding one): its config is used, except for the
+    keys in ``overrides`` that :data:`RESUME_OVERRIDABLE` allows. ``stop_after_steps`` stops (after
+    saving a checkpoint) once that many optimiser steps have run in total, as a kill would.
+    """
+    t_start = time.perf_counter()
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        ckpt_path = _resolve_resume(resume, config.arch)
+        state = load_checkpoint(ckpt_path)
+        config = _resumed_config(state, overrides or {}, ckpt_path)
+    cfg = config.resolved()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    kind = "cuda" if (cfg.device == "auto" and torch.cuda.is_available()) or cfg.device.startswith("cuda") else "cpu"
+    d = _init_distributed(kind)
+    device = _device(cfg, d.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    if cfg.batch_size % d.world:
+        raise InputError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({d.world})")
+    per_rank_batch = cfg.batch_size // d.world
+    out = Path(cfg.out)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    manifest_path = Workspace.current().resolve_manifest(cfg.manifest)
+    manifest = read_manifest(manifest_path)
+    manifest_hash = file_sha256(manifest_path)
+    if state is not None and state["manifest"]["sha256"] != manifest_hash:
+        raise InputError(
+            f"{manifest_path}: changed since the checkpoint was written (sha256 {manifest_hash[:12]} vs "
+            f"{state['manifest']['sha256'][:12]}); a resumed run must read the same manifest"
+        )
+    labels = rdata.label_names(cfg.num_classes)
+
+    train_samples = _samples(cfg, manifest, cfg.splits, cfg.subset, cfg.limit)
+    train_samples, train_store = _load_store(cfg, train_samples, d, "decode train faces")
+    excluded = [dict(r, part="train") for r in train_samples.excluded]
+    val_samples = val_store = None
+    if cfg.val_splits or cfg.val_subset:
+        val_samples = _samples(cfg, manifest, cfg.val_splits, cfg.val_subset, None)
+        val_samples, val_store = _load_store(cfg, val_samples, d, "decode val faces")
+        excluded += [dict(r, part="val") for r in val_samples.excluded]
+    if d.main:
+        _write_excluded(excluded, out / "excluded.parquet")
+        if excluded:
+            echo(f"excluded {len(excluded):,} rows (first: {excluded[0]['sample_id']}: {excluded[0]['reason']}) "
+                 f"-> {out / 'excluded.parquet'}")
+    n = len(train_samples)
+    lm_train = rdata.landmark_fractions(train_samples, train_store) if cfg.crops == "landmark" else None
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, len(labels), input_size=cfg.input_size, crop_set=cfg.crop_set,
+                        attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
+    if cfg.pretrained and state is None:
+        report = load_pretrained(model.backbone, cfg.pretrained)
+        if d.main:
+            echo(report.summary())
+    model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+        model.channels_last = True
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                                weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(rdata.epoch_batches(n, per_rank_batch, cfg.seed, 0, rank=d.rank, world=d.world))
+    schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
+    start_epoch, start_batch, epoch_acc = 0, 0, None
+    best: dict[str, Any] = {}
+    gen_state = None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, start_batch = int(state["epoch"]), int(state["batch_in_epoch"])
+        epoch_acc = state.get("epoch_stats")
+        best = dict(state.get("best") or {})
+        rng = state["rng"][d.rank] if d.rank < len(state["rng"]) else state["rng"][0]
+        torch.set_rng_state(rng["torch"])
+        if torch.cuda.is_available() and rng["cuda"]:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        gen_state = rng["generator"] if start_batch else None
+        if d.main:
+            echo(f"resuming {ckpt_path} at epoch {start_epoch + 1}, batch {start_batch} (step {schedule.step_count})")
+    net = model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    metrics = _Metrics(out / "metrics.jsonl", d.main, schedule.step_count if state is not None else None)
+    ckpt_file = out / f"{cfg.arch}.pt"
+    best_file = out / f"{cfg.arch}.best.pt"
+    aug = cfg.augment_config()
+    random_eval = eval_boxes(cfg) if cfg.crops == "random" else None
+    train_labels = torch.as_tensor(train_samples.labels)
+    train_soft = None if train_samples.soft is None else torch.as_tensor(train_samples.soft)
+    if d.main:
+        echo(f"training {cfg.arch} ({cfg.variant}) on {n:,} faces from {manifest_path} "
+             f"({d.world} process{'es' if d.world > 1 else ''} on {device}, amp {'on' if use_amp else 'off'}); "
+             f"{steps_per_epoch} steps/epoch -> {out}")
+
+    def save(epoch_done: int, batch_done: int, gen: torch.Generator, stats: dict | None, path: Path = ckpt_file,
+             gather: bool = True) -> None:
+        # every rank must call this when gather is true (its RNG states are collected on rank 0)
+        rngs = [_rng_state(gen)]
+        if d.world > 1 and gather:
+            gathered: list[Any] = [None] * d.world
+            dist.all_gather_object(gathered, rngs[0])
+            rngs = gathered
+        if not d.main:
+            return
+        save_checkpoint(
+            {
+                "arch": cfg.arch,
+                "labels": labels,
+                "config": dataclasses.asdict(cfg),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": schedule.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch_done,
+                "batch_in_epoch": batch_done,
+                "epoch_stats": stats,
+                "rng": rngs,
+                "best": best,
+                "world_size": d.world,
+                "manifest": {"path": str(manifest_path.resolve()), "name": manifest.name, "sha256": manifest_hash},
+                "train_samples": n,
+                "metrics": metrics.lines[-1] if metrics.lines else None,
+            },
+            path,
+        )
+
+    gen = _epoch_generator(cfg, start_epoch, d.rank)
+    last_save = time.monotonic()
+    for epoch in range(start_epoch, cfg.epochs):
+        gen = _epoch_generator(cfg, epoch, d.rank)
+        first = start_batch if epoch == start_epoch else 0
+        if first and gen_state is not None:
+            gen.set_state(gen_state)
+        stats = dict(epoch_acc) if (first and epoch_acc) else {"loss": 0.0, "ce": 0.0, "rb": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        batches = rdata.epoch_batches(n, per_rank_batch, cfg.seed, epoch, rank=d.rank, world=d.world)
+        loader = rdata.BatchLoader(batches[first:], faces=None if train_store is None else train_store.faces,
+                                   samples=train_samples, size=cfg.face_size, workers=cfg.workers)
+        net.train()
+        bar = (progress(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", initial=first)
+               if d.main else tqdm(disable=True))
+        t_epoch = time.perf_counter()
+        for b_i, (faces_u8, idx) in enumerate(loader, start=first):
+            t0 = time.perf_counter()
+            lr = schedule.apply()
+            faces, boxes = rdata.prepare_batch(
+                faces_u8, input_size=cfg.input_size, train=True, augment=aug, generator=gen, crops=cfg.crops,
+                random_scale=(cfg.random_min_scale, cfg.random_max_scale),
+                landmarks=None if lm_train is None else torch.as_tensor(lm_train[idx.numpy()]),
+                landmark_scale=cfg.landmark_scale, eval_boxes=random_eval, device=device,
+            )
+            if device.type == "cuda":
+                faces = faces.contiguous(memory_format=torch.channels_last)
+            hard = train_labels[idx].to(device)
+            target = hard if train_soft is None else train_soft[idx].to(device)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                outp = net(faces, boxes)
+            loss, ce, rb = ran_loss(outp.logits, target, outp.mu, margin=cfg.rb_margin, rb_weight=cfg.rb_weight,
+                                    label_smoothing=cfg.label_smoothing)
+            if not torch.isfinite(loss):
+                raise InputError(f"training diverged at epoch {epoch + 1}, batch {b_i} (loss {loss.item()}); lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            schedule.advance()
+            bs = len(idx)
+            stats["loss"] += loss.item() * bs
+            stats["ce"] += ce.item() * bs
+            stats["rb"] += rb.item() * bs
+            stats["correct"] += int((outp.logits.argmax(1) == hard).sum())
+            stats["seen"] += bs
+            dt = time.perf_counter() - t0
+            stats["seconds"] += dt
+            ips = stats["seen"] * d.world / max(stats["seconds"], 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss'] / stats['seen']:.3f}", acc=f"{stats['correct'] / stats['seen']:.3f}",
+                            img_s=f"{ips:.0f}", lr=f"{lr:.3g}", refresh=False)
+            step = schedule.step_count
+            if cfg.log_every and step % cfg.log_every == 0:
+                metrics.log({"event": "train", "epoch": epoch + 1, "step": step, "lr": lr, "loss": loss.item(),
+                             "ce": ce.item(), "rb": rb.item(), "acc": float((outp.logits.argmax(1) == hard).float().mean()),
+                             "img_per_s": round(ips, 2)})
+            stop = stop_after_steps is not None and step >= stop_after_steps
+            timed = cfg.save_every_min > 0 and time.monotonic() - last_save > cfg.save_every_min * 60
+            if d.world > 1:
+                flag = torch.tensor([int(timed)], device=device if device.type == "cuda" else "cpu")
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                timed = bool(flag.item())
+            if (stop or timed) and b_i + 1 < len(batches):
+                save(epoch, b_i + 1, gen, stats)
+                last_save = time.monotonic()
+            if stop:
+                bar.close()
+                if b_i + 1 < len(batches):
+                    return _result(ckpt_file, best_file, epoch, n, excluded, metrics, t_start)
+                break
+        bar.close()
+        totals = _reduce_stats(stats, d, device)
+        record: dict[str, Any] = {
+            "event": "epoch", "epoch": epoch + 1, "step": schedule.step_count, "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": totals["loss"] / max(totals["seen"], 1), "train_ce": totals["ce"] / max(totals["seen"], 1),
+            "train_rb": totals["rb"] / max(totals["seen"], 1), "train_acc": totals["correct"] / max(totals["seen"], 1),
+            "train_seconds": round(time.perf_counter() - t_epoch, 2),
+            "img_per_s": round(totals["seen"] / max(stats["seconds"], 1e-9), 2),
+        }
+        if val_samples is not None and d.main:
+            from fercurate.ran.evaluate import accuracy_summary, run_model
+
+            lm_val = rdata.landmark_fractions(val_samples, val_store) if cfg.crops == "landmark" else None
+            res = run_model(model, val_samples, val_store, cfg, device=device, landmarks=lm_val, use_amp=use_amp)
+            summ = accuracy_summary(val_samples.labels, res["probs"].argmax(1), len(labels))
+            record.update({"val_acc": summ["accuracy"], "val_mean_class_acc": summ["mean_class_accuracy"],
+                           "val_n": summ["n"]})
+            if not best or summ["accuracy"] > best.get("val_acc", -1):
+                best = {"epoch": epoch + 1, "val_acc": summ["accuracy"]}
+                record["best"] = True
+        metrics.log(record)
+        if d.main:
+            echo(_epoch_line(record))
+        if val_samples is not None and d.world > 1:
+            obj = [best]
+            dist.broadcast_object_list(obj, src=0)
+            best = obj[0]
+        save(epoch + 1, 0, gen, None)
+        if record.get("best"):
+            save(epoch + 1, 0, gen, None, path=best_file, gather=False)
+        last_save = time.monotonic()
+        if stop_after_steps is not None and schedule.step_count >= stop_after_steps:
+            return _result(ckpt_file, best_file, epoch + 1, n, excluded, metrics, t_start)
+    return _result(ckpt_file, best_file, cfg.epochs, n, excluded, metrics, t_start)
+
+
+def _reduce_stats(stats: dict[str, float], d: Dist, device: torch.device) -> dict[str, float]:
+    if d.world == 1:
+        return stats
+    keys = ["loss", "ce", "rb", "correct", "seen"]
+    t = torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64,
+                     device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
+
+
+def _epoch_line(r: dict[str, Any]) -> str:
+    line = (f"epoch {r['epoch']}: loss {r['train_loss']:.4f} (rb {r['train_rb']:.4f}) train acc {r['train_acc']:.4f} "
+            f"{r['img_per_s']:.1f} img/s {r['train_seconds']:.0f}s")
+    if "val_acc" in r:
+        line += f" | val acc {r['val_acc']:.4f} mean-class {r['val_mean_class_acc']:.4f}" + (" *best*" if r.get("best") else "")
+    return line
+
+
+def _result(ckpt: Path, best: Path, epochs: int, n: int, excluded: list, metrics: _Metrics, t0: float) -> TrainResult:
+    return TrainResult(ckpt, best if best.exists() else None, epochs, n, len(excluded), metrics.lines,
+                       time.perf_counter() - t0)
+
+
+def _resolve_resume(resume: str | os.PathLike, arch: str) -> Path:
+    path = Path(resume)
+    if path.is_dir():
+        candidates = [path / f"{arch}.pt"] + sorted(p for p in path.glob("*.pt") if not p.name.endswith(".best.pt"))
+        for c in candidates:
+            if c.exists():
+                return c
+        raise InputError(f"{path}: no checkpoint (*.pt) to resume from")
+    if not path.exists():
+        raise InputError(f"{path}: checkpoint to resume not found")
+    return path
+
+
+def _resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: Path) -> TrainConfig:
+    values = dict(state["config"])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in RESUME_OVERRIDABLE:
+            values[key] = value
+        elif values.get(key) != value:
+            raise InputError(
+                f"{path}: a resumed run keeps its settings; {key} = {value!r} differs from the checkpoint's "
+                f"{values.get(key)!r} (only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)"
+            )
+    return TrainConfig(**values)
+
+
+def fixed_crop_boxes(cfg: TrainConfig) -> torch.Tensor:
+    """The fixed boxes a config's model uses (for drawing attention on faces)."""
+    return fixed_boxes(cfg.resolved().crop_set)
