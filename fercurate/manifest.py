@@ -250,29 +250,39 @@ def _check_unique(table: pa.Table, path: Path) -> None:
         raise ValueError(f"{path}: duplicate sample_id values, e.g. {dups}")
 
 
-def _dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Parquet leaf columns worth dictionary-encoding: all but float lists (AffectNet's 57M landmark
-    values, where trying a dictionary triples the write time)."""
+def _parquet_encodings(schema: pa.Schema) -> tuple[list[str], dict[str, str]]:
+    """Leaf columns to dictionary-encode, and float-list leaves (AffectNet's 57M landmark values)
+    to write BYTE_STREAM_SPLIT instead: a dictionary attempt there triples the write time, while
+    byte-stream-split + zstd is both faster and ~17% smaller than plain zstd on such floats."""
+    dictionary: list[str] = []
+    split: dict[str, str] = {}
 
-    def leaves(name: str, typ: pa.DataType) -> list[str]:
+    def walk(name: str, typ: pa.DataType) -> None:
         if pa.types.is_struct(typ):
-            return [p for f in typ for p in leaves(f"{name}.{f.name}", f.type)]
-        if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+            for f in typ:
+                walk(f"{name}.{f.name}", f.type)
+        elif pa.types.is_list(typ) or pa.types.is_large_list(typ):
             if pa.types.is_floating(typ.value_type):
-                return []
-            return leaves(f"{name}.list.element", typ.value_type)
-        return [name]
+                split[f"{name}.list.element"] = "BYTE_STREAM_SPLIT"
+            else:
+                walk(f"{name}.list.element", typ.value_type)
+        else:
+            dictionary.append(name)
 
-    return [p for f in schema for p in leaves(f.name, f.type)]
+    for f in schema:
+        walk(f.name, f.type)
+    return dictionary, split
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
+    dictionary, split = _parquet_encodings(table.schema)
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(
             table,
             tmp,
             compression="zstd",
-            use_dictionary=_dictionary_columns(table.schema),
+            use_dictionary=dictionary,
+            column_encoding=split or None,
             write_statistics=True,
             store_schema=True,
         )

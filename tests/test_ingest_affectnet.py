@@ -301,3 +301,15 @@ def test_bom_and_crlf_line_endings_read_the_same(tmp_path: Path) -> None:
     result, windows, rejects = _ingest(spec, tmp_path)
     assert len(rejects) == 0 and result.rows == 14
     assert windows.table.equals(plain.table)
+
+
+def test_first_duplicates_same_answer_for_sorted_and_unsorted_ids() -> None:
+    from fercurate.ingest.common import first_duplicates
+
+    ids = ["a", "b", "b", "c", "c", "c", "d"]
+    keep = np.array([True, True, True, False, True, True, True])
+    rows, firsts = first_duplicates(ids, keep)  # sorted: adjacent-run path
+    assert rows.tolist() == [2, 5] and firsts.tolist() == [1, 4]
+    shuffled = ["c", "b", "a", "b", "c", "d", "c"]
+    rows, firsts = first_duplicates(shuffled, np.ones(7, dtype=bool))  # hash path
+    assert rows.tolist() == [3, 4, 6] and firsts.tolist() == [1, 0, 0]

@@ -417,8 +417,12 @@ def _landmarks(col: pa.Array | pa.ChunkedArray, workers: int | None) -> tuple[np
     def run(k: int) -> None:
         good_rows, vals, bad_rows = _landmark_chunk(pieces[k])
         lo = starts[k]
-        values[lo + good_rows] = vals
-        ok[lo + good_rows] = True
+        if len(good_rows) == len(pieces[k]):  # the usual case: a straight copy
+            values[lo : lo + len(good_rows)] = vals
+            ok[lo : lo + len(good_rows)] = True
+        else:
+            values[lo + good_rows] = vals
+            ok[lo + good_rows] = True
         bad[lo + bad_rows] = True
 
     n_threads = min(resolve_workers(workers), len(pieces))
@@ -496,10 +500,10 @@ def _columns(parts: list[_FileRows]) -> tuple[dict[str, Any], np.ndarray, np.nda
     image_path = pc.binary_join_element_wise(IMAGES_DIR, path, "/")
     sample_id = pc.binary_join_element_wise(DATASET, image_path, "/")
     # sort here: numpy's row gather of the (n, 136) landmarks is ~3x cheaper than Arrow's list take,
-    # and the manifest writer skips its own sort for sorted input. Ties (duplicates) keep file order.
-    order = pc.sort_indices(
-        pa.table({"id": sample_id, "k": pa.array(np.arange(n))}), sort_keys=[("id", "ascending"), ("k", "ascending")]
-    ).to_numpy()
+    # and the manifest writer skips its own sort for sorted input. sample_id = a constant prefix +
+    # path, so sorting the shorter paths gives the same order; the sort is stable, so duplicates
+    # keep file order (the first listed stays first).
+    order = pc.sort_indices(path).to_numpy()
     take = pa.array(order)
     expression = expression[order]
     has = np.concatenate([p.has_landmarks for p in parts])[order]

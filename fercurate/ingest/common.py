@@ -178,7 +178,15 @@ def first_duplicates(ids: Sequence[str] | pa.Array, candidates: np.ndarray) -> t
     idx = np.flatnonzero(candidates)
     if len(idx) == 0:
         return idx, idx
-    codes = as_string_array(ids).take(pa.array(idx)).dictionary_encode().indices.to_numpy()
+    arr = as_string_array(ids)
+    if len(idx) < len(arr):
+        arr = arr.take(pa.array(idx))
+    if len(arr) > 1 and pc.all(pc.less_equal(arr.slice(0, len(arr) - 1), arr.slice(1))).as_py():
+        # sorted input (AffectNet sorts its rows itself): repeats are adjacent, no hashing needed
+        starts = np.r_[True, pc.not_equal(arr.slice(1), arr.slice(0, len(arr) - 1)).to_numpy(zero_copy_only=False)]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(arr)), 0))
+        return idx[~starts], idx[first[~starts]]
+    codes = arr.dictionary_encode().indices.to_numpy()
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     starts = np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]
