@@ -130,7 +130,7 @@ def _cross_check(parent_path: Path, made_path: Path, config, sample: int, seed: 
     from fercurate.synth import geometry as G
     from fercurate.synth import masks as M
     from fercurate.synth import placement as P
-    from fercurate.synth.pipeline import _decode, _encode
+    from fercurate.synth.pipeline import decode_parent, encode_variant
     from fercurate.synth.runner import plan, validate
     from fercurate.synth.seeds import rng
     from fercurate.workspace import layer_path
@@ -144,13 +144,13 @@ def _cross_check(parent_path: Path, made_path: Path, config, sample: int, seed: 
     pick = mesh.sample(n=min(sample, len(mesh)), random_state=seed)
     rows = np.array(sorted(pick["parent_row"] - 1))
     tasks = plan(parent, rows, config)
-    images = [_decode(t.src) for t in tasks]
+    images = [decode_parent(t.src) for t in tasks]
     located = P.locate_batch([im for im, _ in images], [t.bbox for t in tasks], mode=config.landmark_mode)
     dlib = lm.detect_batch([im for im, _ in images], [t.bbox for t in tasks], "dlib")
     same_bytes = checked = inside = eyes_out = 0
     for t, (img, mode), loc, d in zip(tasks, images, located, dlib):
         placed = M.apply_mask(img, loc.points, t.spec, rng(t.seed, 2))
-        data = _encode(placed.image, mode, t.rel)
+        data = encode_variant(placed.image, mode, t.rel)
         same_bytes += data == (made.root / t.rel).read_bytes()
         if not d.ok:
             continue
@@ -183,19 +183,19 @@ def _cpu_profile(paths: list[Path], bbox: tuple[float, ...] | None, mode: str) -
     from fercurate.synth import masks as M
     from fercurate.synth import occluders as O
     from fercurate.synth import placement as P
-    from fercurate.synth.pipeline import _decode, _encode
+    from fercurate.synth.pipeline import decode_parent, encode_variant
     from fercurate.synth.seeds import rng
 
     cv2.setNumThreads(1)
     boxes = [bbox] * len(paths)
     suffix = ".png" if paths[0].suffix.lower() in (".png", ".tif", ".tiff") else ".jpg"
     with threadpool_limits(limits=1):
-        warm = [_decode(str(p))[0] for p in paths[:8]]
+        warm = [decode_parent(str(p))[0] for p in paths[:8]]
         for method in ("mediapipe", "dlib"):
             P.locate_batch(warm, boxes[:8], methods=(method,), mode=mode)
         clock = time.process_time
         t0 = clock()
-        decoded = [_decode(str(p)) for p in paths]
+        decoded = [decode_parent(str(p)) for p in paths]
         t1 = clock()
         located = P.locate_batch([d[0] for d in decoded], boxes, mode=mode)
         t2 = clock()
@@ -211,7 +211,7 @@ def _cpu_profile(paths: list[Path], bbox: tuple[float, ...] | None, mode: str) -
                 placed.append((pl.image, colour_mode))
             t4 = clock()
         for img, colour_mode in placed:
-            hashlib.sha256(_encode(img, colour_mode, "x" + suffix)).hexdigest()
+            hashlib.sha256(encode_variant(img, colour_mode, "x" + suffix)).hexdigest()
         t5 = clock()
     k = 1000.0 / len(paths)
     out = {"images": len(paths), "decode_ms": k * (t1 - t0), "landmarks_ms": k * (t2 - t1),

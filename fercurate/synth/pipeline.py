@@ -72,7 +72,7 @@ class Task:
 _STATE: dict[str, Any] = {}
 
 
-def _init_worker(config: SynthConfig, out_dir: str) -> None:
+def init_worker(config: SynthConfig, out_dir: str) -> None:
     """Per-process set-up: one OpenCV thread per worker, templates loaded once."""
     cv2.setNumThreads(1)
     _STATE["config"] = config
@@ -81,7 +81,7 @@ def _init_worker(config: SynthConfig, out_dir: str) -> None:
     _STATE["dirs"] = set()
 
 
-def _decode(path: str) -> tuple[np.ndarray, str]:
+def decode_parent(path: str) -> tuple[np.ndarray, str]:
     """(BGR uint8 image, colour mode) of a parent image; raises ValueError with a reason."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -106,7 +106,7 @@ def _decode(path: str) -> tuple[np.ndarray, str]:
     return bgr, ("replicated" if same else "colour")
 
 
-def _encode(img: np.ndarray, mode: str, rel: str) -> bytes:
+def encode_variant(img: np.ndarray, mode: str, rel: str) -> bytes:
     if mode == "single":
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     elif mode == "replicated":
@@ -203,7 +203,7 @@ def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
         src = tasks[j].src
         if src not in decoded:
             try:
-                decoded[src] = _decode(src)
+                decoded[src] = decode_parent(src)
             except ValueError as exc:
                 decoded[src] = str(exc)
     # locate each face once: a parent is an image and its face box (one picture may hold several)
@@ -241,7 +241,7 @@ def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
             continue
         try:
             placed, stats = _draw(image, loc.points, task, config)
-            data = _encode(placed.image, mode, task.rel)
+            data = encode_variant(placed.image, mode, task.rel)
             _write(out_dir / task.rel, data)
         except (ValueError, cv2.error, np.linalg.LinAlgError) as exc:
             rows[j] = dict(row, failure=f"drawing failed: {exc}")

@@ -43,7 +43,7 @@ from fercurate.schema import REJECTS_SCHEMA
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
 from fercurate.synth import placement as P
-from fercurate.synth.pipeline import KINDS, LOSSLESS, SynthConfig, Task, _init_worker, process_chunk
+from fercurate.synth.pipeline import KINDS, LOSSLESS, SynthConfig, Task, init_worker, process_chunk
 from fercurate.synth.seeds import rng, sample_seed
 from fercurate.synth.templates import TemplateSet, read_template_config
 from fercurate.workspace import Workspace, layer_path
@@ -389,7 +389,7 @@ def run(
     for k, chunk_rows in enumerate(
         map_chunks(
             process_chunk, tasks, workers=n_workers, chunk_size=chunk, desc=f"synth {config.kind}",
-            initializer=_init_worker, initargs=(config, str(out)),
+            initializer=init_worker, initargs=(config, str(out)),
         )
     ):
         results.extend(chunk_rows)
