@@ -215,6 +215,24 @@ def test_failures_are_rows_with_reasons(shared_data, workspace):
     assert len(reasons) == 2 and reasons[1].startswith("no landmarks: mediapipe: no face found; dlib: no face found")
 
 
+def test_user_templates_through_the_runner(shared_data, workspace):
+    cfg = shared_data / "mask_templates" / "masks.cfg"
+    if not cfg.exists():
+        pytest.skip("MaskTheFace templates not available")
+    parent = _parent(shared_data, workspace, FER[:3] + ["faces/pyfeat_45-m7-di-ph.jpg"])
+    config = SynthConfig(kind="mask", styles=("surgical_blue", "cloth"), templates=str(cfg), each=True)
+    result = run(parent, config, out_dir=workspace / "tpl", workers=1)
+    assert result.rows == 8
+    layer = read_layer(result.layer_path, "synth")[0].to_pandas()
+    # "cloth" is also a template name: the template wins over the built-in style
+    assert set(layer["variant"]) == {"mask:surgical_blue:template", "mask:cloth:template"}
+    turned = layer[layer["derived_from"].str.contains("45-m7")]
+    assert set(turned["view"]) == {"surgical_blue_left", "cloth_left"}
+    assert layer["lower_face_covered"].all()
+    with pytest.raises(InputError, match="unknown mask style 'gas_mask'"):
+        run(parent, SynthConfig(kind="mask", styles=("gas_mask",), templates=str(cfg)), workers=1)
+
+
 def test_bad_requests_are_clear_errors(shared_data, workspace):
     parent = _parent(shared_data, workspace, FER[:2])
     with pytest.raises(InputError, match="unknown mask style 'paper'"):
@@ -244,6 +262,11 @@ def test_cli_occlude_and_preview(shared_data, workspace):
     layer, _ = read_layer(workspace / "manifests" / "mini-occluded.synth.parquet", "synth")
     covered = layer.to_pandas().set_index("occlusion_type")["face_covered"]
     assert (covered.loc["upper"] > 0.1).all() and (covered.loc["bottom"] > 0.1).all()
+    # occluders are deterministic too
+    res = cli.invoke(app, ["synth", "occlude", str(parent), "--type", "glasses,upper,bottom,left_right", "--each",
+                           "--size", "0.3", "--out", str(workspace / "occ2"), "--name", "again", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert _bytes(workspace / "occ2") == _bytes(workspace / "occ")
     sheet = workspace / "sheet.png"
     res = cli.invoke(
         app, ["synth", "preview", "mini-occluded", "-o", str(sheet), "--n", "6", "--columns", "3", "--tile", "64"]
