@@ -313,3 +313,20 @@ def test_first_duplicates_same_answer_for_sorted_and_unsorted_ids() -> None:
     shuffled = ["c", "b", "a", "b", "c", "d", "c"]
     rows, firsts = first_duplicates(shuffled, np.ones(7, dtype=bool))  # hash path
     assert rows.tolist() == [3, 4, 6] and firsts.tolist() == [1, 0, 0]
+
+
+def test_zero_size_box_is_kept_null_and_flagged_empty_value_rejected(spec: dict, tmp_path: Path) -> None:
+    lines = _lines(spec, "training.csv")
+    row = spec["rows"][2]
+    zero = affectnet_line({**row, "bbox": {**row["bbox"], "w": 0.0}}).split(",")
+    lines[row["line"] - 1] = ",".join(zero)
+    empty = affectnet_line({**spec["rows"][3], "expression": ""})
+    lines[spec["rows"][3]["line"] - 1] = empty
+    _write_lines(spec, "training.csv", lines)
+    result, manifest, rejects = _ingest(spec, tmp_path)
+    df = manifest.to_pandas().set_index("sample_id")
+    got = df.loc[row["sample_id"]]
+    assert got["bbox"] is None and list(got["flags"]) == ["bad_bbox"]
+    assert df["flags"].isna().sum() == len(df) - 1
+    assert rejects["reason"].tolist() == ["missing value: column 'expression' is empty"]
+    assert rejects["row"].tolist() == [spec["rows"][3]["line"]]

@@ -143,10 +143,11 @@ def check_paths(paths: Sequence[str] | pa.Array) -> list[str | None]:
 
 
 def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarray:
-    """Boolean mask: which relative paths name a file under ``root``.
+    """Boolean mask: which relative paths exist under ``root`` (as any directory entry).
 
-    Vectorised: each distinct folder is listed once (``os.scandir``) and the paths are matched
-    against the listing in one hash lookup, so 400k paths cost about as much as listing the folders.
+    Vectorised: each distinct folder is listed once (``os.listdir``), full paths are rebuilt with
+    Arrow and matched in one hash lookup, so 420k paths in 1,000 folders cost about as much as
+    listing the folders. (A folder named like an image passes here; ``--verify`` rejects it.)
     """
     arr = as_string_array(rel_paths)
     if len(arr) == 0:
@@ -154,18 +155,24 @@ def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarra
     split = pc.split_pattern(pc.fill_null(arr, ""), "/", max_splits=1, reverse=True)
     has_dir = pc.equal(pc.list_value_length(split), 2)
     dirs = pc.unique(pc.if_else(has_dir, pc.list_element(split, 0), "")).to_pylist()
-    present: list[str] = []
+    names: list[str] = []
+    prefixes: list[str] = []
+    counts: list[int] = []
     for d in dirs:
-        folder = root / d if d else root
-        prefix = f"{d}/" if d else ""
         try:
-            with os.scandir(folder) as it:
-                present.extend([prefix + e.name for e in it if not e.is_dir()])
+            listed = os.listdir(root / d if d else root)
         except (FileNotFoundError, NotADirectoryError):
             continue
-    if not present:
+        names.extend(listed)
+        prefixes.append(f"{d}/" if d else "")
+        counts.append(len(listed))
+    if not names:
         return np.zeros(len(arr), dtype=bool)
-    found = pc.is_in(arr, value_set=pa.array(present, type=pa.string()))
+    prefix = pa.DictionaryArray.from_arrays(
+        pa.array(np.repeat(np.arange(len(prefixes), dtype=np.int32), counts)), pa.array(prefixes, pa.string())
+    ).cast(pa.string())
+    present = pc.binary_join_element_wise(prefix, pa.array(names, pa.string()), "")
+    found = pc.is_in(arr, value_set=present)
     return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
@@ -287,7 +294,7 @@ def finish(
     if check_files:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
-        found = existing_files(root, paths.take(pa.array(idx)))
+        found = existing_files(root, paths if len(idx) == n else paths.take(pa.array(idx)))
         for i in idx[~found]:
             rejects.add(f"image file missing: {root / paths[int(i)].as_py()}", **where(i))
             keep[i] = False
