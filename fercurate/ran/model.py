@@ -114,9 +114,16 @@ class RegionAttentionNetwork(nn.Module):
         return self.boxes.shape[0]
 
     def crops(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
-        """faces (B, 3, H, W) -> crops (B, k+1, 3, s, s); per-face boxes (B, k+1, 4) override the fixed ones."""
+        """faces (B, 3, H, W) -> crops (B, k+1, 3, s, s); per-face boxes (B, k+1, 4) override the fixed ones.
+
+        Crop 0 (the whole face) is the face itself when it already has the input size: no resampling.
+        """
         thetas = box_thetas(self.boxes if boxes is None else boxes)
-        return crop_regions(faces, thetas, self.input_size)
+        s = self.input_size
+        if faces.shape[-2:] != (s, s):
+            return crop_regions(faces, thetas, s)
+        regions = crop_regions(faces, thetas[..., 1:, :, :], s)  # (B, k, 3, s, s)
+        return torch.cat([faces.unsqueeze(1), regions], dim=1)
 
     def forward(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> RANOutput:
         b = faces.shape[0]

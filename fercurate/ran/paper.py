@@ -55,8 +55,8 @@ def condition(group: str) -> str | None:
         return "pose45"
     if re.search(r"pose[-_ ]?30", name):
         return "pose30"
-    if re.fullmatch(r"([a-z0-9]+[-_])?(jianfei[-_])?occlusion([-_]list)?", name):
-        return "occlusion"
+    if "occlusion" in name and not re.search(r"occlusion[-_](upper|bottom|left_right|glasses|mask|none)", name):
+        return "occlusion"  # the whole Occlusion subset (or a sample of it), not one occlusion type
     return None
 
 

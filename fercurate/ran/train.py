@@ -52,6 +52,8 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
     "official-code": {"lr": 0.1, "attention": "softmax", "normalize": "none", "rb_margin": OFFICIAL_CODE_MARGIN,
                       "crop_set": "official-code"},
 }
+# Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.
+FREEZABLE = ("stem", "layer1", "layer2", "layer3", "layer4")
 # Settings a resumed run may change (everything else must match the checkpoint's config).
 RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads", "save_every_min", "log_every",
                       "cache_dir", "out"}
@@ -102,6 +104,7 @@ class TrainConfig:
     random_max_scale: float = 0.95
     landmark_scale: float = 0.5
     pretrained: str | None = None
+    freeze: list[str] = field(default_factory=list)
     seed: int = 0
     limit: int | None = None
     workers: int = 0
@@ -135,6 +138,7 @@ class TrainConfig:
             (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
             (cfg.input_size >= 16, "--input-size must be at least 16"),
             (cfg.arch == "ran" or cfg.crops == "fixed", "--crops random/landmark only apply to --arch ran"),
+            (set(cfg.freeze) <= set(FREEZABLE), f"--freeze takes backbone stages: {', '.join(FREEZABLE)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -201,6 +205,18 @@ def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
                         attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
     model.load_state_dict(state["model"])
     return model
+
+
+def freeze_stages(model: torch.nn.Module, stages: list[str]) -> list[torch.nn.Module]:
+    """Stop gradients (and BatchNorm statistic updates) in the named backbone stages; returns their modules."""
+    bb = model.backbone
+    parts = {"stem": [bb.conv1, bb.bn1], "layer1": [bb.layer1], "layer2": [bb.layer2], "layer3": [bb.layer3],
+             "layer4": [bb.layer4]}
+    modules = [m for s in stages for m in parts[s]]
+    for m in modules:
+        for p in m.parameters():
+            p.requires_grad_(False)
+    return modules
 
 
 def eval_boxes(cfg: TrainConfig, num_crops: int = 5) -> torch.Tensor:
@@ -404,7 +420,8 @@ def train(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
         model.channels_last = True
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+    frozen = freeze_stages(model, cfg.freeze)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                 weight_decay=cfg.weight_decay)
     steps_per_epoch = len(rdata.epoch_batches(n, per_rank_batch, cfg.seed, 0, rank=d.rank, world=d.world))
     schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
@@ -487,6 +504,8 @@ def train(
         loader = rdata.BatchLoader(batches[first:], faces=None if train_store is None else train_store.faces,
                                    samples=train_samples, size=cfg.face_size, workers=cfg.workers)
         net.train()
+        for module in frozen:
+            module.eval()  # frozen stages keep their BatchNorm statistics
         bar = (progress(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", initial=first)
                if d.main else tqdm(disable=True))
         t_epoch = time.perf_counter()
@@ -551,7 +570,8 @@ def train(
             "event": "epoch", "epoch": epoch + 1, "step": schedule.step_count, "lr": optimizer.param_groups[0]["lr"],
             "train_loss": totals["loss"] / max(totals["seen"], 1), "train_ce": totals["ce"] / max(totals["seen"], 1),
             "train_rb": totals["rb"] / max(totals["seen"], 1), "train_acc": totals["correct"] / max(totals["seen"], 1),
-            "train_seconds": round(time.perf_counter() - t_epoch, 2),
+            "train_seconds": round(time.perf_counter() - t_epoch, 2), "faces_seen": int(totals["seen"]),
+            "world_size": d.world,
             "img_per_s": round(totals["seen"] / max(stats["seconds"], 1e-9), 2),
         }
         if val_samples is not None and d.main:
