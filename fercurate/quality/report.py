@@ -1,0 +1,277 @@
+"""``fercurate quality report``: one folder with every quality finding, as tables and contact sheets.
+
+For the given manifests (default: all in the workspace) it uses the ``dups``, ``nonface`` and
+``noise`` layers, computing any that are missing or stale (duplicates across all the given
+manifests; non-faces with the face models; label noise from votes only; pass ``compute=False`` to
+only report what exists). It writes into the output folder:
+
+* ``duplicates.parquet`` / ``.csv`` (every pair once), ``leakage.csv`` (per split pair),
+  ``leakage_datasets.csv`` (per dataset pair);
+* ``nonfaces.csv`` (flagged rows and why), ``label_noise.csv`` (contested / likely mislabelled rows);
+* ``dup_pairs.png``, ``nonfaces.png``, ``mislabels.png``: contact sheets for review;
+* ``summary.md`` and ``index.html``: the counts and the leakage tables, linking the rest.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fercurate.atomic import write_text
+from fercurate.errors import InputError
+from fercurate.layers import read_layer, write_layer
+from fercurate.manifest import Manifest, read_manifest
+from fercurate.quality import dups as dups_mod
+from fercurate.quality import nonface as nonface_mod
+from fercurate.quality import noise as noise_mod
+from fercurate.quality.sheets import Tile, contact_sheet
+from fercurate.quality.tables import write_frame
+from fercurate.workspace import Workspace, layer_path
+
+
+@dataclass
+class ReportResult:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"computed: {c}" for c in self.computed] + self.notes
+        lines.append(f"wrote {len(self.files)} files to {self.out} (open {self.out / 'index.html'})")
+        return "\n".join(lines)
+
+
+def _short(sample_id: str) -> str:
+    return sample_id.rsplit("/", 1)[-1]
+
+
+def _paths(manifests: Sequence[Manifest]) -> dict[tuple[str, str], str]:
+    out = {}
+    for m in manifests:
+        for sid, p in zip(m.table.column("sample_id").to_pylist(), m.image_paths()):
+            out[(m.name, sid)] = str(p)
+    return out
+
+
+def _spread(frame: pd.DataFrame, n: int, by: str) -> pd.DataFrame:
+    """Up to ``n`` rows evenly spread over the range of column ``by`` (deterministic)."""
+    if len(frame) <= n:
+        return frame.sort_values(by, kind="stable")
+    frame = frame.sort_values(by, kind="stable")
+    idx = np.unique(np.linspace(0, len(frame) - 1, n).round().astype(int))
+    return frame.iloc[idx]
+
+
+def dup_tiles(frame: pd.DataFrame, paths: dict, n: int) -> list[Tile]:
+    """Leaking pairs first (train vs non-train), then other pairs; near pairs spread over similarity."""
+    if not len(frame):
+        return []
+    leak = (frame["a_split"] == "train") != (frame["b_split"] == "train")
+    near = frame["kind"] == "near"
+    chosen = []
+    budget = n
+    for mask, share in ((leak & near, 0.5), (leak & ~near, 0.15), (~leak & near, 0.25), (~leak & ~near, 0.10)):
+        k = min(int(mask.sum()), max(1, int(round(n * share))), budget)
+        if k > 0:
+            chosen.append(_spread(frame[mask], k, "similarity"))
+            budget -= k
+    sel = pd.concat(chosen) if chosen else frame.head(0)
+    tiles = []
+    for r in sel.itertuples():
+        tiles.append(Tile(
+            [paths.get((r.a_manifest, r.a_sample_id), ""), paths.get((r.b_manifest, r.b_sample_id), "")],
+            [f"{r.a_manifest}/{r.a_split} - {r.b_manifest}/{r.b_split}",
+             f"{r.kind} d={int(r.distance)} sim={float(r.similarity):.3f}",
+             f"{_short(r.a_sample_id)} | {_short(r.b_sample_id)}"],
+        ))
+    return tiles
+
+
+def nonface_tiles(frame: pd.DataFrame, paths: dict, n: int) -> list[Tile]:
+    flagged = frame[frame["flagged"]].copy()
+    flagged["order"] = np.select(
+        [flagged["no_face"].fillna(False).astype(bool), flagged["nf_majority"].astype(bool), flagged["blank"].astype(bool)],
+        [0, 1, 2], 3)
+    flagged = flagged.sort_values(["order", "manifest", "sample_id"]).head(n)
+    return [Tile([paths.get((r.manifest, r.sample_id), "")],
+                 [_short(r.sample_id), f"label {r.label}", "; ".join(r.reasons)[:60] if r.reasons is not None else ""])
+            for r in flagged.itertuples()]
+
+
+def noise_tiles(frame: pd.DataFrame, paths: dict, n: int) -> tuple[list[Tile], str]:
+    mis = frame[frame["likely_mislabel"].fillna(False).astype(bool)].sort_values(["issue_rank", "manifest"])
+    if len(mis):
+        rows = mis.head(n)
+        return [Tile([paths.get((r.manifest, r.sample_id), "")],
+                     [_short(r.sample_id), f"{r.label} -> {r.suggested_label}",
+                      f"p(label)={r.prob_given:.2f} p(pred)={r.pred_prob:.2f}"])
+                for r in rows.itertuples()], "likely mislabels (confident learning), most likely first"
+    con = frame[frame["contested"].fillna(False).astype(bool)].sort_values(["agreement", "manifest", "sample_id"])
+    rows = con.head(n)
+    return [Tile([paths.get((r.manifest, r.sample_id), "")],
+                 [_short(r.sample_id), f"label {r.label} ({r.agreement:.0%} of votes)",
+                  f"runner-up {r.vote_runner_up}, H={r.entropy_bits:.2f} bits"])
+            for r in rows.itertuples()], "contested labels (no absolute vote majority), least agreement first"
+
+
+def _markdown_table(df: pd.DataFrame, max_rows: int = 50) -> str:
+    if not len(df):
+        return "_none_\n"
+    df = df.head(max_rows)
+    fmt = lambda v: f"{v:.2%}" if isinstance(v, float) and 0 <= v <= 1 else (f"{v:,}" if isinstance(v, (int, np.integer)) else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _load_or_compute(
+    manifests: list[Manifest], ws: Workspace, *, compute: bool, face_check: bool, workers: int | None, res: ReportResult
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
+    frame = None
+    current = all(
+        (layer := dups_mod.read_dups_layer(m)) is not None
+        and dups_mod.is_current(layer[1], manifests, radius=dups_mod.RADIUS, min_similarity=dups_mod.MIN_SIMILARITY)
+        for m in manifests
+    )
+    if current:
+        frame = dups_mod.pairs_from_layers(manifests)
+    elif compute:
+        result = dups_mod.find_duplicates([m.path for m in manifests], workers=workers, workspace=ws)
+        frame = result.pairs
+        res.computed.append(f"duplicates over {len(manifests)} manifest(s)")
+    else:
+        res.notes.append("no up-to-date duplicate layers: run 'fercurate quality dups' (or drop --no-compute)")
+
+    nonfaces, noises = [], []
+    for m in manifests:
+        lp = layer_path(m.path, "nonface")
+        if lp.exists():
+            table, _ = read_layer(lp, "nonface")
+        elif compute:
+            table = nonface_mod.find_nonfaces(m, detect=face_check, workers=workers).table
+            res.computed.append(f"non-faces of {m.name}" + ("" if face_check else " (votes and blank images only)"))
+        else:
+            table = None
+        if table is not None:
+            df = table.to_pandas()
+            df.insert(1, "manifest", m.name)
+            labels = dict(zip(m.table.column("sample_id").to_pylist(), m.table.column("label").to_pylist()))
+            df.insert(2, "label", df["sample_id"].map(labels))
+            nonfaces.append(df)
+        lp = layer_path(m.path, "noise")
+        if lp.exists():
+            table, _ = read_layer(lp, "noise")
+        elif compute:
+            table = noise_mod.label_noise(m).table
+            res.computed.append(f"label noise of {m.name} (votes only; add model probabilities with 'quality noise --probs')")
+        else:
+            table = None
+        if table is not None:
+            df = table.to_pandas()
+            df.insert(1, "manifest", m.name)
+            noises.append(df)
+    nf = pd.concat(nonfaces, ignore_index=True) if nonfaces else None
+    nz = pd.concat(noises, ignore_index=True) if noises else None
+    return frame, nf, nz
+
+
+def build_report(
+    out: str | os.PathLike,
+    manifest_paths: Sequence[str | os.PathLike] | None = None,
+    *,
+    workspace: Workspace | None = None,
+    compute: bool = True,
+    face_check: bool = True,
+    workers: int | None = None,
+    sheet_size: int = 48,
+) -> ReportResult:
+    """Write the quality report folder (see the module docstring)."""
+    ws = workspace or Workspace.current()
+    if not manifest_paths:
+        manifest_paths = [ws.manifest_path(n) for n in ws.manifest_names()]
+        if not manifest_paths:
+            raise InputError(f"no manifests in {ws.manifests}; pass manifest paths or ingest a dataset first")
+    manifests = [read_manifest(ws.resolve_manifest(p)) for p in manifest_paths]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    res = ReportResult(out)
+    frame, nf, nz = _load_or_compute(manifests, ws, compute=compute, face_check=face_check, workers=workers, res=res)
+    paths = _paths(manifests)
+    totals = dups_mod.manifest_totals(manifests)
+    md = ["# Data quality report", "", "Manifests: " + ", ".join(f"`{m.name}` ({len(m):,} rows)" for m in manifests), ""]
+    html_parts = [f"<h1>Data quality report</h1><p>Manifests: {html.escape(', '.join(m.name for m in manifests))}</p>"]
+
+    if frame is not None:
+        leak = dups_mod.leakage_table(frame, totals)
+        by_ds = dups_mod.dataset_table(frame, totals)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        res.files.append(write_layer(table.append_column("sample_id", table.column("a_sample_id")),
+                                     out / "duplicates.parquet", layer="duplicates",
+                                     manifest=",".join(m.name for m in manifests), sort=False))
+        res.files += [write_frame(frame, out / "duplicates.csv"), write_frame(leak, out / "leakage.csv"),
+                      write_frame(by_ds, out / "leakage_datasets.csv")]
+        n_sheet = contact_sheet(dup_tiles(frame, paths, sheet_size), out / "dup_pairs.png", columns=4,
+                                title=f"duplicate pairs ({len(frame):,} in all): leaks across train/eval first")
+        res.files.append(out / "dup_pairs.png")
+        kinds = frame["kind"].value_counts()
+        md += ["## Duplicates", "",
+               f"{len(frame):,} pairs: " + ", ".join(f"{k} {int(kinds.get(k, 0)):,}" for k in dups_mod.KINDS)
+               + f" (rule: exact file / pixel hashes; near = pHash distance <= {dups_mod.RADIUS} and aligned "
+               f"similarity >= {dups_mod.MIN_SIMILARITY}).", "",
+               "### Leakage per split pair (samples of the first split with a duplicate in the second)", "",
+               _markdown_table(leak), "### Per dataset pair", "", _markdown_table(by_ds),
+               f"![duplicate pairs](dup_pairs.png) ({n_sheet} shown; all in `duplicates.csv`)", ""]
+        html_parts += ["<h2>Duplicates</h2>", f"<p>{len(frame):,} pairs</p>", "<h3>Leakage per split pair</h3>",
+                       leak.to_html(index=False, float_format=lambda v: f"{v:.4g}"), "<h3>Per dataset pair</h3>",
+                       by_ds.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+                       '<p><img src="dup_pairs.png" alt="duplicate pairs"></p>']
+
+    if nf is not None:
+        flagged = nf[nf["flagged"]]
+        cols = ["sample_id", "manifest", "label", "nf_votes", "gray_std", "mesh_score", "detector_score", "reasons"]
+        out_nf = flagged[cols].copy()
+        out_nf["reasons"] = out_nf["reasons"].map(lambda r: "; ".join(r) if r is not None else "")
+        res.files.append(write_frame(out_nf, out / "nonfaces.csv"))
+        contact_sheet(nonface_tiles(nf, paths, sheet_size), out / "nonfaces.png", columns=8,
+                      title=f"non-faces flagged: {len(flagged):,} (no face found first, then NF votes, blank)")
+        res.files.append(out / "nonfaces.png")
+        md += ["## Non-faces", "", f"{len(flagged):,} of {len(nf):,} images flagged.", "",
+               _markdown_table(out_nf.head(20)), "![non-faces](nonfaces.png)", ""]
+        html_parts += ["<h2>Non-faces</h2>", f"<p>{len(flagged):,} of {len(nf):,} flagged</p>",
+                       out_nf.head(100).to_html(index=False), '<p><img src="nonfaces.png" alt="non-faces"></p>']
+
+    if nz is not None:
+        flagged = nz[nz["flagged"]]
+        res.files.append(write_frame(flagged, out / "label_noise.csv"))
+        tiles, what = noise_tiles(nz, paths, sheet_size)
+        contact_sheet(tiles, out / "mislabels.png", columns=8, title=what)
+        res.files.append(out / "mislabels.png")
+        n_con = int(nz["contested"].fillna(False).astype(bool).sum())
+        n_mis = int(nz["likely_mislabel"].fillna(False).astype(bool).sum())
+        scored = int(nz["prob_given"].notna().sum())
+        line = f"{n_con:,} contested labels (agreement < {noise_mod.CONTESTED_AGREEMENT:g})"
+        line += f"; {n_mis:,} likely mislabels among {scored:,} rows with model probabilities." if scored else \
+            "; no model probabilities yet ('fercurate quality noise M --probs FILE' or '--model ran.pt')."
+        md += ["## Label noise", "", line, "", f"![{what}](mislabels.png)", ""]
+        html_parts += ["<h2>Label noise</h2>", f"<p>{html.escape(line)}</p>",
+                       f'<p><img src="mislabels.png" alt="{html.escape(what)}"></p>']
+
+    if res.notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in res.notes] + [""]
+    write_text(out / "summary.md", "\n".join(md))
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>fercurate quality report</title>"
+            "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}</style></head><body>"
+            + "\n".join(html_parts) + "</body></html>")
+    write_text(out / "index.html", page)
+    res.files += [out / "summary.md", out / "index.html"]
+    return res
