@@ -55,6 +55,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synth",
     "train",
     "quality",
+    "pose",
 )
 
 for _module in COMMAND_MODULES:

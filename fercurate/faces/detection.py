@@ -48,7 +48,12 @@ class FaceBox:
 def _mediapipe_detector(full_range: bool):  # noqa: ANN202 - mediapipe object
     from mediapipe.python.solutions import face_detection
 
-    return face_detection.FaceDetection(min_detection_confidence=0.3, model_selection=1 if full_range else 0)
+    from fercurate.faces.mesh import quiet_native_stderr
+
+    with quiet_native_stderr():
+        det = face_detection.FaceDetection(min_detection_confidence=0.3, model_selection=1 if full_range else 0)
+        det.process(np.zeros((64, 64, 3), np.uint8))  # warm-up: the model loads on first use
+    return det
 
 
 @lru_cache(maxsize=None)

@@ -11,9 +11,11 @@ pipelined through the graph, so a batch costs one Python round trip.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -93,6 +95,32 @@ def _parse_landmarks(data: bytes, proto_factory) -> np.ndarray:  # noqa: ANN001 
     return np.array([[p.x, p.y, p.z] for p in msg.landmark], dtype=np.float32)
 
 
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what C++ code (TFLite, absl) prints on file descriptor 2 while models start up.
+
+    MediaPipe writes INFO/WARNING lines such as "Created TensorFlow Lite XNNPACK delegate" straight to
+    the process's stderr, which would break progress bars; set FERCURATE_NATIVE_LOGS=1 to see them.
+    """
+    if os.environ.get("FERCURATE_NATIVE_LOGS") == "1":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 class MeshLandmarker:
     """The face-mesh landmark network on 192x192 RGB crops; one instance per process (not thread-safe).
 
@@ -138,8 +166,10 @@ class MeshLandmarker:
 
         self._graph.observe_output_stream("landmarks", on_landmarks)
         self._graph.observe_output_stream("score", on_score)
-        self._graph.start_run(input_side_packets={"with_attention": packet_creator.create_bool(attention)})
         self._ts = 0
+        with quiet_native_stderr():
+            self._graph.start_run(input_side_packets={"with_attention": packet_creator.create_bool(attention)})
+            self.run([np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.uint8)])  # warm-up: loads the model now
 
     def run(self, crops: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks and presence scores for a batch of 192x192x3 uint8 RGB crops."""
