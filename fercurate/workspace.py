@@ -49,6 +49,8 @@ class Workspace:
     def resolve_manifest(self, name_or_path: str | os.PathLike) -> Path:
         """Accept a manifest path or a bare name and return an existing manifest path."""
         candidate = Path(name_or_path)
+        if not candidate.is_absolute() and not candidate.exists() and (self.root / candidate).exists():
+            candidate = self.root / candidate  # a path relative to the workspace, not the current folder
         if candidate.suffix == ".parquet" or candidate.exists():
             if not candidate.exists():
                 raise InputError(f"{candidate}: manifest not found")

@@ -47,15 +47,16 @@ app = new_app(
 
 # Each module registers its commands on ``app``; order here is the order in ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
     "ingest",
     "info",
-    "subsets",
     "ran_lists",
+    "pose",
+    "subsets",
     "annotate",
     "synth",
     "train",
     "quality",
-    "pose",
 )
 
 for _module in COMMAND_MODULES:
