@@ -15,6 +15,8 @@ def demo(
         Path("fercurate-demo"), "--workdir", "-d", help="Folder for everything the demo writes (its own workspace)."
     ),
     epochs: int = typer.Option(4, "--epochs", help="Epochs of the short RAN training.", min=1),
+    faces: int = typer.Option(None, "--faces", help="Use only the first N of the 103 offline faces (quicker).", min=4),
+    input_size: int = typer.Option(48, "--input-size", help="RAN crop size for the short training.", min=16),
     seed: int = typer.Option(0, "--seed", help="Seed of the demo data, masks and training."),
     workers: int = options.Workers,
 ) -> None:
@@ -28,7 +30,7 @@ def demo(
     """
     from fercurate.demo import run_demo
 
-    run_demo(workdir, epochs=epochs, seed=seed, workers=workers, echo=typer.echo)
+    run_demo(workdir, epochs=epochs, faces=faces, input_size=input_size, seed=seed, workers=workers, echo=typer.echo)
 
 
 def report(

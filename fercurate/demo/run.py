@@ -50,11 +50,16 @@ def run_demo(
     workdir: str | os.PathLike,
     *,
     epochs: int = 4,
+    faces: int | None = None,
+    input_size: int = 48,
     seed: int = 0,
     workers: int | None = None,
     echo: Callable[[str], Any] = print,
 ) -> DemoResult:
-    """Run the demo in ``workdir`` (created if needed; the workspace of every step)."""
+    """Run the demo in ``workdir`` (created if needed; the workspace of every step).
+
+    ``faces`` limits the identities used (all 103 by default); ``input_size`` is RAN's crop size.
+    """
     from fercurate.demo import layouts
     from fercurate.demo.faces import LICENCES, base_faces
 
@@ -75,9 +80,10 @@ def run_demo(
     try:
         echo(f"fercurate demo in {work} (each step below is the command you would type there)")
         t0 = time.perf_counter()
-        faces = base_faces()
-        echo(f"faces shipped inside installed packages: {len(faces)} "
-             f"({', '.join(f.name for f in faces[:3])} + {len(faces) - 3} LFW crops from scikit-image)")
+        found = base_faces()
+        faces = found[:faces] if faces else found
+        echo(f"faces shipped inside installed packages: using {len(faces)} of {len(found)} "
+             f"({', '.join(f.name for f in found[:3])} + {len(found) - 3} LFW crops from scikit-image)")
         for name, text in LICENCES.items():
             echo(f"  {name}: {text}")
         raw = work / "raw"
@@ -97,7 +103,7 @@ def run_demo(
               "--out", "data/ferplus-masked", "--seed", str(seed), *jobs])
         step(["subsets", "build", "manifests/ferplus-masked.parquet", "--occlusion"])
         step(["train", "--manifest", "manifests/ferplus.parquet", "--split", "train", "--val-split", "val",
-              "--input-size", "48", "--epochs", str(epochs), "--milestones", f"{max(1, epochs - 1)}",
+              "--input-size", str(input_size), "--epochs", str(epochs), "--milestones", f"{max(1, epochs - 1)}",
               "--lr", "0.05", "--batch-size", "32", "--seed", str(seed), "--out", "runs/ran-demo", *jobs])
         step(["eval", "--model", "runs/ran-demo/ran.pt", "--manifest", "manifests/ferplus.parquet", "--split", "test",
               "--subset", "pose30", "--subset", "pose45", "--bootstrap", "200", "--report", "runs/ran-demo/eval", *jobs])

@@ -1,0 +1,94 @@
+"""The built-in demo end to end (a small configuration), and its report opened in headless chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from fercurate.cli import app
+from fercurate.demo import run_demo
+from fercurate.manifest import read_manifest
+from fercurate.report import build_report
+from fercurate.workspace import Workspace
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("demo") / "work"
+    lines: list[str] = []
+    result = run_demo(work, faces=12, epochs=1, input_size=32, echo=lines.append)
+    return result, lines
+
+
+def test_demo_runs_every_step_and_says_where_outputs_went(demo) -> None:
+    result, lines = demo
+    commands = [c for c, _ in result.steps]
+    for expected in ("ingest ferplus", "ingest affectnet", "ingest rafdb", "ingest sfew", "pose", "subsets build",
+                     "synth mask", "train", "eval", "quality dups", "report"):
+        assert any(f"fercurate {expected}" in c for c in commands), expected
+    text = "\n".join(lines)
+    for where in result.outputs.values():
+        assert str(where) in text
+        assert where.exists(), where
+    assert "public domain" in text  # the faces' licences are stated
+
+
+def test_demo_outputs_are_real(demo) -> None:
+    result, _ = demo
+    ws = Workspace(result.workdir)
+    for name, splits in (("ferplus", {"train", "val", "test"}), ("affectnet", {"train", "test"}),
+                         ("rafdb", {"train", "test"}), ("sfew", {"train", "val", "test"})):
+        m = read_manifest(ws.manifest_path(name))
+        assert set(m.table.column("split").to_pylist()) == splits
+        assert all(p.exists() for p in m.image_paths())
+    masked = pd.read_parquet(ws.manifest_path("ferplus-masked"))
+    assert masked["derived_from"].notna().all() and masked["variant"].str.startswith("mask:").all()
+    pose = pd.read_parquet(ws.manifests / "ferplus.pose.parquet")
+    assert len(pose) == len(read_manifest(ws.manifest_path("ferplus")))
+    metrics = json.loads((result.workdir / "runs" / "ran-demo" / "eval" / "metrics.json").read_text())
+    assert {g["group"] for g in metrics["groups"]} >= {"test", "pose30", "pose45"}
+    assert (result.workdir / "runs" / "ran-demo" / "ran.pt").exists()
+    assert (result.workdir / "quality" / "duplicates.parquet").exists()
+
+
+def test_report_renders_in_chromium(demo, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian chromium (scripts/setup --test does)")
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    result, _ = demo
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(result.report.as_uri(), wait_until="load")
+        for heading in ("Datasets", "Head pose", "Subsets vs Table I", "Occlusion labelling", "Synthetic variants",
+                        "Evaluation vs Table II", "Data quality"):
+            assert page.locator("h2", has_text=heading).count() == 1, heading
+        broken = page.evaluate("[...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        assert broken == []
+        assert page.locator("img").count() >= 8  # label bars x5, pose, contact sheet, confusion matrices
+        body = page.inner_text("body")
+        assert "1,171" in body and "89.16" in body  # the paper's Table I / II figures beside ours
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 50_000
+
+
+def test_report_on_an_empty_workspace_says_what_to_run(workspace: Path) -> None:
+    res = CliRunner().invoke(app, ["report", "--out", "rep"])
+    assert res.exit_code == 0, res.output
+    html = (workspace / "rep" / "index.html").read_text()
+    assert "fercurate ingest ferplus PATH" in html and "fercurate pose" in html
+    summary = build_report(workspace / "rep2", workspace=Workspace(workspace)).sections
+    assert summary["datasets"] == "no manifests" and summary["evaluation"] == "no evaluations"
