@@ -179,10 +179,9 @@ def ensure_dataset(
     fo = connect()
     ds = _open_or_create(fo, name, manifest)
     present = set(ds.distinct("sample_id"))
-    rows = chosen.table.select(["sample_id", "image_path"]).to_pydict()
-    new_idx = [i for i, sid in enumerate(rows["sample_id"]) if sid not in present]
-    if new_idx:
-        _add_samples(fo, ds, manifest, [rows["sample_id"][i] for i in new_idx], [rows["image_path"][i] for i in new_idx])
+    new = np.array([sid not in present for sid in chosen.table.column("sample_id").to_pylist()], dtype=bool)
+    if new.any():
+        _add_samples(fo, ds, chosen.select(new))
     refresh_fields(ds, manifest, ws)
     ensure_standard_views(ds)
     return ds
@@ -240,14 +239,23 @@ def _app_defaults(fo: Any, ds: "fo.Dataset") -> None:
     ds.save()
 
 
-def _add_samples(fo: Any, ds: "fo.Dataset", manifest: Manifest, ids: list[str], rel_paths: list[str]) -> None:
-    root = manifest.root
-    batches = range(0, len(ids), _ADD_BATCH)
+def _add_samples(fo: Any, ds: "fo.Dataset", rows: Manifest) -> None:
+    """Insert the manifest rows as samples, with their label and split (so the refresh has less to do)."""
+    root = rows.root
+    cols = rows.table.select(["sample_id", "image_path", "split", "source_split", "label"]).to_pydict()
+    n = len(cols["sample_id"])
+    batches = range(0, n, _ADD_BATCH)
     for start in progress(batches, total=len(batches), desc=f"adding samples to {ds.name}", unit="batch"):
-        stop = start + _ADD_BATCH
         samples = [
-            fo.Sample(filepath=str(root / rel), sample_id=sid, occ_synced=[])
-            for sid, rel in zip(ids[start:stop], rel_paths[start:stop])
+            fo.Sample(
+                filepath=str(root / cols["image_path"][i]),
+                sample_id=cols["sample_id"][i],
+                split=cols["split"][i],
+                source_split=cols["source_split"][i],
+                label=fo.Classification(label=cols["label"][i]) if cols["label"][i] is not None else None,
+                occ_synced=[],
+            )
+            for i in range(start, min(start + _ADD_BATCH, n))
         ]
         ds.add_samples(samples, progress=False)
 
@@ -313,14 +321,20 @@ def refresh_fields(
     for col in ("split", "label"):
         base[col] = base[col].astype(object)
     frame = frame.merge(base, on="sample_id", how="left")
-    frame = frame[frame["split"].notna()]  # not in this manifest: leave alone
+    in_manifest = frame["split"].notna().to_numpy()  # samples not in this manifest: leave alone
+    frame = frame[in_manifest]
     keys = frame["_id"].tolist()
 
-    def put(field: str, values: Iterable[Any]) -> None:
-        ds.set_values(field, dict(zip(keys, values)), key_field="id")
+    def put(field: str, values: list[Any], current_path: str | None = None, make: Any = None) -> None:
+        """Write only the values that differ from what the dataset holds (re-launches are cheap)."""
+        current = [c for c, keep in zip(ds.values(current_path or field), in_manifest) if keep]
+        changed = {k: (make(v) if make and v is not None else v)
+                   for k, v, c in zip(keys, values, current) if not _same(v, c)}
+        if changed:
+            ds.set_values(field, changed, key_field="id")
 
     if "manifest" in parts:
-        put("label", [fo.Classification(label=v) if isinstance(v, str) else None for v in frame["label"]])
+        put("label", _clean(frame["label"]), "label.label", lambda v: fo.Classification(label=v))
         put("split", _clean(frame["split"]))
         put("source_split", _clean(frame["source_split"]))
     pose = _pose_frame(manifest) if "pose" in parts else None
@@ -340,6 +354,12 @@ def refresh_fields(
     if "suggestion" in parts:
         got = frame[["sample_id"]].merge(_suggestion_frame(manifest, workspace), on="sample_id", how="left")
         put("occ_score", _clean(got["occ_score"]))
+
+
+def _same(new: Any, old: Any) -> bool:
+    if isinstance(new, float) and isinstance(old, float):
+        return new == old or (np.isnan(new) and np.isnan(old))
+    return new == old
 
 
 def _clean(values: Any) -> list[Any]:

@@ -102,5 +102,37 @@ def status_cmd(
     typer.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
 
 
+@annotate_app.command("suggest")
+def suggest_cmd(
+    manifest: str = typer.Argument(..., help="Manifest path or name."),
+    split: str = typer.Option(None, "--split", "-s", help="Only score this split (and learn from its faces)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, data and threads -> same scores)."),
+    synthetic: int = typer.Option(12_000, "--synthetic", help="Synthetic training faces (more = slower, steadier).", min=64),
+    epochs: int = typer.Option(10, "--epochs", help="Fine-tuning epochs on labels already in the table.", min=0),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Ignore existing labels: synthetic training only."),
+    threads: int = typer.Option(2, "--threads", help="Torch threads for training.", min=1),
+    no_events: bool = typer.Option(False, "--no-events", help="Only write the score layer, no suggestion events."),
+    workers: int = options.Workers,
+    workspace: Path = options.Workspace,
+) -> None:
+    """Score every face for occlusion (sorts the App's queue) and pre-fill likely types to confirm.
+
+    Trains a small CNN on synthetic occlusions of the manifest's own faces, fine-tuned on the labels
+    already in annotations/ (human, official); writes manifests/<name>.occlusion_suggest.parquet and
+    suggestion events (never labels: a person confirms them in the App).
+
+    Example: fercurate annotate suggest manifests/ferplus.parquet --split test
+    """
+    from fercurate.annotate.suggest import TrainConfig, suggest
+
+    result = suggest(
+        manifest, split=split, workspace=Workspace.current(workspace),
+        config=TrainConfig(seed=seed, synthetic=synthetic, finetune_epochs=epochs, threads=threads),
+        use_table_labels=not no_labels, write_events=not no_events, workers=workers,
+    )
+    typer.echo(result.summary())
+    typer.echo("re-launch the App (fercurate annotate launch) to see the queue sorted by the new scores")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(annotate_app, name="annotate")

@@ -1,0 +1,424 @@
+"""Occlusion suggestions: a score per face that sorts the labelling queue, and pre-filled types.
+
+The scorer is a small CNN on 48x48 grayscale face crops (the FERPlus format; other datasets are
+cropped to their face box and resized), trained here, offline, on our own data in two steps:
+
+1. **synthetic pre-training** (no labels needed): faces of the manifest itself, half of them with
+   a synthetic occluder of a known type drawn on (:mod:`fercurate.annotate.occluders`): mask,
+   glasses, a hand/object over the forehead, mouth or one cheek. The network learns "occluded?"
+   plus the type.
+2. **fine-tuning on labels people already gave** (optional): human labels from the annotation
+   table (``none`` counts as a negative) and official list entries, or an explicit label table.
+   Only done when both classes have at least ``min_labels`` examples.
+
+Every face of the chosen rows gets ``score`` (probability-like, higher = more likely occluded) and
+per-type probabilities, written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the
+App sorts its queue by it). Faces without a human label get a suggestion event (source
+``suggestion``, annotator ``fercurate-suggest``): the most likely type(s) for the top
+``prefill_occluded`` fraction by score, ``none`` for the bottom ``prefill_clean`` fraction, nothing
+in between. A person confirms them in the App ("Accept suggestion"); they never count as labels.
+Same inputs + seed + thread count give the same scores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fercurate.annotate.dataset import SUGGEST_LAYER, suggestion_layer_path
+from fercurate.annotate.occluders import KINDS, SIZE, synthetic_set
+from fercurate.annotations import append_events, current_labels, label_events, make_event, read_events
+from fercurate.errors import InputError
+from fercurate.images import ImageReadError, read_image
+from fercurate.layers import write_layer
+from fercurate.manifest import Manifest, read_manifest
+from fercurate.parallel import map_chunks
+from fercurate.progress import progress
+from fercurate.workspace import Workspace
+
+if TYPE_CHECKING:
+    import torch
+
+METHOD = "cnn48-synthetic"
+SUGGEST_ANNOTATOR = "fercurate-suggest"
+TYPE_COLUMNS: tuple[str, ...] = tuple(f"p_{k}" for k in KINDS)
+SUGGEST_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("score", pa.float32()),
+        *[pa.field(c, pa.float32()) for c in TYPE_COLUMNS],
+        pa.field("suggested", pa.list_(pa.string())),
+        pa.field("failure", pa.string()),
+    ]
+)
+
+
+@dataclass
+class TrainConfig:
+    """How the scorer is trained (defaults: about a minute of CPU on a quiet 2-core machine)."""
+
+    seed: int = 0
+    synthetic: int = 12_000  # synthetic training faces drawn (half occluded)
+    finetune_epochs: int = 10
+    min_labels: int = 20  # per class, to fine-tune on real labels
+    batch: int = 64
+    threads: int = 2
+
+
+@dataclass
+class SuggestResult:
+    """What ``suggest`` wrote and how the scorer was trained."""
+
+    layer: Path
+    scored: int
+    failures: list[tuple[str, str]]
+    events_added: int
+    training: dict[str, Any] = field(default_factory=dict)
+    scores: pd.DataFrame | None = None
+
+    def summary(self) -> str:
+        t = self.training
+        tuned = (f"fine-tuned on {t['label_pos']:,} occluded / {t['label_neg']:,} clean labelled faces"
+                 if t.get("finetuned") else "no fine-tuning (too few labels)")
+        lines = [
+            f"scored {self.scored:,} faces -> {self.layer} ({METHOD}: {t.get('synthetic', 0):,} synthetic "
+            f"training faces, {tuned})",
+            f"{self.events_added:,} suggestion events added (shown in the App as occ_suggested)",
+        ]
+        if self.failures:
+            sid, why = self.failures[0]
+            lines.append(f"{len(self.failures):,} image(s) could not be read, e.g. {sid}: {why}")
+        return "\n".join(lines)
+
+
+# --- faces ---------------------------------------------------------------------------------------
+
+
+def _face_crop(img: np.ndarray, box: tuple[float, float, float, float] | None) -> np.ndarray:
+    if box is not None:
+        x, y, w, h = box
+        side = max(w, h)
+        cx, cy = x + w / 2, y + h / 2
+        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+        x1, y1 = x0 + int(round(side)), y0 + int(round(side))
+        pad = max(0, -x0, -y0, x1 - img.shape[1], y1 - img.shape[0])
+        if pad:
+            img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+            x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
+        img = img[y0:y1, x0:x1]
+    if img.shape != (SIZE, SIZE):
+        img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    return img
+
+
+def _load_chunk(tasks: Sequence[tuple[str, tuple[float, float, float, float] | None]]) -> list[np.ndarray | str]:
+    out: list[np.ndarray | str] = []
+    for path, box in tasks:
+        try:
+            out.append(_face_crop(read_image(path, color=False), box))
+        except ImageReadError as exc:
+            out.append(str(exc).split(": ", 1)[-1])
+    return out
+
+
+def load_faces(manifest: Manifest, workers: int | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """48x48 grayscale face crops of every row (face box when the manifest has one), on all cores.
+
+    Returns (faces (N, 48, 48) uint8, ok mask (N,), failures [(sample_id, reason)]); unreadable
+    images are zeros in ``faces`` and rows in ``failures``, never silently dropped.
+    """
+    paths = [str(p) for p in manifest.image_paths()]
+    boxes = manifest.table.column("bbox").to_pylist()
+    tasks = [(p, None if b is None else (b["x"], b["y"], b["w"], b["h"])) for p, b in zip(paths, boxes)]
+    faces = np.zeros((len(tasks), SIZE, SIZE), np.uint8)
+    ok = np.ones(len(tasks), bool)
+    failures: list[tuple[str, str]] = []
+    ids = manifest.table.column("sample_id").to_pylist()
+    i = 0
+    for chunk in map_chunks(_load_chunk, tasks, workers=workers, chunk_size=512, desc="loading faces", unit="img"):
+        for item in chunk:
+            if isinstance(item, str):
+                ok[i] = False
+                failures.append((ids[i], item))
+            else:
+                faces[i] = item
+            i += 1
+    return faces, ok, failures
+
+
+# --- the network ----------------------------------------------------------------------------------
+
+
+def build_net() -> "torch.nn.Module":
+    """Four conv blocks (16-32-64-128 channels) on 48x48, global pooling, 1 + 5 logits (~100k weights)."""
+    from torch import nn
+
+    def block(i: int, o: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
+
+    return nn.Sequential(
+        block(1, 16), nn.MaxPool2d(2), block(16, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2),
+        block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, 1 + len(KINDS)),
+    )
+
+
+def _tensor(faces: np.ndarray) -> "torch.Tensor":
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32) / 255.0)[:, None]
+    return (x - 0.5) / 0.25
+
+
+def _jitter(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Flips and brightness/contrast changes (the occluder is already part of the image)."""
+    out = faces.astype(np.float32)
+    flip = rng.random(len(out)) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    out = out * rng.uniform(0.8, 1.2, (len(out), 1, 1)) + rng.uniform(-20, 20, (len(out), 1, 1))
+    return np.clip(out, 0, 255)
+
+
+def _loss(logits: "torch.Tensor", target: "torch.Tensor", type_known: "torch.Tensor") -> "torch.Tensor":
+    """BCE on "occluded"; BCE on the type heads only for occluded faces with a known type."""
+    import torch
+    import torch.nn.functional as F
+
+    weights = torch.ones_like(target)
+    weights[:, 1:] = type_known[:, None] * target[:, :1]
+    return (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weights).mean()
+
+
+def train_scorer(
+    pool: np.ndarray,
+    config: TrainConfig,
+    labelled: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """Train the CNN: synthetic occlusions on ``pool`` faces, then (optionally) real labels.
+
+    ``labelled`` is (faces (M, 48, 48), targets (M, 6): occluded flag then one-hot type, or all
+    type columns NaN when the type is unknown). Returns the network (eval mode) and a summary.
+    """
+    import torch
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(max(1, config.threads))
+    rng = np.random.default_rng(config.seed)
+    net = build_net()
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = max(1, config.synthetic // config.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    net.train()
+    for _ in progress(range(steps), total=steps, desc="training on synthetic occlusions", unit="batch"):
+        images, targets = synthetic_set(pool, config.batch, rng)
+        logits = net(_tensor(_jitter(images, rng)))
+        loss = _loss(logits, torch.from_numpy(targets), torch.ones(len(targets)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    summary: dict[str, Any] = {"synthetic": steps * config.batch, "finetuned": False, "label_pos": 0, "label_neg": 0}
+    if labelled is not None:
+        faces, targets = labelled
+        pos = int(targets[:, 0].sum())
+        neg = len(targets) - pos
+        summary.update(label_pos=pos, label_neg=neg)
+        if min(pos, neg) >= config.min_labels:
+            _finetune(net, faces, targets, config, rng)
+            summary["finetuned"] = True
+    net.eval()
+    return net, summary
+
+
+def _finetune(net: Any, faces: np.ndarray, targets: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> None:
+    import torch
+
+    known = ~np.isnan(targets[:, 1:]).any(axis=1)
+    clean_targets = np.nan_to_num(targets, nan=0.0).astype(np.float32)
+    opt = torch.optim.AdamW(net.parameters(), lr=5e-4, weight_decay=1e-4)
+    net.train()
+    n = len(faces)
+    batches = config.finetune_epochs * ((n + config.batch - 1) // config.batch)
+    bar = progress(total=batches, desc="fine-tuning on labelled faces", unit="batch")
+    for _ in range(config.finetune_epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, config.batch):
+            idx = order[start : start + config.batch]
+            logits = net(_tensor(_jitter(faces[idx], rng)))
+            loss = _loss(logits, torch.from_numpy(clean_targets[idx]), torch.from_numpy(known[idx].astype(np.float32)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            bar.update(1)
+    bar.close()
+
+
+def predict(net: Any, faces: np.ndarray, batch: int = 512) -> np.ndarray:
+    """(N, 6) probabilities: occluded, then each type given occluded (flip-averaged)."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(faces), batch):
+            chunk = faces[start : start + batch]
+            logits = net(_tensor(chunk)) + net(_tensor(chunk[:, :, ::-1].copy()))
+            out.append(torch.sigmoid(logits / 2).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 1 + len(KINDS)), np.float32)
+
+
+# --- labels --------------------------------------------------------------------------------------
+
+
+def label_targets(labels: pd.DataFrame) -> pd.DataFrame:
+    """Training targets from current labels (columns sample_id, types): occluded + one-hot type.
+
+    ``none`` -> not occluded; a resolved type -> occluded with that type; ``glasses|mask`` /
+    ``occluded`` -> occluded with the type unknown (NaN), so only the "occluded?" head learns from it.
+    """
+    rows = []
+    for sid, types in zip(labels["sample_id"], labels["types"]):
+        types = list(types)
+        occluded = any(t != "none" for t in types)
+        onehot = [np.nan] * len(KINDS)
+        resolved = [t for t in types if t in KINDS]
+        if occluded and resolved and len(resolved) == len([t for t in types if t != "none"]):
+            onehot = [1.0 if k in resolved else 0.0 for k in KINDS]
+        elif not occluded:
+            onehot = [0.0] * len(KINDS)
+        rows.append([sid, float(occluded), *onehot])
+    return pd.DataFrame(rows, columns=["sample_id", "occluded", *KINDS])
+
+
+def table_labels(events: pa.Table) -> pd.DataFrame:
+    """Current human/official labels as training targets (suggestions excluded)."""
+    labels = current_labels(label_events(events))
+    return label_targets(labels[["sample_id", "types"]]) if len(labels) else label_targets(
+        pd.DataFrame(columns=["sample_id", "types"])
+    )
+
+
+# --- entry point ---------------------------------------------------------------------------------
+
+
+def suggest(
+    manifest_path: str | os.PathLike,
+    *,
+    split: str | None = None,
+    workspace: Workspace | None = None,
+    config: TrainConfig | None = None,
+    train_labels: pd.DataFrame | None = None,
+    use_table_labels: bool = True,
+    prefill_occluded: float = 0.15,
+    prefill_clean: float = 0.3,
+    write_events: bool = True,
+    workers: int | None = None,
+) -> SuggestResult:
+    """Score every face of the manifest (or ``split``), write the suggestion layer and events.
+
+    ``train_labels`` (output of :func:`label_targets`) replaces the labels read from the table;
+    ``use_table_labels=False`` trains on synthetic occlusions only.
+    """
+    ws = workspace or Workspace.current()
+    config = config or TrainConfig()
+    if not (0 <= prefill_occluded <= 1 and 0 <= prefill_clean <= 1 and prefill_occluded + prefill_clean <= 1):
+        raise InputError("prefill fractions must be in [0, 1] and add up to at most 1")
+    full = read_manifest(ws.resolve_manifest(manifest_path))
+    manifest = full.where_split(split) if split else full
+    faces, ok, failures = load_faces(manifest, workers=workers)
+    if ok.sum() < 2:
+        raise InputError(f"{manifest.path}: fewer than two readable images to learn from")
+    ids = np.asarray(manifest.table.column("sample_id").to_pylist(), dtype=object)
+    events = read_events(ws.annotation_path(manifest.name))
+    if train_labels is None and use_table_labels:
+        train_labels = table_labels(events)
+    labelled = None
+    if train_labels is not None and len(train_labels):
+        index = {sid: i for i, sid in enumerate(ids)}
+        rows = [(index[s], k) for k, s in enumerate(train_labels["sample_id"]) if s in index and ok[index[s]]]
+        if rows:
+            pick = np.array([r[0] for r in rows])
+            tgt = train_labels[["occluded", *KINDS]].to_numpy(np.float32)[[r[1] for r in rows]]
+            labelled = (faces[pick], tgt)
+    net, training = train_scorer(faces[ok], config, labelled)
+    probs = np.full((len(ids), 1 + len(KINDS)), np.nan, np.float32)
+    probs[ok] = predict(net, faces[ok])
+    suggested = _prefill(probs, ok, prefill_occluded, prefill_clean)
+    reasons = dict(failures)
+    table = pa.table(
+        {
+            "sample_id": pa.array(ids.tolist(), pa.string()),
+            "score": pa.array(probs[:, 0], pa.float32(), mask=~ok),
+            **{c: pa.array(probs[:, 1 + j], pa.float32(), mask=~ok) for j, c in enumerate(TYPE_COLUMNS)},
+            "suggested": pa.array(suggested, pa.list_(pa.string())),
+            "failure": pa.array([reasons.get(s) for s in ids], pa.string()),
+        },
+        schema=SUGGEST_SCHEMA,
+    )
+    layer = suggestion_layer_path(full.path)
+    training.update(method=METHOD, seed=config.seed, threads=config.threads, split=split,
+                    prefill_occluded=prefill_occluded, prefill_clean=prefill_clean)
+    write_layer(table, layer, layer=SUGGEST_LAYER, manifest=full.name, provenance=training)
+    added = _write_events(ws, manifest, ids, suggested, probs, events) if write_events else 0
+    frame = pd.DataFrame({"sample_id": ids, "score": probs[:, 0], "suggested": suggested, "ok": ok})
+    return SuggestResult(layer, int(ok.sum()), failures, added, training, frame)
+
+
+def _prefill(probs: np.ndarray, ok: np.ndarray, top: float, bottom: float) -> list[list[str] | None]:
+    """Types for the top ``top`` fraction by score, ``none`` for the bottom ``bottom`` fraction."""
+    out: list[list[str] | None] = [None] * len(probs)
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return out
+    order = idx[np.argsort(-probs[idx, 0], kind="stable")]
+    n_top, n_bottom = int(round(top * len(order))), int(round(bottom * len(order)))
+    for i in order[:n_top]:
+        p = probs[i, 1:]
+        best = int(np.argmax(p))
+        picked = {KINDS[best]} | {KINDS[j] for j in np.flatnonzero(p >= 0.5)}
+        out[i] = sorted(picked)
+    for i in order[len(order) - n_bottom:] if n_bottom else []:
+        out[i] = ["none"]
+    return out
+
+
+def _write_events(
+    ws: Workspace, manifest: Manifest, ids: np.ndarray, suggested: list[list[str] | None], probs: np.ndarray,
+    events: pa.Table,
+) -> int:
+    """Suggestion events for faces that have a suggestion and no human label yet."""
+    humans = set(current_labels(events.filter(pa.compute.equal(events.column("source"), "human")))["sample_id"]) \
+        if events.num_rows else set()
+    when = datetime.now(timezone.utc)
+    new = [
+        make_event(sid, types, annotator=SUGGEST_ANNOTATOR, source="suggestion", labelled_at=when,
+                   origin=METHOD, note=f"score={probs[i, 0]:.3f}")
+        for i, (sid, types) in enumerate(zip(ids, suggested))
+        if types and sid not in humans
+    ]
+    if not new:
+        return 0
+    added, _ = append_events(ws.annotation_path(manifest.name), new)
+    return added
+
+
+__all__ = [
+    "METHOD",
+    "SUGGEST_SCHEMA",
+    "SuggestResult",
+    "TrainConfig",
+    "build_net",
+    "label_targets",
+    "load_faces",
+    "predict",
+    "suggest",
+    "table_labels",
+    "train_scorer",
+]

@@ -1,0 +1,113 @@
+"""Occlusion suggestions: synthetic occluders, label targets, the scorer end to end on real PNGs.
+
+Training budgets here are tiny (a few hundred synthetic faces) so the file stays fast; how well the
+scorer ranks real occlusions is measured by benchmarks/occlusion_suggest.py, not here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from fercurate.annotate.occluders import KINDS, occlude, synthetic_set
+from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.errors import InputError
+from fercurate.workspace import Workspace
+
+T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def _face(seed: int = 0) -> np.ndarray:
+    yy, xx = np.mgrid[0:48, 0:48]
+    rng = np.random.default_rng(seed)
+    return ((120 + 40 * np.sin(xx / 7.0) + 30 * np.cos(yy / 5.0)) + rng.normal(0, 5, (48, 48))).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind,rows", [("glasses", slice(10, 30)), ("mask", slice(22, 48)), ("upper", slice(0, 28)),
+                                       ("bottom", slice(20, 48))])
+def test_occluders_draw_in_their_part_of_the_face_and_are_seeded(kind: str, rows: slice) -> None:
+    face, donor = _face(0), _face(1)[:, ::-1].copy()
+    changed = np.zeros((48, 48), bool)
+    for seed in range(8):
+        out = occlude(face, kind, np.random.default_rng(seed), donor)
+        assert out.shape == (48, 48) and out.dtype == np.uint8
+        changed |= np.abs(out.astype(int) - face) > 8
+        assert np.array_equal(out, occlude(face, kind, np.random.default_rng(seed), donor))
+    inside = changed[rows].sum()
+    assert inside > 0.8 * changed.sum(), f"{kind}: {inside} of {changed.sum()} changed pixels in its region"
+
+
+def test_synthetic_set_targets_match_the_drawn_occlusions() -> None:
+    faces = np.stack([_face(s) for s in range(6)])
+    images, targets = synthetic_set(faces, 200, np.random.default_rng(3))
+    assert images.shape == (200, 48, 48) and targets.shape == (200, 1 + len(KINDS))
+    occluded = targets[:, 0] == 1
+    assert 0.35 < occluded.mean() < 0.65
+    assert np.all(targets[occluded, 1:].sum(1) == 1) and np.all(targets[~occluded, 1:] == 0)
+    with pytest.raises(ValueError, match="48x48"):
+        occlude(np.zeros((64, 64), np.uint8), "mask", np.random.default_rng(0))
+
+
+def test_label_targets_keep_unresolved_types_unknown() -> None:
+    from fercurate.annotate.suggest import label_targets
+
+    t = label_targets(pd.DataFrame({"sample_id": ["a", "b", "c", "d"],
+                                    "types": [["none"], ["glasses", "mask"], ["glasses|mask"], ["occluded"]]}))
+    t = t.set_index("sample_id")
+    assert t.loc["a", "occluded"] == 0 and (t.loc["a", list(KINDS)] == 0).all()
+    assert t.loc["b", "occluded"] == 1 and t.loc["b", "glasses"] == 1 and t.loc["b", "mask"] == 1 and t.loc["b", "upper"] == 0
+    assert t.loc["c", "occluded"] == 1 and t.loc["c", list(KINDS)].isna().all()
+    assert t.loc["d", "occluded"] == 1 and t.loc["d", list(KINDS)].isna().all()
+
+
+def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(workspace: Path) -> None:
+    from test_annotate import make_toy_manifest
+
+    from fercurate.annotate.dataset import suggestion_layer_path
+    from fercurate.annotate.suggest import SUGGEST_ANNOTATOR, TrainConfig, suggest
+    from fercurate.manifest import read_manifest
+
+    manifest = make_toy_manifest(workspace, name="sugtoy", n=12)
+    ids = pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
+    m = read_manifest(manifest)
+    broken = m.root / m.table.column("image_path")[5].as_py()
+    broken.write_bytes(b"not a png")
+    ann = Workspace.current().annotation_path("sugtoy")
+    append_events(ann, [make_event(ids[0], ["mask"], annotator="alice", source="human", labelled_at=T0)])
+    config = TrainConfig(seed=1, synthetic=256, finetune_epochs=1, threads=1, batch=32)
+
+    result = suggest(manifest, config=config, prefill_occluded=0.25, prefill_clean=0.25)
+    assert result.scored == 11 and [f[0] for f in result.failures] == [ids[5]]
+    assert "could not be read" in result.summary()
+    layer = pq.read_table(suggestion_layer_path(manifest)).to_pandas().set_index("sample_id")
+    assert list(layer.index) == sorted(ids)
+    assert np.isnan(layer.loc[ids[5], "score"]) and layer.loc[ids[5], "failure"]
+    scores = layer["score"].dropna()
+    assert len(scores) == 11 and ((scores >= 0) & (scores <= 1)).all()
+    assert sum(s == ["none"] for s in layer["suggested"].dropna().map(list)) == 3  # bottom 25% of 11
+    events = read_events(ann).to_pandas()
+    sugg = events[events["source"] == "suggestion"]
+    assert set(sugg["annotator"]) == {SUGGEST_ANNOTATOR} and len(sugg) == result.events_added > 0
+    assert ids[0] not in set(sugg["sample_id"]) and ids[5] not in set(sugg["sample_id"])
+    labels = current_labels(read_events(ann)).set_index("sample_id")
+    assert labels.loc[ids[0], "source"] == "human"  # a suggestion never beats a person
+
+    again = suggest(manifest, config=config, write_events=False)
+    layer2 = pq.read_table(suggestion_layer_path(manifest)).to_pandas().set_index("sample_id")
+    assert np.allclose(layer["score"].fillna(-1), layer2["score"].fillna(-1), atol=0, rtol=0)
+    assert again.events_added == 0
+
+
+def test_suggest_rejects_bad_prefill_fractions(workspace: Path) -> None:
+    from test_annotate import make_toy_manifest
+
+    from fercurate.annotate.suggest import suggest
+
+    manifest = make_toy_manifest(workspace, name="sugbad", n=4)
+    with pytest.raises(InputError, match="prefill fractions"):
+        suggest(manifest, prefill_occluded=0.8, prefill_clean=0.5)
