@@ -310,6 +310,36 @@ def test_cli_mongodb_not_starting_is_one_clear_line(toy: Path, workspace: Path) 
     assert "Traceback" not in proc.stderr
 
 
+def test_cli_launch_serves_the_app_and_a_kill_stops_it_and_pulls(toy: Path, workspace: Path) -> None:
+    import signal
+    import time
+    import urllib.request
+
+    from fercurate.annotate.app import free_port
+
+    port = free_port()
+    env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
+    exe = Path(sys.executable).with_name("fercurate")
+    proc = subprocess.Popen([str(exe), "annotate", "launch", str(toy), "--split", "test", "--annotator", "eve",
+                             "--port", str(port)], env=env, cwd=workspace, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 280
+        first = proc.stdout.readline()
+        while not first.startswith("App: ") and time.monotonic() < deadline and proc.poll() is None:
+            first = proc.stdout.readline()
+        assert first.startswith(f"App: http://localhost:{port}/") and "annotator: eve" in first, proc.stderr.read()
+        with urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=10) as reply:
+            assert reply.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "pulled fercurate-" in out
+    with pytest.raises(OSError):  # the App server went away with the command
+        urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=5)
+
+
 def test_cli_pull_exits_3_on_a_bad_tag_and_status_prints(toy: Path, workspace: Path) -> None:
     from fercurate.annotate.dataset import ensure_dataset, set_annotator
 

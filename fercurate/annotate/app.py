@@ -6,6 +6,7 @@ starts, so :func:`install_plugin` links the plugin shipped inside this package t
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import os
 import shutil
@@ -167,6 +168,7 @@ def start_server(port: int, address: str = "localhost", timeout: float = 240.0) 
     cmd = [sys.executable, "main.py", "--port", str(port), "--address", address]
     proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
+    atexit.register(stop_server, proc)  # never leave a server behind when the caller exits
     url = f"http://{address}:{port}/fiftyone"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import typer
@@ -46,6 +47,7 @@ def launch(
     typer.echo(f"App: {launched.url}   dataset: {ds.name} ({len(ds):,} samples)   annotator: {launched.annotator}")
     typer.echo(f"opened: {launched.view_name or 'all samples'}; saved views: {', '.join(STANDARD_VIEWS)}")
     typer.echo("label with the 'Occlusion labelling' panel (+ beside the Samples tab); Ctrl-C to stop")
+    signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the App cleanly too (and pulls)
     try:
         launched.session.wait(-1)
     except KeyboardInterrupt:
@@ -74,6 +76,10 @@ def pull_cmd(
     from fercurate.annotate.pull import pull
 
     _report_pull(pull(name, workspace=Workspace.current(workspace), annotator=annotator))
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _report_pull(result) -> None:  # noqa: ANN001 - PullResult, imported lazily
