@@ -213,7 +213,7 @@ def pose_subsets(
         from fercurate.pose.calibration import calibrated_score
 
         score = np.asarray(calibrated_score(table, calibration), dtype=np.float64)
-        rule_value = f"{calibration}-calibrated max(|yaw|,|pitch|)"
+        rule_value = f"{calibration}-calibrated pose score"
     else:
         score = np.maximum(np.abs(yaw), np.abs(pitch))
         rule_value = "max(|yaw|,|pitch|)"

@@ -69,7 +69,7 @@ def test_mediapipe_and_dlib_agree_through_the_index_map(faces_dir: Path) -> None
 
 @pytest.mark.realdata
 def test_no_face_and_non_face_crops_are_failures_not_exceptions(faces_dir: Path) -> None:
-    landscape = read_image(faces_dir / "pyfeat_free-mountain-vector-01.jpg")
+    landscape = cv2.resize(read_image(faces_dir / "pyfeat_free-mountain-vector-01.jpg"), (640, 360))
     for method in ("mediapipe", "dlib"):
         lm = detect(landscape, method=method)
         assert not lm.ok and lm.failure == "no face found"

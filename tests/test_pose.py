@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from fercurate.errors import InputError
-from fercurate.faces import IBUG68_FROM_MEDIAPIPE, detect
+from fercurate.faces import IBUG68_FROM_MEDIAPIPE
 from fercurate.pose import calibration
 from fercurate.pose.estimators import GENERIC_6POINT, GENERIC_6POINT_IBUG, MeshPose, get_estimator
 from fercurate.pose.geometry import (
@@ -70,16 +70,11 @@ def real_shapes(shared_data: Path) -> np.ndarray:
     files = sorted((shared_data / "jaffe").glob("*.tiff"))[::12]
     if not files:
         pytest.skip("JAFFE images absent")
-    imgs, boxes = [], []
-    for f in files:
-        img = cv2.imread(str(f))
-        lm = detect(img, method="dlib")
-        if lm.ok:
-            imgs.append(img)
-            boxes.append(lm.bbox)
+    imgs = [cv2.imread(str(f)) for f in files]
     model = load_model("mediapipe468")
-    pts, presence, failure, _ = MeshPose().landmarks(imgs, boxes)
+    pts, presence, failure, _ = MeshPose().landmarks(imgs, [None] * len(imgs))  # faces found by BlazeFace
     shapes = pts[np.array([f is None for f in failure])].astype(np.float64)
+    assert len(shapes) >= 10
     rot, s, t, _ = procrustes(model.points, shapes, model.weights)
     return np.einsum("bnj,bjk->bnk", shapes - t[:, None], rot) / s[:, None, None]
 
@@ -217,3 +212,24 @@ def test_shipped_openface_calibration_scores_a_pose_layer() -> None:
         calibration.calibrated_score(_pose_table(np.zeros(3), np.zeros(3), "hopenet"), "openface")
     with pytest.raises(InputError, match="no pose calibration named"):
         calibration.calibrated_score(table, "nonsense")
+
+
+def test_model_building_steps_on_a_synthetic_symmetric_face() -> None:
+    from fercurate.pose.model3d import generalized_procrustes, mirror_pairs, symmetrize
+
+    rng = np.random.default_rng(4)
+    half = rng.normal(size=(30, 3)) + np.array([1.5, 0.0, 0.0])  # points on the image's right
+    mid = np.c_[np.zeros(6), rng.normal(size=(6, 2))]  # points on the symmetry plane
+    shape = np.r_[half * np.array([-1.0, 1.0, 1.0]), half, mid]
+    true_mirror = np.r_[np.arange(30, 60), np.arange(0, 30), np.arange(60, 66)]
+    tilted = shape @ matrix_from_euler(6, 4, -5).T  # a few degrees off the symmetric frame
+    mirror, frame = mirror_pairs(tilted)
+    assert (mirror == true_mirror).all()
+    upright = (tilted - tilted.mean(axis=0)) @ frame.T
+    assert np.abs(symmetrize(upright, mirror) - upright).max() < 1e-6  # exactly symmetric again
+    # GPA: randomly rotated, scaled and shifted noisy copies average back to the shape.
+    rots = matrix_from_euler(rng.uniform(-30, 30, 50), rng.uniform(-20, 20, 50), rng.uniform(-20, 20, 50))
+    copies = np.einsum("bij,nj->bni", rots, shape) * rng.uniform(0.5, 2, (50, 1, 1)) + rng.normal(size=(50, 1, 3))
+    mean, aligned = generalized_procrustes(copies + rng.normal(0, 0.01, copies.shape))
+    r, s, t, resid = procrustes(mean, shape[None])
+    assert resid[0] / s[0] < 0.02 and aligned.shape == copies.shape

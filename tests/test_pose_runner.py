@@ -159,3 +159,23 @@ def test_cli_rejects_unknown_method_and_missing_manifest(workspace: Path) -> Non
     assert result.exit_code == 1 and "unknown pose method 'openface'" in result.output
     result = cli.invoke(app, ["pose", "one", "--workers", "1"])
     assert result.exit_code == 0 and "0 of 1 faces ok" in result.output and "image missing" in result.output
+
+
+@pytest.mark.realdata
+def test_an_estimator_crash_on_one_image_fails_only_that_row(manifest: Path, monkeypatch) -> None:
+    from fercurate.pose.estimators import MeshPose
+
+    bad = manifest.parents[2] / "data" / "img" / "blank.png"
+    cv2.imwrite(str(bad), np.full((7, 7), 90, np.uint8))  # the row our broken estimator chokes on
+    real = MeshPose.estimate
+
+    def fragile(self, images, bboxes=None):  # noqa: ANN001, ANN202
+        if any(img is not None and img.shape[0] == 7 for img in images):
+            raise ValueError("cannot handle 7-pixel images")
+        return real(self, images, bboxes)
+
+    monkeypatch.setattr(MeshPose, "estimate", fragile)
+    summary = run_pose(manifest, workers=1, chunk_size=8)
+    rows = {r["sample_id"]: r for r in _table(summary.path).to_pylist()}
+    assert rows["toy/blank.png"]["failure"] == "pose error: ValueError"
+    assert sum(r["failure"] is None for r in rows.values()) >= N_FACES - 2  # its chunk-mates still got a pose

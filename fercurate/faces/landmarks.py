@@ -195,7 +195,6 @@ def _detect_mesh(
     kind = "mediapipe478" if refine else "mediapipe468"
     n_pts = model.num_points
     firsts = _first_rois(images, boxes)
-    rgbs = [to_rgb(img) for img in images]
     rois = [r for r, _ in firsts]
     todo = [i for i, r in enumerate(rois) if r is not None]
     pts3 = np.zeros((len(images), n_pts, 3), np.float32)
@@ -203,7 +202,7 @@ def _detect_mesh(
     for p in range(max(1, passes)):
         if not todo:
             break
-        crops = [crop(rgbs[i], rois[i], INPUT_SIZE) for i in todo]
+        crops = [to_rgb(crop(images[i], rois[i], INPUT_SIZE)) for i in todo]
         out, sc = model.run(crops)
         for k, i in enumerate(todo):
             pts3[i] = to_image_3d(out[k], rois[i], INPUT_SIZE)

@@ -19,7 +19,7 @@ in those benchmarks' 3DMM labels, so a face's position in the frame does not cha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,8 +30,11 @@ from fercurate.pose.model3d import FaceModel3D, load_model
 FOCAL_PER_FACE = 8.0
 # Presence probability below which the mesh is said to have found no face.
 MIN_PRESENCE = 0.5
-# Faces rolled more than this are re-cropped level and run again (the mesh is trained on level crops).
+# Faces rolled more than this are re-cropped level and run again (the mesh is trained on level crops);
+# the mesh under-reads the tilt of a rotated crop, so a crop still off by RECROP_AGAIN is redone once more.
 RECROP_ROLL = 8.0
+RECROP_AGAIN = 3.0
+MAX_RECROPS = 2
 
 # The generic 6-point model (millimetres; x right, y up, z toward the camera in its source) in our head
 # frame (y down, z into the head): nose tip, chin, eye outer corners, mouth corners.
@@ -52,12 +55,11 @@ class PoseBatch:
     confidence: np.ndarray
     failure: list[str | None]
     method: str
-    landmarks: list[np.ndarray | None] = field(default_factory=list, repr=False)
 
     @classmethod
     def empty(cls, n: int, method: str) -> "PoseBatch":
         nan = np.full(n, np.nan, np.float32)
-        return cls(nan.copy(), nan.copy(), nan.copy(), np.zeros(n, np.float32), [None] * n, method, [None] * n)
+        return cls(nan.copy(), nan.copy(), nan.copy(), np.zeros(n, np.float32), [None] * n, method)
 
     def set(self, i: int, ypr: np.ndarray, confidence: float) -> None:
         self.yaw[i], self.pitch[i], self.roll[i] = ypr
@@ -127,7 +129,7 @@ class MeshPose(PoseEstimator):
         presence = np.zeros(n, np.float32)
         failure: list[str | None] = [None] * n
         rois: list[Roi | None] = [None] * n
-        rgbs: list[np.ndarray | None] = [None] * n
+        sources: list[np.ndarray | None] = [None] * n
         for i, (img, box) in enumerate(zip(images, bboxes)):
             if img is None:
                 failure[i] = "image unreadable"
@@ -141,22 +143,24 @@ class MeshPose(PoseEstimator):
                 continue
             given = box is not None
             rois[i] = roi_from_bbox(face, BBOX_ROI_SCALE if given else ROI_SCALE, angle)
-            rgbs[i] = to_rgb(img)
+            sources[i] = img
         todo = [i for i in range(n) if rois[i] is not None]
         model = get_landmarker(attention=False)
-        for round_ in range(2 if self.recrop else 1):
+        for round_ in range(1 + (MAX_RECROPS if self.recrop else 0)):
             if not todo:
                 break
-            out, sc = model.run([crop(rgbs[i], rois[i], INPUT_SIZE) for i in todo])
+            # Crop first, then convert the small crop to RGB (cheaper than converting the whole image).
+            out, sc = model.run([to_rgb(crop(sources[i], rois[i], INPUT_SIZE)) for i in todo])
             for k, i in enumerate(todo):
                 pts[i] = to_image_3d(out[k], rois[i], INPUT_SIZE)
                 presence[i] = sc[k]
-            if round_ == 0 and self.recrop:
+            if self.recrop:
                 again = []
+                limit = RECROP_ROLL if round_ == 0 else RECROP_AGAIN
                 for i in todo:
                     d = pts[i, 263, :2] - pts[i, 33, :2]
                     tilt = np.degrees(np.arctan2(d[1], d[0])) - np.degrees(rois[i].angle)
-                    if presence[i] >= MIN_PRESENCE and abs(tilt) > RECROP_ROLL:
+                    if presence[i] >= MIN_PRESENCE and abs(tilt) > limit:
                         rois[i] = roi_from_landmarks(pts[i, :, :2], 33, 263, ROI_SCALE)
                         again.append(i)
                 todo = again

@@ -135,7 +135,10 @@ def pose_chunk(rows: Sequence[tuple[int, str, str, tuple | None]]) -> tuple[int,
         images.append(img)
         boxes.append(box)
         read_fail.append(why)
-    batch = _ESTIMATOR.estimate(images, boxes)
+    try:
+        batch = _ESTIMATOR.estimate(images, boxes)
+    except Exception:  # noqa: BLE001 - one odd image must not sink the chunk: redo it image by image
+        batch = _one_by_one(images, boxes)
     failure = [rf if rf is not None else f for rf, f in zip(read_fail, batch.failure)]
     return chunk, {
         "sample_id": [r[1] for r in rows],
@@ -148,12 +151,35 @@ def pose_chunk(rows: Sequence[tuple[int, str, str, tuple | None]]) -> tuple[int,
     }
 
 
+def _one_by_one(images: list, boxes: list):  # noqa: ANN202 - PoseBatch
+    """Estimate images separately; an exception becomes that row's failure reason."""
+    from fercurate.pose.estimators import PoseBatch
+
+    out = PoseBatch.empty(len(images), _ESTIMATOR.name)
+    for i, (img, box) in enumerate(zip(images, boxes)):
+        try:
+            one = _ESTIMATOR.estimate([img], [box])
+        except Exception as exc:  # noqa: BLE001
+            out.fail(i, f"pose error: {type(exc).__name__}")
+            continue
+        if one.failure[0] is not None:
+            out.fail(i, one.failure[0])
+        else:
+            out.set(i, (one.yaw[0], one.pitch[0], one.roll[0]), float(one.confidence[0]))
+    return out
+
+
 # --- parent side -----------------------------------------------------------------------------------
 
 
 def parts_dir(manifest_path: Path) -> Path:
-    lp = layer_path(manifest_path, "pose")
-    return lp.with_name(lp.name[: -len(".parquet")] + ".parts")
+    """Where an interrupted run of this manifest keeps its finished chunks."""
+    return _parts_for(layer_path(manifest_path, "pose"))
+
+
+def _parts_for(layer: Path) -> Path:
+    stem = layer.name[: -len(".parquet")] if layer.name.endswith(".parquet") else layer.name
+    return layer.with_name(stem + ".parts")
 
 
 def _fingerprint(manifest: Manifest, method: str, chunk_size: int) -> dict:
@@ -225,7 +251,7 @@ def run_pose(
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path, root=root).where_split(*splits)
     out_path = Path(out) if out else layer_path(manifest_path, "pose")
-    parts = out_path.with_name(out_path.name[: -len(".parquet")] + ".parts") if out else parts_dir(manifest_path)
+    parts = _parts_for(out_path)
     fingerprint = _fingerprint(manifest, method, chunk_size) | {"splits": sorted(splits)}
     rows = _rows(manifest, chunk_size)
     expected = Counter(r[0] for r in rows)
