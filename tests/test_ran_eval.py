@@ -156,3 +156,19 @@ def test_paper_conditions_match_subset_names():
     assert condition("official-aligned-test") is None
     assert paper_figures("ferplus", "official-occlusion")["paper_ran"] == 83.63
     assert paper_figures("ferplus", "split:test")["paper_ran"] == 89.16
+
+
+def test_onnx_model_scores_like_the_checkpoint(in_ws):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from fercurate.ran.model import LogitsOnly
+    from fercurate.ran.train import model_from_checkpoint
+
+    ws, path, ckpt = in_ws
+    model = LogitsOnly(model_from_checkpoint(load_checkpoint(ckpt))).eval()
+    onnx_path = ws / "ran.onnx"
+    torch.onnx.export(model, (torch.rand(2, 3, 24, 24),), str(onnx_path), dynamo=False, input_names=["faces"],
+                      output_names=["logits"], dynamic_axes={"faces": {0: "batch"}})
+    a = predict_proba(ckpt, path, split="test")
+    b = predict_proba(onnx_path, path, split="test")
+    assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-4)

@@ -121,9 +121,12 @@ def test_baseline_official_variant_votes_and_seven_classes(workspace):
 
 def test_random_and_landmark_crops_train(workspace):
     make_toy_manifest(workspace, landmarks=True)
-    for crops in ("random", "landmark"):
-        res = train(tiny(workspace, workspace / "runs" / crops, epochs=1, crops=crops))
-        assert load_checkpoint(res.checkpoint)["config"]["crops"] == crops
+    for crops, cache in (("random", True), ("landmark", False)):  # landmark: also the no-cache decode path
+        res = train(tiny(workspace, workspace / "runs" / crops, epochs=1, crops=crops, cache=cache, val_splits=["val"]))
+        cfg = load_checkpoint(res.checkpoint)["config"]
+        assert (cfg["crops"], cfg["cache"]) == (crops, cache)
+        assert 0 <= res.metrics[-1]["val_acc"] <= 1
+    assert not (workspace / "cache" / "faces").exists() or len(list((workspace / "cache" / "faces").glob("*.npy"))) == 2
 
 
 def test_vote_targets_follow_ferplus_processing(workspace):

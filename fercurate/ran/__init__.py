@@ -1,4 +1,24 @@
 """The Region Attention Network (RAN) and its ResNet-18 baseline: model, crops, losses, training, evaluation.
 
-Import the submodules you need (they pull in torch): ``fercurate.ran.model``, ``.train``, ``.evaluate``.
+Modules (import what you need; they pull in torch):
+
+* ``backbone``: ResNet-18 with torchvision parameter names; ``load_pretrained`` reports missing/unexpected keys.
+* ``crops``: the paper's fixed regions, random and landmark-based regions, one-call batch cropping.
+* ``model``: RAN (self-attention, relation-attention) and the baseline, written like the paper's equations.
+* ``loss``: cross-entropy (hard or vote-distribution targets) + the region-biased loss.
+* ``data``: manifest rows -> targets, the decoded-face cache, batches and augmentation.
+* ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
+* ``evaluate``: accuracy, CIs, confusion matrices, attention maps, ``predict_proba``; ``paper``: Table II.
+
+Paper vs the authors' public code (``--variant official-code`` selects the code's choices):
+
+=====================  ============================================  ==========================================
+                       paper (default)                               official code
+=====================  ============================================  ==========================================
+attention weights      sigmoid(F_i^T q0), sigmoid([F_i:F_m]^T q1)    the same sigmoids, then softmax over crops
+RB-loss margin alpha   0.02                                          0.1 (FERPlus script; 0.03 for AffectNet)
+crops                  TL/TR/center-down 0.75, center 0.9 and 0.85   TL/TR/center-down 0.75, center 0.9 and 0.8
+input normalisation    ImageNet mean/std (the paper is silent)       none (pixels in [0, 1])
+learning rate          0.01                                          0.1 (FERPlus)
+=====================  ============================================  ==========================================
 """

@@ -34,7 +34,6 @@ from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
 from fercurate.manifest import Manifest
 from fercurate.parallel import map_chunks
-from fercurate.progress import progress
 from fercurate.ran.crops import augment_matrices, box_thetas, crop_regions, invert_points, landmark_boxes, landmark_centres, random_boxes
 from fercurate.schema import CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
 from fercurate.workspace import Workspace
@@ -80,7 +79,7 @@ class Samples:
     labels: np.ndarray  # (N,) int64 class index, -1 = unlabelled (evaluation only)
     soft: np.ndarray | None = None  # (N, K) vote distributions
     landmarks: np.ndarray | None = None  # (N, 2L) float32 in image pixels, NaN rows where missing
-    excluded: list[dict] = field(default_factory=list)  # {"sample_id", "reason"}
+    excluded: list[dict] = field(default_factory=list)  # {"sample_id", "reason", "kind": "label" | "unreadable"}
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -167,7 +166,8 @@ def select_samples(
     if outside.any():
         name = ", ".join(sorted({CANONICAL_LABELS[i] for i in label_ids[outside]}))
         for sid in sample_ids[outside]:
-            excluded.append({"sample_id": sid, "reason": f"label {name} is not in the {num_classes}-class label space"})
+            excluded.append({"sample_id": sid, "kind": "label",
+                             "reason": f"label {name} is not in the {num_classes}-class label space"})
         keep &= ~outside
         labels[outside] = -1
     soft = None
@@ -181,14 +181,15 @@ def select_samples(
         soft, valid = vote_distribution(arr, num_classes)
         no_votes = keep & ~(valid & have)
         for sid in sample_ids[no_votes]:
-            excluded.append({"sample_id": sid, "reason": "no vote-distribution target (FER+ processing: unknown/NF wins "
-                                                         "or no emotion holds a clear majority)"})
+            excluded.append({"sample_id": sid, "kind": "label",
+                             "reason": "no vote-distribution target (FER+ processing: unknown/NF wins "
+                                       "or no emotion holds a clear majority)"})
         if require_labels:
             keep &= ~no_votes
     if require_labels:
         unlabelled = keep & (labels < 0)
         for sid in sample_ids[unlabelled]:
-            excluded.append({"sample_id": sid, "reason": "no canonical label (label_id = -1)"})
+            excluded.append({"sample_id": sid, "kind": "label", "reason": "no canonical label (label_id = -1)"})
         keep &= ~unlabelled
     root = manifest.root
     paths = [str(root / p) for p in _column(table, "image_path")]
@@ -357,11 +358,25 @@ def drop_failures(samples: Samples, store: FaceStore) -> tuple[Samples, FaceStor
         return samples, store
     ok = store.ok
     kept = samples.subset(ok)
-    kept.excluded.extend({"sample_id": samples.sample_ids[i], "reason": r} for i, r in sorted(store.failures.items()))
+    kept.excluded.extend({"sample_id": samples.sample_ids[i], "kind": "unreadable", "reason": r}
+                         for i, r in sorted(store.failures.items()))
     return kept, FaceStore(store.faces[ok], store.sizes[ok], {}, store.cache_path)
 
 
-def landmark_fractions(samples: Samples, store: FaceStore) -> np.ndarray:
+def drop_missing_files(samples: Samples) -> Samples:
+    """Without a cache, images are decoded during the run: rows whose file is absent are excluded up front."""
+    missing = [i for i, p in enumerate(samples.paths) if not os.path.exists(p)]
+    if not missing:
+        return samples
+    keep = np.ones(len(samples), dtype=bool)
+    keep[missing] = False
+    kept = samples.subset(keep)
+    kept.excluded.extend({"sample_id": samples.sample_ids[i], "kind": "unreadable",
+                          "reason": f"{samples.paths[i]}: image file missing"} for i in missing)
+    return kept
+
+
+def landmark_fractions(samples: Samples, store: FaceStore | None) -> np.ndarray:
     """Landmarks in fractions of each face square (N, 2L); raises when a row has none."""
     if samples.landmarks is None:
         raise InputError(f"{samples.manifest.path}: --crops landmark needs the manifest's landmarks column (it is empty)")
@@ -372,9 +387,13 @@ def landmark_fractions(samples: Samples, store: FaceStore) -> np.ndarray:
             f"{samples.manifest.path}: {int(missing.sum())} selected rows have no landmarks "
             f"(e.g. {first}); landmark-based cropping needs them on every row"
         )
+    sizes = store.sizes if store is not None else samples.sizes
+    if store is None and not np.all(np.isfinite(sizes)):
+        raise InputError(f"{samples.manifest.path}: --crops landmark without the face cache needs the manifest's "
+                         "width/height (ingest with --verify) or a bbox on every row")
     out = np.empty_like(samples.landmarks)
     for i in range(len(samples)):
-        w, h = store.sizes[i]
+        w, h = sizes[i]
         x, y, side = face_square(samples.bboxes[i], w, h)
         out[i, 0::2] = (samples.landmarks[i, 0::2] - x) / side
         out[i, 1::2] = (samples.landmarks[i, 1::2] - y) / side

@@ -408,15 +408,9 @@ def evaluate(
         samples, store = rdata.drop_failures(samples, store)
         excluded = list(samples.excluded)
     else:
-        missing = [i for i, p in enumerate(samples.paths) if not os.path.exists(p)]
-        if missing:
-            keep = np.ones(len(samples), dtype=bool)
-            keep[missing] = False
-            kept = samples.subset(keep)
-            kept.excluded.extend({"sample_id": samples.sample_ids[i], "reason": f"{samples.paths[i]}: image file missing"} for i in missing)
-            samples = kept
-            excluded = list(samples.excluded)
-    failed = [e for e in excluded if "image" in e["reason"] or "decod" in e["reason"]]
+        samples = rdata.drop_missing_files(samples)
+        excluded = list(samples.excluded)
+    failed = [e for e in excluded if e["kind"] == "unreadable"]
     if strict and failed:
         raise InputError(f"{len(failed)} images could not be read (first: {failed[0]['sample_id']}: {failed[0]['reason']})")
     if len(samples) == 0:
@@ -462,7 +456,9 @@ def evaluate(
     for note in notes:
         echo(f"note: {note}")
     if excluded:
-        reasons = pd.Series([e["reason"].split(":")[-1].strip() if "image" in e["reason"] else e["reason"] for e in excluded]).value_counts()
+        # unreadable images: "<path>: why" -> count by why
+        reasons = pd.Series([e["reason"].rsplit(": ", 1)[-1] if e["kind"] == "unreadable" else e["reason"]
+                             for e in excluded]).value_counts()
         echo(f"excluded {len(excluded):,} rows: " + "; ".join(f"{r} ({c:,})" for r, c in reasons.items())
              + (f" -> {out_dir / 'excluded.parquet'}" if out_dir else ""))
     if out_dir is not None:
@@ -552,8 +548,8 @@ def _write_report(out: Path, results, samples, probs, res, predictor, m, exclude
                                                               "counts": r["confusion"]}, indent=1))
         plot_confusion(np.asarray(r["confusion"]), predictor.labels, f"{r['group']}: acc {100 * r['accuracy']:.2f}% (n={r['n']})",
                        out / f"confusion_{slug}.png")
-    ex = pa.Table.from_pylist([{"sample_id": e["sample_id"], "reason": e["reason"]} for e in excluded],
-                              schema=pa.schema([("sample_id", pa.string()), ("reason", pa.string())]))
+    ex = pa.Table.from_pylist([{"sample_id": e["sample_id"], "kind": e["kind"], "reason": e["reason"]} for e in excluded],
+                              schema=pa.schema([("sample_id", pa.string()), ("kind", pa.string()), ("reason", pa.string())]))
     with atomic_path(out / "excluded.parquet", suffix=".parquet.tmp") as tmp:
         pq.write_table(ex, tmp)
     preds = probs.argmax(1)

@@ -288,14 +288,7 @@ def _samples(cfg: TrainConfig, manifest, splits: list[str], subset: str | None, 
 def _load_store(cfg: TrainConfig, samples: rdata.Samples, d: Dist, desc: str) -> tuple[rdata.Samples, rdata.FaceStore | None]:
     """Decode/cache faces (rank 0 builds the cache, the others wait and read it)."""
     if not cfg.cache:
-        missing = [i for i, p in enumerate(samples.paths) if not os.path.exists(p)]
-        if missing:
-            keep = np.ones(len(samples), dtype=bool)
-            keep[missing] = False
-            kept = samples.subset(keep)
-            kept.excluded.extend({"sample_id": samples.sample_ids[i], "reason": f"{samples.paths[i]}: image file missing"} for i in missing)
-            samples = kept
-        return samples, None
+        return rdata.drop_missing_files(samples), None
     if d.main:
         store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=cfg.decode_workers, desc=desc)
     d.barrier()
@@ -305,8 +298,8 @@ def _load_store(cfg: TrainConfig, samples: rdata.Samples, d: Dist, desc: str) ->
 
 
 def _write_excluded(rows: list[dict], path: Path) -> None:
-    table = pa.Table.from_pylist(rows, schema=pa.schema([("sample_id", pa.string()), ("reason", pa.string()),
-                                                         ("part", pa.string())]))
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("sample_id", pa.string()), ("kind", pa.string()),
+                                                         ("reason", pa.string()), ("part", pa.string())]))
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp)
 
