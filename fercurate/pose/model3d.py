@@ -17,8 +17,8 @@ itself, whose output is 3D (x, y and a relative depth z in the same pixel scale)
 4. **dlib 68.** Each dlib point of near-frontal faces is located on the fitted mean mesh (barycentric
    coordinates in the projected triangle containing it); the median position is the 68-point model.
 
-The result is a 10 kB ``face_model.npz`` inside the package; :func:`build_models` reproduces it
-(``python -m fercurate.pose.model3d --data ../shared/data``).
+The result is an 8 kB ``face_model.npz`` inside the package; ``python -m fercurate.pose.model3d --data
+../shared/data`` reproduces it (collecting the network outputs takes ~20 min on 2 cores, the fit ~10).
 """
 
 from __future__ import annotations
