@@ -60,6 +60,7 @@ def test_eval_subset_without_manifest_writes_the_report(in_ws):
                                  "--report", str(ws / "rep1"), "--bootstrap", "200"])
     assert r.exit_code == 0, r.output
     assert "paper RAN" in r.output and "pose45" in r.output and "80.40" in r.output  # Table II beside ours
+    assert "per-class accuracy" in r.output and "contempt" in r.output
     rep = ws / "rep1"
     metrics = json.loads((rep / "metrics.json").read_text())
     (group,) = metrics["groups"]

@@ -121,8 +121,10 @@ def test_baseline_official_variant_votes_and_seven_classes(workspace):
 
 def test_random_and_landmark_crops_train(workspace):
     make_toy_manifest(workspace, landmarks=True)
-    for crops, cache in (("random", True), ("landmark", False)):  # landmark: also the no-cache decode path
-        res = train(tiny(workspace, workspace / "runs" / crops, epochs=1, crops=crops, cache=cache, val_splits=["val"]))
+    # random: cached faces through a DataLoader worker; landmark: the no-cache decode path
+    for crops, cache, workers in (("random", True, 1), ("landmark", False, 0)):
+        res = train(tiny(workspace, workspace / "runs" / crops, epochs=1, crops=crops, cache=cache, workers=workers,
+                         val_splits=["val"]))
         cfg = load_checkpoint(res.checkpoint)["config"]
         assert (cfg["crops"], cfg["cache"]) == (crops, cache)
         assert 0 <= res.metrics[-1]["val_acc"] <= 1

@@ -445,7 +445,7 @@ def evaluate(
             **paper_figures(m.dataset, f"split:{name}" if members is None else name),
         })
         results.append(summ)
-    table = format_table(results, predictor, m)
+    table = format_table(results, predictor, m) + "\n\n" + format_per_class(results, predictor.labels)
     out_dir = Path(report_dir) if report_dir else None
     probs_path = None
     if out_dir is not None:
@@ -479,6 +479,20 @@ def format_table(results: list[dict[str, Any]], predictor: Predictor, m: Manifes
         pb = f"{r['paper_baseline']:.2f}" if r.get("paper_baseline") is not None else "-"
         lines.append(f"{r['group']:<28} {r['n']:>6} {100 * r['accuracy']:>7.2f} {ci_s:>15} "
                      f"{100 * r['mean_class_accuracy']:>10.2f} {pr:>9} {pb:>10} {r['excluded'] + r['unlabelled']:>6}")
+    return "\n".join(lines)
+
+
+def format_per_class(results: list[dict[str, Any]], labels: list[str]) -> str:
+    """Per-class accuracy (%) with the number of faces, one column per group."""
+    widths = [max(14, len(r["group"]) + 1) for r in results]
+    lines = ["per-class accuracy % (n)".ljust(26) + "".join(f"{r['group']:>{w}}" for r, w in zip(results, widths))]
+    for j, name in enumerate(labels):
+        cells = []
+        for r, w in zip(results, widths):
+            c = r["per_class"][j]
+            acc = "-" if c["accuracy"] is None else f"{100 * c['accuracy']:.1f}"
+            cells.append(f"{acc} ({c['n']})".rjust(w))
+        lines.append(f"{name:<26}" + "".join(cells))
     return "\n".join(lines)
 
 
