@@ -101,11 +101,11 @@ def brute_force_check(codes: np.ndarray, radius: int, sample: np.ndarray, found:
     return expected, wrong
 
 
-def search(codes: np.ndarray, radius: int) -> tuple[tuple, float]:
+def search(codes: np.ndarray, radius: int, workers: int | None = None) -> tuple[tuple, float]:
     n = len(codes)
     t = time.perf_counter()
     res = self_pairs(codes.ravel(), radius, owners=np.repeat(np.arange(n), codes.shape[1]),
-                     queries=codes[:, 0], query_owners=np.arange(n))
+                     queries=codes[:, 0], query_owners=np.arange(n), workers=workers)
     return res, time.perf_counter() - t
 
 
@@ -120,34 +120,43 @@ def speed(args: argparse.Namespace) -> None:
         el = time.perf_counter() - t
         print(f"hash FERPlus: {len(m):,} images in {el:.1f} s = {len(m) / el:,.0f} images/s (workers={args.workers or 'all'})")
         codes, ok = hashing.codes_of(table)
-        res, el = search(codes[ok], args.radius)
-        print(f"search FERPlus: {ok.sum():,} images x {hashing.N_CODES} codes, radius {args.radius}: "
-              f"{el:.2f} s, {len(res[0]):,} candidate pairs")
-        pool = dups.load_pool([mpath], workers=args.workers)
-        rows = np.unique(np.concatenate([res[0], res[1]]))
-        pick = rng_pick(len(res[0]), args.verify_pairs)
-        t = time.perf_counter()
-        sq, sq_ok = load_squares(pool.paths[rows], workers=args.workers)
-        t_load = time.perf_counter() - t
-        pos = np.searchsorted(rows, np.concatenate([res[0][pick], res[1][pick]]))
-        t = time.perf_counter()
-        verify_pairs(sq, sq_ok, pos[: len(pick)], pos[len(pick) :], workers=args.workers)
-        t_ver = time.perf_counter() - t
-        print(f"verify: decoded {len(rows):,} candidate images in {t_load:.1f} s; {len(pick):,} pairs in "
-              f"{t_ver:.1f} s = {len(pick) / t_ver:,.0f} pairs/s")
-        t = time.perf_counter()
-        result = dups.find_duplicates([mpath], workers=args.workers, workspace=None, write=False)
-        el = time.perf_counter() - t
-        print(f"find_duplicates FERPlus (hashes cached): {el:.1f} s; {len(result.pairs):,} pairs, "
-              f"{result.candidates:,} candidates")
-        for r in result.leakage.itertuples():
-            print(f"  {r.manifest}/{r.split} -> {r.dup_manifest}/{r.dup_split}: {r.samples:,} of {r.total:,} ({r.fraction:.2%})")
+        if not args.synthetic_only:
+            ferplus_search(args, mpath, codes, ok)
+    synthetic_search(args, codes[ok])
 
+
+def ferplus_search(args: argparse.Namespace, mpath: Path, codes: np.ndarray, ok: np.ndarray) -> None:
+    """Search, verification and find_duplicates on the real FERPlus hashes."""
+    res, el = search(codes[ok], args.radius, args.workers)
+    print(f"search FERPlus: {ok.sum():,} images x {hashing.N_CODES} codes, radius {args.radius}: "
+          f"{el:.2f} s, {len(res[0]):,} candidate pairs")
+    pool = dups.load_pool([mpath], workers=args.workers)
+    rows = np.unique(np.concatenate([res[0], res[1]]))
+    pick = rng_pick(len(res[0]), args.verify_pairs)
+    t = time.perf_counter()
+    sq, sq_ok = load_squares(pool.paths[rows], workers=args.workers)
+    t_load = time.perf_counter() - t
+    pos = np.searchsorted(rows, np.concatenate([res[0][pick], res[1][pick]]))
+    t = time.perf_counter()
+    verify_pairs(sq, sq_ok, pos[: len(pick)], pos[len(pick) :], workers=args.workers)
+    t_ver = time.perf_counter() - t
+    print(f"verify: decoded {len(rows):,} candidate images in {t_load:.1f} s; {len(pick):,} pairs in "
+          f"{t_ver:.1f} s = {len(pick) / t_ver:,.0f} pairs/s")
+    t = time.perf_counter()
+    result = dups.find_duplicates([mpath], workers=args.workers, workspace=None, write=False)
+    el = time.perf_counter() - t
+    print(f"find_duplicates FERPlus (hashes cached): {el:.1f} s; {len(result.pairs):,} pairs, "
+          f"{result.candidates:,} candidates")
+    for r in result.leakage.itertuples():
+        print(f"  {r.manifest}/{r.split} -> {r.dup_manifest}/{r.dup_split}: {r.samples:,} of {r.total:,} ({r.fraction:.2%})")
+
+
+def synthetic_search(args: argparse.Namespace, real: np.ndarray) -> None:
+    """Search time and brute-force agreement on generated hash sets of ``args.synthetic`` items."""
     rng = np.random.default_rng(0)
-    real = codes[ok]
     for name, syn in (("realistic", synthetic_codes(real, args.synthetic, rng)),
                       ("uniform", rng.integers(0, 2**64, (args.synthetic, hashing.N_CODES), dtype=np.uint64))):
-        res, el = search(syn, args.radius)
+        res, el = search(syn, args.radius, args.workers)
         sample = rng.choice(len(syn), args.sample, replace=False)
         t = time.perf_counter()
         expected, wrong = brute_force_check(syn, args.radius, sample, res)
@@ -225,7 +234,7 @@ def calibrate(args: argparse.Namespace) -> None:
     print("copies of real FERPlus images (true duplicates)\n" + header)
     for name, fn in TRANSFORMS.items():
         d, s = _measure([(g, fn(g)) for g in imgs])
-        hist[name] = s
+        hist[name] = (d, s)
         print(_row(name, d, s, radius, tau))
     d, s = _measure([(c, cv2.cvtColor(c, cv2.COLOR_BGR2GRAY)) for c in colour])
     print(_row("faces/ colour -> grayscale", d, s, radius, tau))
@@ -261,26 +270,26 @@ def calibrate(args: argparse.Namespace) -> None:
         "CK+ different subjects": diff_subject,
         "JAFFE same poser+expression, other photo": [(jl[a], jl[b]) for a, b in itertools.combinations(jf, 2)
                                                      if poser(a) == poser(b) and expr(a) == expr(b)],
-        "JAFFE same poser, other expression": [(jl[a], jl[b]) for a, b in itertools.combinations(jf, 2)
+        "JAFFE same poser, other expression (same session)": [(jl[a], jl[b]) for a, b in itertools.combinations(jf, 2)
                                                if poser(a) == poser(b) and expr(a) != expr(b)],
         "JAFFE different posers": [(jl[a], jl[b]) for a, b in itertools.combinations(jf, 2) if poser(a) != poser(b)],
     }
     for name, pairs in sets.items():
         d, s = _measure(pairs)
-        hist[name] = s
+        hist[name] = (d, s)
         print(_row(name, d, s, radius, tau))
     allf = [cv2.imread(p, cv2.IMREAD_GRAYSCALE) for p in fer]
     a_idx, b_idx = rng.integers(0, len(fer), args.random_pairs), rng.integers(0, len(fer), args.random_pairs)
     keep = a_idx != b_idx
     d, s = _measure([(allf[a], allf[b]) for a, b in zip(a_idx[keep], b_idx[keep])])
-    hist["FERPlus random pairs"] = s
+    hist["FERPlus random pairs"] = (d, s)
     print(_row("FERPlus random pairs (mostly different)", d, s, radius, tau))
 
     print(f"\nFERPlus candidate pairs within 10 bits (all 35,710 images; exact-pixel pairs excluded): "
           f"similarity histogram per distance; near duplicates need d<={radius} and s>={tau}")
     codes = np.stack([_codes(g) for g in allf])
     pix = np.array([hashing.pixel_sha256(g) for g in allf])
-    (i, j, d), _ = search(codes, 10)
+    (i, j, d), _ = search(codes, 10, args.workers)
     keep = pix[i] != pix[j]
     i, j, d = i[keep], j[keep], d[keep]
     sq = np.stack([square(g) for g in allf])
@@ -294,30 +303,36 @@ def calibrate(args: argparse.Namespace) -> None:
     if args.out:
         copies = set(TRANSFORMS) - {"horizontal flip (not a copy)"} | {"CK+ consecutive frames (near dups by design)",
                                                                         "JAFFE same poser+expression, other photo"}
-        plot(hist, copies, Path(args.out) / "dups_calibration.png", tau)
+        plot(hist, copies, Path(args.out) / "dups_calibration.png", radius, tau)
 
 
-def plot(hist: dict[str, np.ndarray], copies: set[str], path: Path, tau: float) -> None:
-    """Two panels: similarity of true copies (top) and of different images (bottom)."""
+def plot(hist: dict[str, tuple[np.ndarray, np.ndarray]], copies: set[str], path: Path, radius: int, tau: float) -> None:
+    """2 x 2 panels: hash distance (left) and similarity (right), copies (top) vs different images (bottom)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
-    bins = np.linspace(0.0, 1.0, 101)
-    for ax, title, names in ((axes[0], "copies of the same image (should match)", [n for n in hist if n in copies]),
-                             (axes[1], "different images (should not match)", [n for n in hist if n not in copies])):
+    fig, axes = plt.subplots(2, 2, figsize=(15, 9), sharex="col")
+    rows = (("copies of one image (should match)", [n for n in hist if n in copies]),
+            ("different images (should not match)", [n for n in hist if n not in copies]))
+    for r, (title, names) in enumerate(rows):
         for name in names:
-            ax.hist(np.clip(hist[name], 0, 1), bins=bins, histtype="step", density=True, label=name, linewidth=1.3)
-        ax.axvline(tau, color="k", linestyle="--", label=f"threshold {tau}")
-        ax.set_title(title, fontsize=10)
-        ax.set_ylabel("density")
-        ax.legend(fontsize=7, ncol=2, loc="upper left")
-    axes[1].set_xlabel("aligned similarity (band-passed 48 px thumbnails, best correlation over shifts and scales)")
+            d, s = hist[name]
+            axes[r, 0].hist(d, bins=np.arange(-0.5, 41, 2), histtype="step", density=True, label=name, linewidth=1.3)
+            axes[r, 1].hist(np.clip(s, 0, 1), bins=np.linspace(0, 1, 101), histtype="step", density=True, label=name,
+                            linewidth=1.3)
+        axes[r, 0].axvline(radius + 0.5, color="k", linestyle="--", label=f"radius {radius}")
+        axes[r, 1].axvline(tau, color="k", linestyle="--", label=f"threshold {tau}")
+        for ax in axes[r]:
+            ax.set_title(title, fontsize=10)
+            ax.set_ylabel("density")
+        axes[r, 1].legend(fontsize=7, ncol=2, loc="upper left")
+    axes[1, 0].set_xlabel("perceptual-hash distance (bits; full image vs image + 10 crops, both ways)")
+    axes[1, 1].set_xlabel("aligned similarity (band-passed 48 px, best correlation over shifts and scales)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     print(f"histogram -> {path}")
 
 
@@ -330,6 +345,7 @@ def main() -> None:
     p.add_argument("--synthetic", type=int, default=450_000, help="Items in the generated hash sets.")
     p.add_argument("--sample", type=int, default=1000, help="Query items checked against brute force.")
     p.add_argument("--verify-pairs", type=int, default=5000, help="Candidate pairs timed in verification.")
+    p.add_argument("--synthetic-only", action="store_true", help="Hash FERPlus, then only the generated-set searches.")
     p.add_argument("--copies", type=int, default=500, help="Images per transform in --calibrate.")
     p.add_argument("--random-pairs", type=int, default=3000, help="Random FERPlus pairs in --calibrate.")
     args = p.parse_args()

@@ -241,3 +241,13 @@ def test_cli_dups_summary_and_errors(ws_dups):
     assert res.exit_code == 1 and "error: no manifest named 'nosuch'" in res.output
     res = runner.invoke(app, ["quality", "dups", "orig", "orig", "-w", str(ws)])
     assert res.exit_code == 1 and "same manifest name appears twice" in res.output
+
+
+def test_cli_defaults_are_the_documented_thresholds():
+    import inspect
+
+    from fercurate.cli import quality as cli_quality
+
+    params = inspect.signature(cli_quality.dups).parameters
+    assert params["radius"].default.default == RADIUS
+    assert params["min_similarity"].default.default == MIN_SIMILARITY

@@ -103,3 +103,12 @@ def test_default_chunks_prefers_cheap_probes():
     for n in (10, 10_000, 1_000_000):
         for r in range(0, 12):
             assert 1 <= default_chunks(n, r) <= r + 1
+
+
+def test_parallel_search_equals_in_process_search():
+    codes = _clustered_codes(6000, 11)
+    one = self_pairs(codes, 8, block=500, workers=1)
+    two = self_pairs(codes, 8, block=500, workers=2)
+    assert len(one[0]) > 0
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b)

@@ -24,7 +24,10 @@ AppView = typer.Option(
 @quality_app.command("dups")
 def dups(
     manifests: list[str] = typer.Argument(..., help="Manifest paths or names (duplicates within and across them)."),
-    radius: int = typer.Option(8, "--radius", help="Candidate perceptual-hash distance (bits, of 64).", min=0, max=32),
+    radius: int = typer.Option(
+        8, "--radius", min=0, max=16,
+        help="Candidate perceptual-hash distance (bits of 64; larger finds more re-cropped copies, slower).",
+    ),
     min_similarity: float = typer.Option(
         0.90, "--min-similarity", help="Aligned thumbnail correlation a candidate needs to count as a near duplicate."
     ),

@@ -19,6 +19,8 @@ from math import comb
 
 import numpy as np
 
+from fercurate.parallel import map_chunks
+
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)
 _M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -184,31 +186,57 @@ class HammingIndex:
 
 def self_pairs(
     codes: np.ndarray, radius: int, *, owners: np.ndarray | None = None, queries: np.ndarray | None = None,
-    query_owners: np.ndarray | None = None, chunks: int | None = None, block: int = 4096,
+    query_owners: np.ndarray | None = None, chunks: int | None = None, block: int = 4096, workers: int | None = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every unordered pair of distinct items within ``radius``: (i, j, distance) with i < j.
 
     With ``owners`` an item has several codes in the index; ``queries``/``query_owners`` (default: the
     codes themselves) are what each item is searched with. The distance of a pair is the smallest
-    over all its code combinations found.
+    over all its code combinations found. ``workers`` > 1 (or None: all cores) splits the queries
+    over processes, each building its own copy of the index.
     """
-    codes = np.asarray(codes, dtype=np.uint64).ravel()
+    codes = np.ascontiguousarray(np.asarray(codes, dtype=np.uint64).ravel())
     owners = np.arange(len(codes), dtype=np.int64) if owners is None else np.asarray(owners, dtype=np.int64)
     if queries is None:
         queries, query_owners = codes, owners
     elif query_owners is None:
         raise ValueError("query_owners is needed with queries")
-    index = HammingIndex(codes, chunks=chunks or default_chunks(len(codes), radius), owners=owners)
+    queries = np.ascontiguousarray(np.asarray(queries, dtype=np.uint64).ravel())
+    query_owners = np.asarray(query_owners, dtype=np.int64)
+    m = chunks or default_chunks(len(codes), radius)
+    parts = map_chunks(
+        _search_chunk, list(range(len(queries))), workers=workers, chunk_size=block, desc="near-duplicate search",
+        unit="img", initializer=_init_search, initargs=(codes, owners, queries, query_owners, m, radius),
+    )
     ii, jj, dd = [], [], []
-    for qi, ci, d in index.iter_search(queries, radius, block=block):
-        a = np.asarray(query_owners)[qi]
-        b = owners[ci]
-        keep = a != b
-        a, b, d = a[keep], b[keep], d[keep]
-        ii.append(np.minimum(a, b))
-        jj.append(np.maximum(a, b))
+    for a, b, d in parts:
+        ii.append(a)
+        jj.append(b)
         dd.append(d)
     return _min_per_pair(ii, jj, dd)
+
+
+_STATE: dict = {}
+
+
+def _init_search(codes: np.ndarray, owners: np.ndarray, queries: np.ndarray, query_owners: np.ndarray,
+                 chunks: int, radius: int) -> None:
+    """Per-process set-up for :func:`self_pairs`: build the index once."""
+    _STATE.clear()
+    _STATE.update(index=HammingIndex(codes, chunks=chunks, owners=owners), queries=queries,
+                  query_owners=query_owners, radius=radius)
+
+
+def _search_chunk(rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Search one contiguous block of queries; returns (smaller owner, larger owner, distance)."""
+    start, stop = rows[0], rows[-1] + 1
+    index: HammingIndex = _STATE["index"]
+    qi, ci, d = index.search(_STATE["queries"][start:stop], _STATE["radius"], block=stop - start)
+    a = _STATE["query_owners"][start:stop][qi]
+    b = index.owners[ci]
+    keep = a != b
+    a, b, d = a[keep], b[keep], d[keep]
+    return np.minimum(a, b), np.maximum(a, b), d
 
 
 def _min_per_pair(ii: list, jj: list, dd: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -95,41 +95,72 @@ def dup_tiles(frame: pd.DataFrame, paths: dict, n: int) -> list[Tile]:
     return tiles
 
 
-def nonface_tiles(frame: pd.DataFrame, paths: dict, n: int) -> list[Tile]:
+def _nonface_reason(r) -> str:  # noqa: ANN001 - a DataFrame row
+    if r.nf_majority:
+        return f"NF votes {int(r.nf_votes)}/10" if r.nf_votes == r.nf_votes else "NF majority"
+    if r.blank:
+        return f"blank (std {r.gray_std:.1f})"
+    if r.unreadable:
+        return "unreadable"
+    return "no face found" if r.mesh_score != r.mesh_score else f"no face (mesh {r.mesh_score:.2f})"
+
+
+def _label(value: object) -> str:
+    return "no label" if value is None or value != value else f"label {value}"
+
+
+def flagged_nonfaces(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flagged rows, strongest evidence first: NF votes, blank, unreadable, then no face by lowest mesh score."""
     flagged = frame[frame["flagged"]].copy()
-    flagged["order"] = np.select(
-        [flagged["no_face"].fillna(False).astype(bool), flagged["nf_majority"].astype(bool), flagged["blank"].astype(bool)],
+    order = np.select(
+        [flagged["nf_majority"].astype(bool), flagged["blank"].astype(bool), flagged["unreadable"].astype(bool)],
         [0, 1, 2], 3)
-    flagged = flagged.sort_values(["order", "manifest", "sample_id"]).head(n)
-    return [Tile([paths.get((r.manifest, r.sample_id), "")],
-                 [_short(r.sample_id), f"label {r.label}", "; ".join(r.reasons)[:60] if r.reasons is not None else ""])
+    flagged = flagged.assign(_order=order, _score=flagged["mesh_score"].fillna(0.0))
+    flagged = flagged.sort_values(["_order", "_score", "manifest", "sample_id"])
+    return flagged.drop(columns=["_order", "_score"])
+
+
+def nonface_tiles(frame: pd.DataFrame, paths: dict, n: int) -> list[Tile]:
+    flagged = flagged_nonfaces(frame).head(n)
+    return [Tile([paths.get((r.manifest, r.sample_id), "")], [_short(r.sample_id), _label(r.label), _nonface_reason(r)])
             for r in flagged.itertuples()]
 
 
 def noise_tiles(frame: pd.DataFrame, paths: dict, n: int) -> tuple[list[Tile], str]:
+    """Likely mislabels by rank when model probabilities exist, else contested labels by agreement."""
     mis = frame[frame["likely_mislabel"].fillna(False).astype(bool)].sort_values(["issue_rank", "manifest"])
     if len(mis):
         rows = mis.head(n)
         return [Tile([paths.get((r.manifest, r.sample_id), "")],
                      [_short(r.sample_id), f"{r.label} -> {r.suggested_label}",
-                      f"p(label)={r.prob_given:.2f} p(pred)={r.pred_prob:.2f}"])
-                for r in rows.itertuples()], "likely mislabels (confident learning), most likely first"
-    con = frame[frame["contested"].fillna(False).astype(bool)].sort_values(["agreement", "manifest", "sample_id"])
+                      f"p {r.prob_given:.2f} vs {r.pred_prob:.2f}"])
+                for r in rows.itertuples()], "likely mislabels (confident learning): given -> model, most likely first"
+    con = frame[frame["contested"].fillna(False).astype(bool)].sort_values(["agreement", "entropy_bits", "manifest",
+                                                                           "sample_id"], ascending=[True, False, True, True])
     rows = con.head(n)
     return [Tile([paths.get((r.manifest, r.sample_id), "")],
-                 [_short(r.sample_id), f"label {r.label} ({r.agreement:.0%} of votes)",
-                  f"runner-up {r.vote_runner_up}, H={r.entropy_bits:.2f} bits"])
+                 [_short(r.sample_id), f"{r.label} {r.agreement:.0%} of votes",
+                  f"2nd {r.vote_runner_up}, H {r.entropy_bits:.2f}"])
             for r in rows.itertuples()], "contested labels (no absolute vote majority), least agreement first"
+
+
+def _cell(column: str, value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        if value != value:
+            return ""
+        return f"{value:.2%}" if column == "fraction" else f"{value:.3g}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
 
 
 def _markdown_table(df: pd.DataFrame, max_rows: int = 50) -> str:
     if not len(df):
         return "_none_\n"
     df = df.head(max_rows)
-    fmt = lambda v: f"{v:.2%}" if isinstance(v, float) and 0 <= v <= 1 else (f"{v:,}" if isinstance(v, (int, np.integer)) else str(v))  # noqa: E731
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+        lines.append("| " + " | ".join(_cell(c, v) for c, v in zip(df.columns, row)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -236,15 +267,20 @@ def build_report(
                        '<p><img src="dup_pairs.png" alt="duplicate pairs"></p>']
 
     if nf is not None:
-        flagged = nf[nf["flagged"]]
+        flagged = flagged_nonfaces(nf)
         cols = ["sample_id", "manifest", "label", "nf_votes", "gray_std", "mesh_score", "detector_score", "reasons"]
         out_nf = flagged[cols].copy()
         out_nf["reasons"] = out_nf["reasons"].map(lambda r: "; ".join(r) if r is not None else "")
         res.files.append(write_frame(out_nf, out / "nonfaces.csv"))
         contact_sheet(nonface_tiles(nf, paths, sheet_size), out / "nonfaces.png", columns=8,
-                      title=f"non-faces flagged: {len(flagged):,} (no face found first, then NF votes, blank)")
+                      title=f"non-faces flagged: {len(flagged):,} (NF votes, blank, unreadable, then no face found)")
         res.files.append(out / "nonfaces.png")
-        md += ["## Non-faces", "", f"{len(flagged):,} of {len(nf):,} images flagged.", "",
+        kinds = {"NF-vote majority": flagged["nf_majority"].sum(), "blank": flagged["blank"].sum(),
+                 "unreadable": flagged["unreadable"].sum(), "no face found": flagged["no_face"].fillna(False).sum()}
+        md += ["## Non-faces", "", f"{len(flagged):,} of {len(nf):,} images flagged: "
+               + ", ".join(f"{k} {int(v):,}" for k, v in kinds.items())
+               + " (a row can have several reasons; 'no face found' = neither the landmark model nor the "
+               "detector finds a face: review, many are profiles).", "",
                _markdown_table(out_nf.head(20)), "![non-faces](nonfaces.png)", ""]
         html_parts += ["<h2>Non-faces</h2>", f"<p>{len(flagged):,} of {len(nf):,} flagged</p>",
                        out_nf.head(100).to_html(index=False), '<p><img src="nonfaces.png" alt="non-faces"></p>']

@@ -16,6 +16,7 @@ import numpy as np
 from fercurate.images import ImageReadError, read_image, write_image_atomic
 
 TILE = 112  # image side in the sheet (pixels)
+MIN_WIDTH = 160  # captions need this much room even under a single image
 LINE_H = 14
 PAD = 6
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -56,10 +57,11 @@ def _fit(text: str, width: int) -> str:
 
 def render_tile(tile: Tile, n_images: int, n_lines: int) -> np.ndarray:
     """A tile with ``n_images`` image slots and ``n_lines`` caption lines."""
-    width = n_images * TILE + (n_images - 1) * 2
+    images_w = n_images * TILE + (n_images - 1) * 2
+    width = max(images_w, MIN_WIDTH)
     card = np.full((TILE + n_lines * LINE_H + PAD, width + 2 * PAD, 3), 255, np.uint8)
     for k, p in enumerate(list(tile.paths)[:n_images]):
-        x = PAD + k * (TILE + 2)
+        x = PAD + (width - images_w) // 2 + k * (TILE + 2)
         card[PAD // 2 : PAD // 2 + TILE, x : x + TILE] = _thumb(p)
     for k, line in enumerate(list(tile.lines)[:n_lines]):
         y = PAD // 2 + TILE + (k + 1) * LINE_H - 3
