@@ -40,6 +40,9 @@ from fercurate.workspace import Workspace
 
 CACHE_VERSION = 1
 TARGET_MODES = ("majority", "votes")
+# Caches up to this size are read into memory; larger ones (e.g. AffectNet at 224 px: ~42 GB) stay
+# memory-mapped and are read batch by batch.
+IN_MEMORY_MAX_BYTES = 4 << 30
 
 
 def label_names(num_classes: int) -> list[str]:
@@ -303,10 +306,15 @@ def load_faces(
     cache_dir: str | os.PathLike | None = None,
     use_cache: bool = True,
     workers: int | None = None,
-    in_memory: bool = True,
+    in_memory: bool | None = None,
     desc: str = "decode faces",
 ) -> FaceStore:
-    """Decode (or load from the cache) every face of ``samples`` at ``size`` x ``size``."""
+    """Decode (or load from the cache) every face of ``samples`` at ``size`` x ``size``.
+
+    ``in_memory``: read the cache into RAM (default: when it is at most :data:`IN_MEMORY_MAX_BYTES`).
+    """
+    if in_memory is None:
+        in_memory = len(samples) * 3 * size * size <= IN_MEMORY_MAX_BYTES
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     key = cache_key(samples, size)
     npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
