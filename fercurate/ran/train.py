@@ -503,9 +503,8 @@ def train(
             module.eval()  # frozen stages keep their BatchNorm statistics
         bar = (progress(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", initial=first)
                if d.main else tqdm(disable=True))
-        t_epoch = time.perf_counter()
+        t_epoch = t_last = time.perf_counter()
         for b_i, (faces_u8, idx) in enumerate(loader, start=first):
-            t0 = time.perf_counter()
             lr = schedule.apply()
             faces, boxes = rdata.prepare_batch(
                 faces_u8, input_size=cfg.input_size, train=True, augment=aug, generator=gen, crops=cfg.crops,
@@ -534,8 +533,9 @@ def train(
             stats["rb"] += rb.item() * bs
             stats["correct"] += int((outp.logits.argmax(1) == hard).sum())
             stats["seen"] += bs
-            dt = time.perf_counter() - t0
-            stats["seconds"] += dt
+            now = time.perf_counter()
+            stats["seconds"] += now - t_last  # wall time of the batch, loading included
+            t_last = now
             ips = stats["seen"] * d.world / max(stats["seconds"], 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss'] / stats['seen']:.3f}", acc=f"{stats['correct'] / stats['seen']:.3f}",
@@ -554,6 +554,7 @@ def train(
             if (stop or timed) and b_i + 1 < len(batches):
                 save(epoch, b_i + 1, gen, stats)
                 last_save = time.monotonic()
+                t_last = time.perf_counter()  # checkpoint writing is not training time
             if stop:
                 bar.close()
                 if b_i + 1 < len(batches):
