@@ -79,7 +79,7 @@ def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(w
     broken.write_bytes(b"not a png")
     ann = Workspace.current().annotation_path("sugtoy")
     append_events(ann, [make_event(ids[0], ["mask"], annotator="alice", source="human", labelled_at=T0)])
-    config = TrainConfig(seed=1, synthetic=256, finetune_epochs=1, threads=1, batch=32)
+    config = TrainConfig(seed=1, steps=8, finetune_epochs=1, threads=1, batch=32)
 
     result = suggest(manifest, config=config, prefill_occluded=0.25, prefill_clean=0.25)
     assert result.scored == 11 and [f[0] for f in result.failures] == [ids[5]]
@@ -111,3 +111,29 @@ def test_suggest_rejects_bad_prefill_fractions(workspace: Path) -> None:
     manifest = make_toy_manifest(workspace, name="sugbad", n=4)
     with pytest.raises(InputError, match="prefill fractions"):
         suggest(manifest, prefill_occluded=0.8, prefill_clean=0.5)
+
+
+def test_fine_tuning_uses_labels_and_reused_pretraining_gives_identical_scores(workspace: Path) -> None:
+    from test_annotate import make_toy_manifest
+
+    from fercurate.annotate.suggest import TrainConfig, label_targets, pretrained_path, suggest
+
+    manifest = make_toy_manifest(workspace, name="sugft", n=12)
+    ids = pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
+    labels = label_targets(pd.DataFrame({"sample_id": ids[:6],
+                                         "types": [["mask"], ["upper"], ["glasses|mask"], ["none"], ["none"], ["none"]]}))
+    config = TrainConfig(seed=2, steps=6, finetune_epochs=2, min_labels=3, threads=1, batch=16)
+    first = suggest(manifest, config=config, train_labels=labels, write_events=False)
+    assert first.training["finetuned"] and not first.training["pretrain_reused"]
+    assert (first.training["label_pos"], first.training["label_neg"]) == (3, 3)
+    assert pretrained_path(manifest).exists()
+    second = suggest(manifest, config=config, train_labels=labels, write_events=False)
+    assert second.training["pretrain_reused"]
+    pretrained_path(manifest).unlink()
+    third = suggest(manifest, config=config, train_labels=labels, write_events=False)
+    assert not third.training["pretrain_reused"]
+    for other in (second, third):
+        assert np.array_equal(first.scores["score"].to_numpy(), other.scores["score"].to_numpy())
+    fewer = suggest(manifest, config=TrainConfig(seed=2, steps=6, min_labels=4, threads=1, batch=16),
+                    train_labels=labels, write_events=False)
+    assert not fewer.training["finetuned"]  # 3 per class is below min_labels=4

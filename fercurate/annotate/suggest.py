@@ -1,25 +1,27 @@
 """Occlusion suggestions: a score per face that sorts the labelling queue, and pre-filled types.
 
 The scorer is a small CNN on 48x48 grayscale face crops (the FERPlus format; other datasets are
-cropped to their face box and resized), trained here, offline, on our own data in two steps:
+cropped to their face box and resized), trained here, offline, on our own data:
 
-1. **synthetic pre-training** (no labels needed): faces of the manifest itself, half of them with
-   a synthetic occluder of a known type drawn on (:mod:`fercurate.annotate.occluders`): mask,
-   glasses, a hand/object over the forehead, mouth or one cheek. The network learns "occluded?"
-   plus the type.
-2. **fine-tuning on labels people already gave** (optional): human labels from the annotation
-   table (``none`` counts as a negative) and official list entries, or an explicit label table.
-   Only done when both classes have at least ``min_labels`` examples.
+1. **pre-training** (no occlusion labels needed) on up to ``pool`` faces of the manifest (the
+   scored rows plus a seeded sample of the others), two tasks at once: spotting synthetic
+   occluders drawn on the faces (:mod:`fercurate.annotate.occluders`: mask, glasses, a hand or
+   object over the forehead, mouth or one cheek; occluded? + which type) and recognising the
+   manifest's own expression labels (which makes the network look at eyes, brows and mouth: the
+   parts occluders hide).
+2. **fine-tuning on occlusion labels people already gave** (when there are at least ``min_labels``
+   per class): human labels from the annotation table (``none`` is a negative) and official list
+   entries, or an explicit label table (the benchmark's held-out protocol). Scores average the
+   predictions after each of the last half of the epochs.
 
-Every face of the chosen rows gets ``score`` (probability-like, higher = more likely occluded) and
-per-type probabilities, written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the
-App sorts its queue by it). Faces without a human label get a suggestion event (source
-``suggestion``, annotator ``fercurate-suggest``): the most likely type(s) for the top
-``prefill_occluded`` fraction by score, ``none`` for the bottom ``prefill_clean`` fraction, nothing
-in between. A person confirms them in the App ("Accept suggestion"); they never count as labels.
-Same inputs + seed + thread count give the same scores.
+Every face of the chosen rows gets ``score`` (higher = more likely occluded) and per-type
+probabilities, written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the App sorts
+its queue by it). Faces without a human label get a suggestion event (source ``suggestion``,
+annotator ``fercurate-suggest``): the most likely type(s) for the top ``prefill_occluded``
+fraction by score, ``none`` for the bottom ``prefill_clean`` fraction, nothing in between. A person
+confirms them in the App ("Accept suggestion"); they never count as labels. Same inputs + seed +
+thread count give the same scores.
 """
-
 from __future__ import annotations
 
 import os
@@ -43,12 +45,13 @@ from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.parallel import map_chunks
 from fercurate.progress import progress
+from fercurate.schema import CANONICAL_LABELS
 from fercurate.workspace import Workspace
 
 if TYPE_CHECKING:
     import torch
 
-METHOD = "cnn48-synthetic"
+METHOD = "cnn48-synthetic+expression"
 SUGGEST_ANNOTATOR = "fercurate-suggest"
 TYPE_COLUMNS: tuple[str, ...] = tuple(f"p_{k}" for k in KINDS)
 SUGGEST_SCHEMA = pa.schema(
@@ -64,10 +67,11 @@ SUGGEST_SCHEMA = pa.schema(
 
 @dataclass
 class TrainConfig:
-    """How the scorer is trained (defaults: about a minute of CPU on a quiet 2-core machine)."""
+    """How the scorer is trained (the defaults take minutes of CPU; see the benchmark for timings)."""
 
     seed: int = 0
-    synthetic: int = 12_000  # synthetic training faces drawn (half occluded)
+    steps: int = 800  # pre-training batches (synthetic occlusion + expression)
+    pool: int = 30_000  # at most this many faces of the manifest to pre-train on
     finetune_epochs: int = 10
     min_labels: int = 20  # per class, to fine-tune on real labels
     batch: int = 64
@@ -89,9 +93,10 @@ class SuggestResult:
         t = self.training
         tuned = (f"fine-tuned on {t['label_pos']:,} occluded / {t['label_neg']:,} clean labelled faces"
                  if t.get("finetuned") else "no fine-tuning (too few labels)")
+        pre = "synthetic occlusion + expression" if t.get("expression") else "synthetic occlusion"
         lines = [
-            f"scored {self.scored:,} faces -> {self.layer} ({METHOD}: {t.get('synthetic', 0):,} synthetic "
-            f"training faces, {tuned})",
+            f"scored {self.scored:,} faces -> {self.layer} ({METHOD}: {t.get('pretrain_steps', 0):,} batches of "
+            f"{pre} on {t.get('pretrain_faces', 0):,} faces, {tuned})",
             f"{self.events_added:,} suggestion events added (shown in the App as occ_suggested)",
         ]
         if self.failures:
@@ -159,16 +164,27 @@ def load_faces(manifest: Manifest, workers: int | None = None) -> tuple[np.ndarr
 
 
 def build_net() -> "torch.nn.Module":
-    """Four conv blocks (16-32-64-128 channels) on 48x48, global pooling, 1 + 5 logits (~100k weights)."""
+    """Four conv blocks (16-32-64-128 channels) on 48x48 and global pooling (~100k weights), with two
+    heads: ``occlusion`` (1 + 5 logits: occluded, then each type) and ``expression`` (8 classes)."""
     from torch import nn
 
     def block(i: int, o: int) -> nn.Sequential:
         return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
 
-    return nn.Sequential(
-        block(1, 16), nn.MaxPool2d(2), block(16, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2),
-        block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(128, 1 + len(KINDS)),
-    )
+    class OcclusionNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                block(1, 16), nn.MaxPool2d(2), block(16, 32), nn.MaxPool2d(2), block(32, 64), nn.MaxPool2d(2),
+                block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2),
+            )
+            self.occlusion = nn.Linear(128, 1 + len(KINDS))
+            self.expression = nn.Linear(128, len(CANONICAL_LABELS))
+
+        def forward(self, x):  # noqa: ANN001, ANN202 - torch convention
+            return self.occlusion(self.body(x))
+
+    return OcclusionNet()
 
 
 def _tensor(faces: np.ndarray) -> "torch.Tensor":
@@ -187,7 +203,7 @@ def _jitter(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255)
 
 
-def _loss(logits: "torch.Tensor", target: "torch.Tensor", type_known: "torch.Tensor") -> "torch.Tensor":
+def _occlusion_loss(logits: "torch.Tensor", target: "torch.Tensor", type_known: "torch.Tensor") -> "torch.Tensor":
     """BCE on "occluded"; BCE on the type heads only for occluded faces with a known type."""
     import torch
     import torch.nn.functional as F
@@ -199,78 +215,116 @@ def _loss(logits: "torch.Tensor", target: "torch.Tensor", type_known: "torch.Ten
 
 def train_scorer(
     pool: np.ndarray,
+    expressions: np.ndarray | None,
     config: TrainConfig,
     labelled: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple["torch.nn.Module", dict[str, Any]]:
-    """Train the CNN: synthetic occlusions on ``pool`` faces, then (optionally) real labels.
+    score_faces: np.ndarray | None = None,
+    pretrained: dict[str, Any] | None = None,
+) -> tuple["torch.nn.Module", dict[str, Any], np.ndarray | None, dict[str, Any]]:
+    """Train the CNN and (optionally) score ``score_faces``.
 
-    ``labelled`` is (faces (M, 48, 48), targets (M, 6): occluded flag then one-hot type, or all
-    type columns NaN when the type is unknown). Returns the network (eval mode) and a summary.
+    Returns (network, summary, scores or None, the pre-trained weights). Passing ``pretrained``
+    (weights returned by an earlier call with the same pool and config) skips pre-training.
+
+    Pre-training, ``config.steps`` batches from ``pool`` (N, 48, 48): synthetic occlusions drawn on
+    the batch (occlusion head) plus, when ``expressions`` (N,) canonical label ids (-1 = none) are
+    given, the expression of the clean faces (expression head). Fine-tuning, when ``labelled`` =
+    (faces, targets (M, 6): occluded, then one-hot type or NaN when unknown) has at least
+    ``config.min_labels`` faces per class: the occlusion head on real labels. The scores returned
+    average the predictions after each of the last half of the fine-tuning epochs (a snapshot
+    ensemble, steadier than the last epoch alone).
     """
     import torch
+    import torch.nn.functional as F
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     rng = np.random.default_rng(config.seed)
     net = build_net()
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = max(1, config.synthetic // config.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, config.steps))
+    use_expr = expressions is not None and bool((expressions >= 0).any())
+    candidates = np.flatnonzero(expressions >= 0) if use_expr else np.arange(len(pool))
     net.train()
-    for _ in progress(range(steps), total=steps, desc="training on synthetic occlusions", unit="batch"):
-        images, targets = synthetic_set(pool, config.batch, rng)
-        logits = net(_tensor(_jitter(images, rng)))
-        loss = _loss(logits, torch.from_numpy(targets), torch.ones(len(targets)))
+    steps = 0 if pretrained is not None else config.steps
+    if pretrained is not None:
+        net.load_state_dict(pretrained)
+    for _ in progress(range(steps), total=steps, desc="pre-training (synthetic occlusion"
+                      + (" + expression)" if use_expr else ")"), unit="batch"):
+        idx = rng.choice(candidates, config.batch)
+        images, targets = synthetic_set(pool[idx], config.batch, rng)
+        loss = _occlusion_loss(net(_tensor(_jitter(images, rng))), torch.from_numpy(targets), torch.ones(len(targets)))
+        if use_expr:
+            features = net.body(_tensor(_jitter(pool[idx], rng)))
+            loss = loss + F.cross_entropy(net.expression(features), torch.from_numpy(expressions[idx].astype(np.int64)))
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-    summary: dict[str, Any] = {"synthetic": steps * config.batch, "finetuned": False, "label_pos": 0, "label_neg": 0}
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    summary: dict[str, Any] = {"pretrain_steps": config.steps, "pretrain_faces": int(len(candidates)),
+                               "pretrain_reused": pretrained is not None, "expression": use_expr,
+                               "finetuned": False, "label_pos": 0, "label_neg": 0}
+    scores = None
     if labelled is not None:
         faces, targets = labelled
-        pos = int(targets[:, 0].sum())
-        neg = len(targets) - pos
-        summary.update(label_pos=pos, label_neg=neg)
-        if min(pos, neg) >= config.min_labels:
-            _finetune(net, faces, targets, config, rng)
+        pos = int(np.nansum(targets[:, 0]))
+        summary.update(label_pos=pos, label_neg=len(targets) - pos)
+        if min(pos, len(targets) - pos) >= config.min_labels and config.finetune_epochs > 0:
+            # its own seeds, so fine-tuning gives the same result with reused or fresh pre-training
+            torch.manual_seed(config.seed + 1)
+            scores = _finetune(net, faces, targets, config, np.random.default_rng([config.seed, 1]), score_faces)
             summary["finetuned"] = True
     net.eval()
-    return net, summary
+    if scores is None and score_faces is not None:
+        scores = predict(net, score_faces)
+    return net, summary, scores, state
 
 
-def _finetune(net: Any, faces: np.ndarray, targets: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> None:
+def _finetune(
+    net: Any, faces: np.ndarray, targets: np.ndarray, config: TrainConfig, rng: np.random.Generator,
+    score_faces: np.ndarray | None,
+) -> np.ndarray | None:
     import torch
 
     known = ~np.isnan(targets[:, 1:]).any(axis=1)
     clean_targets = np.nan_to_num(targets, nan=0.0).astype(np.float32)
-    opt = torch.optim.AdamW(net.parameters(), lr=5e-4, weight_decay=1e-4)
-    net.train()
     n = len(faces)
-    batches = config.finetune_epochs * ((n + config.batch - 1) // config.batch)
-    bar = progress(total=batches, desc="fine-tuning on labelled faces", unit="batch")
-    for _ in range(config.finetune_epochs):
+    per_epoch = (n + config.batch - 1) // config.batch
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=config.finetune_epochs * per_epoch)
+    bar = progress(total=config.finetune_epochs * per_epoch, desc="fine-tuning on labelled faces", unit="batch")
+    snapshots = []
+    for epoch in range(config.finetune_epochs):
+        net.train()
         order = rng.permutation(n)
         for start in range(0, n, config.batch):
             idx = order[start : start + config.batch]
             logits = net(_tensor(_jitter(faces[idx], rng)))
-            loss = _loss(logits, torch.from_numpy(clean_targets[idx]), torch.from_numpy(known[idx].astype(np.float32)))
+            loss = _occlusion_loss(logits, torch.from_numpy(clean_targets[idx]), torch.from_numpy(known[idx].astype(np.float32)))
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             bar.update(1)
+        if score_faces is not None and epoch >= config.finetune_epochs // 2:
+            net.eval()
+            snapshots.append(predict(net, score_faces))
     bar.close()
+    return np.mean(snapshots, axis=0) if snapshots else None
 
 
 def predict(net: Any, faces: np.ndarray, batch: int = 512) -> np.ndarray:
-    """(N, 6) probabilities: occluded, then each type given occluded (flip-averaged)."""
+    """(N, 6) probabilities: occluded, then each type given occluded (averaged with the mirror image)."""
     import torch
 
+    net.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(faces), batch):
             chunk = faces[start : start + batch]
-            logits = net(_tensor(chunk)) + net(_tensor(chunk[:, :, ::-1].copy()))
-            out.append(torch.sigmoid(logits / 2).numpy())
+            p = torch.sigmoid(net(_tensor(chunk))) + torch.sigmoid(net(_tensor(chunk[:, :, ::-1].copy())))
+            out.append((p / 2).numpy())
     return np.concatenate(out) if out else np.zeros((0, 1 + len(KINDS)), np.float32)
 
 
@@ -332,10 +386,19 @@ def suggest(
         raise InputError("prefill fractions must be in [0, 1] and add up to at most 1")
     full = read_manifest(ws.resolve_manifest(manifest_path))
     manifest = full.where_split(split) if split else full
-    faces, ok, failures = load_faces(manifest, workers=workers)
+    in_split = np.isin(full.table.column("split").cast(pa.string()).to_numpy(zero_copy_only=False), [split]) \
+        if split else np.ones(len(full), bool)
+    loaded_mask = in_split | _pool_extra(in_split, config)
+    loaded = full.select(loaded_mask)
+    faces, ok_all, failures_all = load_faces(loaded, workers=workers)
+    scored = in_split[loaded_mask]
+    ids = np.asarray(manifest.table.column("sample_id").to_pylist(), dtype=object)
+    faces_scored, ok = faces[scored], ok_all[scored]
+    scored_ids = set(ids)
+    failures = [f for f in failures_all if f[0] in scored_ids]
     if ok.sum() < 2:
         raise InputError(f"{manifest.path}: fewer than two readable images to learn from")
-    ids = np.asarray(manifest.table.column("sample_id").to_pylist(), dtype=object)
+    expressions = loaded.table.column("label_id").to_numpy().astype(np.int64)
     events = read_events(ws.annotation_path(manifest.name))
     if train_labels is None and use_table_labels:
         train_labels = table_labels(events)
@@ -346,10 +409,17 @@ def suggest(
         if rows:
             pick = np.array([r[0] for r in rows])
             tgt = train_labels[["occluded", *KINDS]].to_numpy(np.float32)[[r[1] for r in rows]]
-            labelled = (faces[pick], tgt)
-    net, training = train_scorer(faces[ok], config, labelled)
+            labelled = (faces_scored[pick], tgt)
+    cache = pretrained_path(full.path)
+    key = _pretrain_key(config, loaded.table.column("sample_id").to_pylist(), ok_all)
+    cached = _load_pretrained(cache, key)
+    _, training, scores, state = train_scorer(faces[ok_all], expressions[ok_all], config, labelled, faces_scored[ok],
+                                              pretrained=cached)
+    if cached is None:
+        _save_pretrained(cache, key, state)
+    training["pool_unreadable"] = len(failures_all) - len(failures)
     probs = np.full((len(ids), 1 + len(KINDS)), np.nan, np.float32)
-    probs[ok] = predict(net, faces[ok])
+    probs[ok] = scores
     suggested = _prefill(probs, ok, prefill_occluded, prefill_clean)
     reasons = dict(failures)
     table = pa.table(
@@ -369,6 +439,55 @@ def suggest(
     added = _write_events(ws, manifest, ids, suggested, probs, events) if write_events else 0
     frame = pd.DataFrame({"sample_id": ids, "score": probs[:, 0], "suggested": suggested, "ok": ok})
     return SuggestResult(layer, int(ok.sum()), failures, added, training, frame)
+
+
+def pretrained_path(manifest_path: str | os.PathLike) -> Path:
+    """``manifests/<name>.occlusion_suggest.pretrained.pt``: the pre-trained weights, reused when
+    ``suggest`` runs again on the same faces with the same settings (then only fine-tuning runs)."""
+    layer = suggestion_layer_path(manifest_path)
+    return layer.with_name(layer.name.replace(".parquet", ".pretrained.pt"))
+
+
+def _pretrain_key(config: TrainConfig, sample_ids: Sequence[str], ok: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    h.update(f"{METHOD}|{config.seed}|{config.steps}|{config.pool}|{config.batch}|{config.threads}".encode())
+    for sid, good in zip(sample_ids, ok):
+        h.update(f"{sid}:{int(good)}\n".encode())
+    return h.hexdigest()
+
+
+def _load_pretrained(path: Path, key: str) -> dict[str, Any] | None:
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a stale or broken cache is simply rebuilt
+        return None
+    return saved.get("state") if saved.get("key") == key else None
+
+
+def _save_pretrained(path: Path, key: str, state: dict[str, Any]) -> None:
+    import torch
+
+    from fercurate.atomic import atomic_path
+
+    with atomic_path(path, suffix=".pt.tmp") as tmp:
+        torch.save({"key": key, "state": state}, tmp)
+
+
+def _pool_extra(in_split: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """Rows outside the scored split added to the pre-training pool (seeded sample, up to ``config.pool``)."""
+    extra = np.zeros(len(in_split), bool)
+    others = np.flatnonzero(~in_split)
+    room = max(0, config.pool - int(in_split.sum()))
+    if room and len(others):
+        pick = others if len(others) <= room else np.random.default_rng(config.seed).choice(others, room, replace=False)
+        extra[pick] = True
+    return extra
 
 
 def _prefill(probs: np.ndarray, ok: np.ndarray, top: float, bottom: float) -> list[list[str] | None]:
@@ -418,6 +537,7 @@ __all__ = [
     "label_targets",
     "load_faces",
     "predict",
+    "pretrained_path",
     "suggest",
     "table_labels",
     "train_scorer",

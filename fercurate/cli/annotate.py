@@ -113,9 +113,10 @@ def suggest_cmd(
     manifest: str = typer.Argument(..., help="Manifest path or name."),
     split: str = typer.Option(None, "--split", "-s", help="Only score this split (and learn from its faces)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, data and threads -> same scores)."),
-    synthetic: int = typer.Option(12_000, "--synthetic", help="Synthetic training faces (more = slower, steadier).", min=64),
+    steps: int = typer.Option(800, "--steps", help="Pre-training batches (more = slower, usually better).", min=1),
+    pool: int = typer.Option(30_000, "--pool", help="At most this many of the manifest's faces to pre-train on.", min=2),
     epochs: int = typer.Option(10, "--epochs", help="Fine-tuning epochs on labels already in the table.", min=0),
-    no_labels: bool = typer.Option(False, "--no-labels", help="Ignore existing labels: synthetic training only."),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Ignore existing occlusion labels: pre-training only."),
     threads: int = typer.Option(2, "--threads", help="Torch threads for training.", min=1),
     no_events: bool = typer.Option(False, "--no-events", help="Only write the score layer, no suggestion events."),
     workers: int = options.Workers,
@@ -123,9 +124,10 @@ def suggest_cmd(
 ) -> None:
     """Score every face for occlusion (sorts the App's queue) and pre-fill likely types to confirm.
 
-    Trains a small CNN on synthetic occlusions of the manifest's own faces, fine-tuned on the labels
-    already in annotations/ (human, official); writes manifests/<name>.occlusion_suggest.parquet and
-    suggestion events (never labels: a person confirms them in the App).
+    Trains a small CNN on the manifest's own faces (synthetic occluders + its expression labels),
+    fine-tuned on the occlusion labels already in annotations/ (human, official); writes
+    manifests/<name>.occlusion_suggest.parquet and suggestion events (never labels: a person
+    confirms them in the App). Re-run it after labelling a few hundred faces: it learns from them.
 
     Example: fercurate annotate suggest manifests/ferplus.parquet --split test
     """
@@ -133,7 +135,7 @@ def suggest_cmd(
 
     result = suggest(
         manifest, split=split, workspace=Workspace.current(workspace),
-        config=TrainConfig(seed=seed, synthetic=synthetic, finetune_epochs=epochs, threads=threads),
+        config=TrainConfig(seed=seed, steps=steps, pool=pool, finetune_epochs=epochs, threads=threads),
         use_table_labels=not no_labels, write_events=not no_events, workers=workers,
     )
     typer.echo(result.summary())
