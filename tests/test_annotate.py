@@ -290,6 +290,39 @@ def test_plugin_registers_its_operators_and_panel(tmp_path: Path) -> None:
         assert f"{PLUGIN_NAME}/{name}" in uris
 
 
+def test_plugin_operators_run_through_fiftyones_executor(toy: Path) -> None:
+    from fiftyone.operators import execute_operator
+
+    from fercurate.annotate.app import PLUGIN_NAME, install_plugin
+    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.pull import pull
+
+    install_plugin()
+    ids = _ids(toy)
+    ann = Workspace.current().annotation_path(toy.stem)
+    append_events(ann, [make_event(ids[2], ["bottom"], annotator="fercurate-suggest", source="suggestion",
+                                   labelled_at=T0)])
+    ds = ensure_dataset(toy)
+    set_annotator(ds, "frank")
+    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+
+    def run(name: str, selected: list[str], **params) -> None:
+        execute_operator(f"{PLUGIN_NAME}/{name}", dataset=ds, selected=selected, params=params)
+
+    run("label_occlusion", [by_sid[ids[0]], by_sid[ids[1]]], glasses=True, upper=True)
+    run("occ_none", [by_sid[ids[3]]])
+    run("occ_mask", [by_sid[ids[4]]])
+    run("clear_occlusion", [by_sid[ids[4]]])  # a mistaken click, undone before pulling
+    run("accept_suggestion", [by_sid[ids[2]]])
+    tags = dict(zip(ds.values("sample_id"), ds.values("tags")))
+    assert sorted(tags[ids[0]]) == ["occ:glasses", "occ:upper"] and tags[ids[3]] == ["occ:none"]
+    assert tags[ids[4]] == [] and tags[ids[2]] == ["occ:bottom"]
+    assert pull(toy.stem).added == 4
+    labels = current_labels(read_events(ann)).set_index("sample_id")
+    assert labels.loc[ids[2], "source"] == "human" and labels.loc[ids[2], "annotator"] == "frank"
+    assert ids[4] not in labels.index
+
+
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """Run the installed ``fercurate`` console script (as a user would)."""
     exe = Path(sys.executable).with_name("fercurate")
