@@ -220,6 +220,10 @@ def test_hash_cache_reuses_unchanged_files(ws_dups, tmp_path):
     assert second.loc[1, "pixel_sha256"] != df.loc[1, "pixel_sha256"]
     assert (second.loc[2:, "phash"].to_numpy() == df.loc[2:, "phash"].to_numpy()).all()
     assert hashing.hash_manifest(m, workers=1, refresh=True).to_pandas().loc[0, "phash"] != 12345
+    # hashing a selection (e.g. one split) keeps the other rows in the cache
+    part = hashing.hash_manifest(m.select(np.array([True, False, False, False])), workers=1)
+    assert part.num_rows == 1
+    assert read_layer(hashing.hashes_path(m), "hashes")[0].num_rows == 4
 
 
 def test_similarity_separates_copy_from_other_face(shared_data):

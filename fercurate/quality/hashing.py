@@ -254,7 +254,8 @@ def hash_manifest(
     """The hashes of every row of ``manifest`` (rows in manifest order), cached as its ``hashes`` layer.
 
     Cached rows are reused when the hash version, image path, file size and mtime all match;
-    unreadable images get a row with ``error`` set (never dropped).
+    unreadable images get a row with ``error`` set (never dropped). Hashing a selection of a
+    manifest (e.g. one split) keeps the cached rows of the other samples in the layer.
     """
     ids = manifest.table.column("sample_id").to_pylist()
     rel = manifest.table.column("image_path").to_pylist()
@@ -276,13 +277,16 @@ def hash_manifest(
         table = fresh
     table = _align(table, ids)
     if write:
+        stored = table
+        if cached is not None and cached.num_rows:
+            others = pc.invert(pc.is_in(cached.column("sample_id"), value_set=pa.array(ids, pa.string())))
+            stored = pa.concat_tables([table, cached.filter(others)])
         write_layer(
-            table,
+            stored,
             hashes_path(manifest),
             layer="hashes",
             manifest=manifest.name,
-            provenance={"hash_version": HASH_VERSION, "root": str(manifest.root), "rows": table.num_rows},
-            sort=False,
+            provenance={"hash_version": HASH_VERSION, "root": str(manifest.root), "rows": stored.num_rows},
         )
     return table
 

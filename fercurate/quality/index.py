@@ -21,23 +21,18 @@ import numpy as np
 
 from fercurate.parallel import map_chunks
 
-_M1 = np.uint64(0x5555555555555555)
-_M2 = np.uint64(0x3333333333333333)
-_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
-_H01 = np.uint64(0x0101010101010101)
+_POP16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.int8)
 
 
 def popcount64(x: np.ndarray) -> np.ndarray:
-    """Number of set bits of each uint64 (SWAR; numpy 1.x has no bitwise_count), as int8."""
-    x = np.asarray(x, dtype=np.uint64)
-    x = x - ((x >> np.uint64(1)) & _M1)
-    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
-    x = (x + (x >> np.uint64(4))) & _M4
-    return ((x * _H01) >> np.uint64(56)).astype(np.int8)
+    """Number of set bits of each uint64 (16-bit lookup table; numpy 1.x has no bitwise_count), as int8."""
+    x = np.ascontiguousarray(x, dtype=np.uint64)
+    t = _POP16[x.view(np.uint16).reshape(*x.shape, 4)]
+    return t[..., 0] + t[..., 1] + t[..., 2] + t[..., 3]
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise (broadcast) Hamming distance between uint64 codes."""
+    """Element-wise (broadcast) Hamming distance between uint64 codes, as int8."""
     return popcount64(np.bitwise_xor(np.asarray(a, dtype=np.uint64), np.asarray(b, dtype=np.uint64)))
 
 
@@ -152,23 +147,25 @@ class HammingIndex:
         masks = [_flip_masks(ch.bits, sub_r) for ch in self._chunks]
         for start in range(0, len(queries), block):
             q = queries[start : start + block]
-            qi_parts, ci_parts = [], []
+            qi_parts, ci_parts, d_parts = [], [], []
             for k, ch in enumerate(self._chunks):
                 qi, ci = self._probe(ch, q, masks[k])
+                if not len(qi):
+                    continue
+                dist = hamming(q[qi], self.codes[ci])
+                keep = dist <= radius
+                qi, ci, dist = qi[keep], ci[keep], dist[keep]
                 if k and len(qi):
-                    # keep a candidate only in the first chunk that could produce it (no duplicates)
+                    # keep a pair only in the first chunk that could produce it (no duplicates)
                     seen = np.zeros(len(qi), dtype=bool)
                     for prev in self._chunks[:k]:
-                        diff = popcount64(prev.extract(q[qi]) ^ prev.extract(self.codes[ci]))
-                        seen |= diff <= sub_r
-                    qi, ci = qi[~seen], ci[~seen]
+                        seen |= popcount64(prev.extract(q[qi]) ^ prev.extract(self.codes[ci])) <= sub_r
+                    qi, ci, dist = qi[~seen], ci[~seen], dist[~seen]
                 qi_parts.append(qi)
                 ci_parts.append(ci)
-            qi = np.concatenate(qi_parts)
-            ci = np.concatenate(ci_parts)
-            dist = hamming(q[qi], self.codes[ci])
-            keep = dist <= radius
-            yield qi[keep] + start, ci[keep], dist[keep]
+                d_parts.append(dist)
+            if qi_parts:
+                yield np.concatenate(qi_parts) + start, np.concatenate(ci_parts), np.concatenate(d_parts)
 
     @staticmethod
     def _probe(ch: _Chunk, q: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
