@@ -254,14 +254,15 @@ def build_report(
                                 title=f"duplicate pairs ({len(frame):,} in all): leaks across train/eval first")
         res.files.append(out / "dup_pairs.png")
         kinds = frame["kind"].value_counts()
-        md += ["## Duplicates", "",
-               f"{len(frame):,} pairs: " + ", ".join(f"{k} {int(kinds.get(k, 0)):,}" for k in dups_mod.KINDS)
-               + f" (rule: exact file / pixel hashes; near = pHash distance <= {dups_mod.RADIUS} and aligned "
-               f"similarity >= {dups_mod.MIN_SIMILARITY}).", "",
+        line = (f"{len(frame):,} pairs: " + ", ".join(f"{k} {int(kinds.get(k, 0)):,}" for k in dups_mod.KINDS)
+                + f" (rule: exact file / pixel hashes; near = pHash distance <= {dups_mod.RADIUS} and aligned "
+                f"similarity >= {dups_mod.MIN_SIMILARITY}).")
+        md += ["## Duplicates", "", line, "",
                "### Leakage per split pair (samples of the first split with a duplicate in the second)", "",
                _markdown_table(leak), "### Per dataset pair", "", _markdown_table(by_ds),
                f"![duplicate pairs](dup_pairs.png) ({n_sheet} shown; all in `duplicates.csv`)", ""]
-        html_parts += ["<h2>Duplicates</h2>", f"<p>{len(frame):,} pairs</p>", "<h3>Leakage per split pair</h3>",
+        html_parts += ["<h2>Duplicates</h2>", f"<p>{html.escape(line)}</p>",
+                       "<h3>Leakage per split pair (samples of the first split with a duplicate in the second)</h3>",
                        leak.to_html(index=False, float_format=lambda v: f"{v:.4g}"), "<h3>Per dataset pair</h3>",
                        by_ds.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
                        '<p><img src="dup_pairs.png" alt="duplicate pairs"></p>']
@@ -277,12 +278,12 @@ def build_report(
         res.files.append(out / "nonfaces.png")
         kinds = {"NF-vote majority": flagged["nf_majority"].sum(), "blank": flagged["blank"].sum(),
                  "unreadable": flagged["unreadable"].sum(), "no face found": flagged["no_face"].fillna(False).sum()}
-        md += ["## Non-faces", "", f"{len(flagged):,} of {len(nf):,} images flagged: "
-               + ", ".join(f"{k} {int(v):,}" for k, v in kinds.items())
-               + " (a row can have several reasons; 'no face found' = neither the landmark model nor the "
-               "detector finds a face: review, many are profiles).", "",
-               _markdown_table(out_nf.head(20)), "![non-faces](nonfaces.png)", ""]
-        html_parts += ["<h2>Non-faces</h2>", f"<p>{len(flagged):,} of {len(nf):,} flagged</p>",
+        line = (f"{len(flagged):,} of {len(nf):,} images flagged: "
+                + ", ".join(f"{k} {int(v):,}" for k, v in kinds.items())
+                + " (a row can have several reasons; 'no face found' = neither the landmark model nor the "
+                "detector finds a face: review, many are profiles).")
+        md += ["## Non-faces", "", line, "", _markdown_table(out_nf.head(20)), "![non-faces](nonfaces.png)", ""]
+        html_parts += ["<h2>Non-faces</h2>", f"<p>{html.escape(line)}</p>",
                        out_nf.head(100).to_html(index=False), '<p><img src="nonfaces.png" alt="non-faces"></p>']
 
     if nz is not None:
