@@ -108,12 +108,27 @@ def test_paper_crops_are_the_stated_regions():
 
 
 def test_all_crops_go_through_the_backbone_as_one_batch():
-    model = RegionAttentionNetwork(8, input_size=32).eval()
+    model = RegionAttentionNetwork(8, input_size=32)
     calls = []
     model.backbone.conv1.register_forward_hook(lambda m, i, o: calls.append(i[0].shape))
-    out = model(torch.rand(3, 3, 40, 40))
+    out = model(torch.rand(3, 3, 40, 40))  # training mode: BatchNorm statistics over all 18 crops
     assert calls == [torch.Size([18, 3, 32, 32])]
     assert out.logits.shape == (3, 8) and out.mu.shape == (3, 6) and out.nu.shape == (3, 6)
+
+
+def test_cpu_inference_in_slices_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = RegionAttentionNetwork(8, input_size=32).eval()
+    faces = torch.rand(3, 3, 32, 32)
+    calls = []
+    model.backbone.conv1.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    with torch.no_grad():
+        whole = model(faces)
+        model.cpu_chunk_pixels = 4 * 32 * 32  # at most 4 crops per slice
+        sliced = model(faces)
+    assert calls == [18, 4, 4, 4, 4, 2]
+    assert torch.allclose(whole.logits, sliced.logits, atol=1e-5)
+    assert torch.allclose(whole.mu, sliced.mu, atol=1e-6)
 
 
 def test_self_attention_equation_on_hand_made_tensors():

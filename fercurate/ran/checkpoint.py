@@ -105,7 +105,10 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
     from fercurate.ran.train import model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
-    model = LogitsOnly(model_from_checkpoint(state)).eval()
+    net = model_from_checkpoint(state)
+    if hasattr(net, "cpu_chunk_pixels"):
+        net.cpu_chunk_pixels = 1 << 62  # trace one backbone batch: a traced slice loop would fix the batch size
+    model = LogitsOnly(net).eval()
     size = int(state["config"]["input_size"])
     example = torch.rand(2, 3, size, size)
     out = Path(out)

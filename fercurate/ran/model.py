@@ -108,10 +108,25 @@ class RegionAttentionNetwork(nn.Module):
         self.q1 = nn.Linear(2 * FEATURE_DIM, 1)  # relation-attention
         self.fc = nn.Linear(2 * FEATURE_DIM, num_classes)
         self.channels_last = False  # set by the trainer on CUDA
+        self.cpu_chunk_pixels = 16 * 224 * 224  # CPU inference slice size, see features()
 
     @property
     def num_crops(self) -> int:
         return self.boxes.shape[0]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of all crops, (B*K, 3, s, s) -> (B*K, 512), computed as one batch.
+
+        Except at inference on a CPU, where the batch goes through in slices of at most
+        ``cpu_chunk_pixels`` input pixels: the outputs are identical (BatchNorm then uses its running
+        statistics, every crop is independent), and a 6x batch of large feature maps overflows the CPU
+        caches (224 px, 16 faces: 96 crops in one batch took 6.9x the time of 16 faces, 6 slices 5.8x).
+        """
+        n, s = x.shape[0], x.shape[-1]
+        per = max(1, self.cpu_chunk_pixels // (s * s))
+        if self.training or x.device.type != "cpu" or n <= per:
+            return self.backbone.features(x)
+        return torch.cat([self.backbone.features(part) for part in x.split(per)])
 
     def crops(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
         """faces (B, 3, H, W) -> crops (B, k+1, 3, s, s); per-face boxes (B, k+1, 4) override the fixed ones.
@@ -132,7 +147,7 @@ class RegionAttentionNetwork(nn.Module):
         x = x.reshape(b * k, *x.shape[2:])  # one backbone batch of B*K crops
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = self.backbone.features(x).view(b, k, -1)  # F_i: (B, K, 512)
+        feats = self.features(x).view(b, k, -1)  # F_i: (B, K, 512)
         mu, f_m = self_attention(feats, self.q0, self.attention)  # (B, K), (B, 512)
         nu, p = relation_attention(feats, f_m, mu, self.q1, self.attention)  # (B, K), (B, 1024)
         return RANOutput(self.fc(p), mu, nu)
