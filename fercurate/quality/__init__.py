@@ -1,7 +1,9 @@
 """Data quality: exact/near duplicates and leakage, non-faces, label noise, and a quality report.
 
-Modules: :mod:`hashing` (content and perceptual hashes), :mod:`index` (multi-index hashing),
-:mod:`verify` (aligned thumbnail similarity), :mod:`dups` (duplicate layers and leakage tables),
-:mod:`leakage` (leaked samples for ``subsets build --exclude-leaked``), :mod:`nonface`,
-:mod:`noise` (vote entropy, confident learning), :mod:`report` (tables + contact sheets).
+Modules: :mod:`hashing` (content and perceptual hashes, cached as the ``hashes`` layer),
+:mod:`index` (multi-index hashing: Hamming-radius search without all pairs), :mod:`verify`
+(aligned band-pass similarity that confirms near-duplicate candidates), :mod:`dups` (duplicate
+layers, leakage tables), :mod:`leakage` (leaked samples for ``subsets build --exclude-leaked``),
+:mod:`nonface`, :mod:`noise` (vote entropy, confident learning), :mod:`review` (FiftyOne saved
+views), :mod:`sheets` (contact sheets), :mod:`tables`, :mod:`report`.
 """
