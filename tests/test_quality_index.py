@@ -105,7 +105,10 @@ def test_default_chunks_prefers_cheap_probes():
             assert 1 <= default_chunks(n, r) <= r + 1
 
 
-def test_parallel_search_equals_in_process_search():
+def test_parallel_search_equals_in_process_search(monkeypatch):
+    from fercurate.quality import index
+
+    monkeypatch.setattr(index, "PARALLEL_MIN_QUERIES", 1000)
     codes = _clustered_codes(6000, 11)
     one = self_pairs(codes, 8, block=500, workers=1)
     two = self_pairs(codes, 8, block=500, workers=2)

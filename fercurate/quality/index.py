@@ -181,6 +181,9 @@ class HammingIndex:
         return qi, ch.order[offsets]
 
 
+PARALLEL_MIN_QUERIES = 100_000
+
+
 def self_pairs(
     codes: np.ndarray, radius: int, *, owners: np.ndarray | None = None, queries: np.ndarray | None = None,
     query_owners: np.ndarray | None = None, chunks: int | None = None, block: int = 4096, workers: int | None = 1,
@@ -190,7 +193,8 @@ def self_pairs(
     With ``owners`` an item has several codes in the index; ``queries``/``query_owners`` (default: the
     codes themselves) are what each item is searched with. The distance of a pair is the smallest
     over all its code combinations found. ``workers`` > 1 (or None: all cores) splits the queries
-    over processes, each building its own copy of the index.
+    over processes, each building its own copy of the index (only for at least
+    :data:`PARALLEL_MIN_QUERIES` queries: below that, starting processes costs more than it saves).
     """
     codes = np.ascontiguousarray(np.asarray(codes, dtype=np.uint64).ravel())
     owners = np.arange(len(codes), dtype=np.int64) if owners is None else np.asarray(owners, dtype=np.int64)
@@ -201,6 +205,8 @@ def self_pairs(
     queries = np.ascontiguousarray(np.asarray(queries, dtype=np.uint64).ravel())
     query_owners = np.asarray(query_owners, dtype=np.int64)
     m = chunks or default_chunks(len(codes), radius)
+    if len(queries) < PARALLEL_MIN_QUERIES:
+        workers = 1
     parts = map_chunks(
         _search_chunk, list(range(len(queries))), workers=workers, chunk_size=block, desc="near-duplicate search",
         unit="img", initializer=_init_search, initargs=(codes, owners, queries, query_owners, m, radius),
