@@ -64,10 +64,23 @@ def _square_crop(img: np.ndarray, box: tuple[float, float, float, float], margin
     return img[y0 : y0 + s, x0 : x0 + s].copy()
 
 
+def _read_colour(path: Path) -> np.ndarray | None:
+    """BGR pixels; PNGs through Pillow, whose decoder does not print libpng's sRGB-profile warning."""
+    if path.suffix.lower() != ".png":
+        return cv2.imread(str(path), cv2.IMREAD_COLOR)
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+    except OSError:
+        return None
+
+
 def _photo(name: str, path: Path, margin: float = 0.6) -> BaseFace | None:
     from fercurate.faces.detection import detect_faces
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = _read_colour(path)
     if img is None:
         return None
     faces = detect_faces(img)
