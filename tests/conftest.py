@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,9 @@ SHARED_DATA = Path(os.environ.get("FERCURATE_SHARED_DATA", REPO.parent / "shared
 
 # Set before any test module imports fiftyone: its database and plugins go to a private temp dir.
 _FO_TMP = Path(tempfile.mkdtemp(prefix="fercurate-fo-"))
+# Registered before fiftyone is imported, so it runs after fiftyone's own exit handlers have stopped
+# its MongoDB: the database (~300 MB) does not outlive the test run.
+atexit.register(shutil.rmtree, _FO_TMP, ignore_errors=True)
 os.environ.setdefault("FERCURATE_PROGRESS", "0")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_FO_TMP / "db"))
