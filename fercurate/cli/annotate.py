@@ -44,11 +44,12 @@ def launch(
     ws = Workspace.current(workspace)
     launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root, workspace=ws)
     ds = launched.dataset
-    typer.echo(f"App: {launched.url}   dataset: {ds.name} ({len(ds):,} samples)   annotator: {launched.annotator}")
-    typer.echo(f"opened: {launched.view_name or 'all samples'}; saved views: {', '.join(STANDARD_VIEWS)}")
-    typer.echo("label with the 'Occlusion labelling' panel (+ beside the Samples tab); Ctrl-C to stop")
-    signal.signal(signal.SIGTERM, _interrupt)  # a kill stops the App cleanly too (and pulls)
+    # Before the URL is printed: whoever sees it may send the kill at once; it stops the App cleanly too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
+        typer.echo(f"App: {launched.url}   dataset: {ds.name} ({len(ds):,} samples)   annotator: {launched.annotator}")
+        typer.echo(f"opened: {launched.view_name or 'all samples'}; saved views: {', '.join(STANDARD_VIEWS)}")
+        typer.echo("label with the 'Occlusion labelling' panel (+ beside the Samples tab); Ctrl-C to stop")
         launched.session.wait(-1)
     except KeyboardInterrupt:
         typer.echo("stopping the App ...")
