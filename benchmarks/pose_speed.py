@@ -38,8 +38,8 @@ DEFAULT_DATA = Path(os.environ.get("FERCURATE_SHARED_DATA", REPO.parent / "share
 SIZE = 224
 
 
-def make_dataset(data: Path, out: Path, n: int, seed: int = 0) -> Path:
-    """``n`` distinct 224x224 JPEG face crops + a manifest with their face boxes."""
+def make_dataset(data: Path, out: Path, n: int, seed: int = 0, *, size: int = SIZE, boxes: bool = True) -> Path:
+    """``n`` distinct ``size`` x ``size`` JPEG face crops + a manifest (with their face boxes if ``boxes``)."""
     rng = np.random.default_rng(seed)
     sources = sorted((data / "jaffe").glob("*.tiff")) + sorted(
         p for p in (data / "faces").iterdir() if p.suffix in (".jpg", ".png")
@@ -56,22 +56,24 @@ def make_dataset(data: Path, out: Path, n: int, seed: int = 0) -> Path:
         img, (x, y, w, h) = faces[i % len(faces)]
         side = max(w, h) * rng.uniform(1.3, 1.6)  # a loose face crop, like a dataset's
         cx, cy = x + w / 2 + rng.uniform(-0.05, 0.05) * w, y + h / 2 + rng.uniform(-0.05, 0.05) * h
-        s = SIZE / side
-        m = np.array([[s, 0, SIZE / 2 - s * cx], [0, s, SIZE / 2 - s * cy]])
-        crop = cv2.warpAffine(img, m, (SIZE, SIZE), borderMode=cv2.BORDER_REPLICATE)
+        s = size / side
+        m = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]])
+        crop = cv2.warpAffine(img, m, (size, size), borderMode=cv2.BORDER_REPLICATE)
         name = f"img/face{i:06d}.jpg"
         cv2.imwrite(str(out / name), crop, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        rows.append((name, (s * (x - cx) + SIZE / 2, s * (y - cy) + SIZE / 2, s * w, s * h)))
-    table = build_table({
+        rows.append((name, (s * (x - cx) + size / 2, s * (y - cy) + size / 2, s * w, s * h)))
+    columns = {
         "sample_id": [f"speed/{r[0]}" for r in rows],
         "dataset": ["affectnet"] * n,
         "split": ["test"] * n,
         "image_path": [r[0] for r in rows],
         "label_id": [-1] * n,
-        "bbox": [{"x": b[0], "y": b[1], "w": b[2], "h": b[3]} for _, b in rows],
-        "width": [SIZE] * n,
-        "height": [SIZE] * n,
-    })
+        "width": [size] * n,
+        "height": [size] * n,
+    }
+    if boxes:
+        columns["bbox"] = [{"x": b[0], "y": b[1], "w": b[2], "h": b[3]} for _, b in rows]
+    table = build_table(columns)
     path = out / "manifests" / "speed.parquet"
     write_manifest(table, path, dataset="affectnet", root=out)
     return path

@@ -4,10 +4,14 @@ Runs ``fercurate.synth.runner.run`` (all cores) on
 
 * the FERPlus test split (3,573 48x48 grayscale crops, ingested from ../shared/data/ferplus),
 * JAFFE (213 256x256 faces) and the 20 larger test pictures in ../shared/data/faces,
+* a speed set of ``--speed-images`` distinct 256x256 JPEG face crops cut (jittered) from JAFFE and
+  faces/, with no face box, so faces are detected as MaskTheFace does,
 
 and prints, per set: images masked / total (and by landmark method: mesh, dlib, or the mean-shape
 fallback), coverage (nose tip, mouth and chin landmarks inside the mask outline, no eye landmark
-inside), and wall-clock images/s including worker start-up. A cross-check re-draws a sample of the
+inside), and wall-clock images/s including worker start-up; for FERPlus and the speed set also the
+steady-state rate without start-up (the same run on two images times the spawn + model loading, as
+``pose_speed.py`` does). A cross-check re-draws a sample of the
 FERPlus masks in this process (byte-identical to the files, which also checks determinism) and tests
 them against *dlib's* landmarks, an independent detector. A CPU-time profile per stage (one core,
 warm) gives a figure that depends less on what else the shared machine is running.
@@ -38,6 +42,7 @@ MASKTHEFACE = {  # quoted from issue 6 (measured there with MaskTheFace's defaul
     "ferplus": {"success": 0.69, "images_per_s": 116.0},
     "jaffe": {"success": 1.00, "images_per_s": 28.0},
     "faces": {"success": 0.71, "images_per_s": None},
+    "speed-256": {"success": None, "images_per_s": 28.0},  # MaskTheFace's 256-px rate
 }
 
 
@@ -120,6 +125,29 @@ def _print(s: dict) -> None:
     print(f"speed         {rate:.1f} images/s wall clock ({s['seconds']:.1f} s incl. worker start-up)"
           + (f"; MaskTheFace {ref:.0f}/s (quoted) -> {rate / ref:.2f}x" if ref else ""))
     print(f"face hidden   {100 * s['mean_face_covered']:.1f}% of the visible face region on average")
+
+
+PROBE = 16  # images in the start-up probe: four chunks, so every worker starts
+
+
+def _startup(manifest: Path, config, out_dir: Path, workers: int, ws, splits: tuple[str, ...] = ()) -> float:  # noqa: ANN001
+    """Wall seconds of a run on :data:`PROBE` images: worker spawn, imports, model loading (+ 16 images)."""
+    from fercurate.synth.runner import run
+
+    t = time.perf_counter()
+    run(manifest, config, splits=list(splits), limit=PROBE, out_dir=out_dir, name="startup-probe", workers=workers,
+        workspace=ws)
+    return time.perf_counter() - t
+
+
+def _print_steady(s: dict, probe: float) -> None:
+    """Steady rate = (N - 16) / (full run - probe run): start-up cancels out."""
+    steady = (s["masked"] - PROBE) / max(s["seconds"] - probe, 1e-9)
+    s["probe_seconds"] = probe
+    s["steady_images_per_s"] = steady
+    ref = MASKTHEFACE.get(s["set"], {}).get("images_per_s")
+    print(f"steady state  {steady:.1f} images/s without worker start-up (= (N - {PROBE}) / (run - {PROBE}-image run "
+          f"of {probe:.1f} s))" + (f"; MaskTheFace {ref:.0f}/s (quoted) -> {steady / ref:.2f}x" if ref else ""))
 
 
 def _cross_check(parent_path: Path, made_path: Path, config, sample: int, seed: int) -> dict:  # noqa: ANN001
@@ -240,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cross-check", type=int, default=400, help="masks re-drawn and checked against dlib (0: skip)")
     ap.add_argument("--skip-large", action="store_true", help="FERPlus only")
     ap.add_argument("--cpu-profile", type=int, default=1000, help="FERPlus faces for the CPU-time profile (0: skip)")
+    ap.add_argument("--speed-images", type=int, default=2000, help="256-px faces in the speed set (0: skip)")
     ap.add_argument("--workspace", type=Path, default=None, help="keep outputs here (default: a temp folder)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -278,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     layer, _ = read_layer(layer_path(res.manifest_path, "synth"), "synth")
     s = _summarise("ferplus", total, res, layer)
     _print(s)
+    _print_steady(s, _startup(fer_manifest, config, ws.root / "data" / "probe", workers, ws, ("test",)))
     figures["sets"].append(s)
     if args.cross_check:
         t0 = time.perf_counter()
@@ -310,6 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             s = _summarise(name, res.rows + res.failed, res, layer)
             _print(s)
             figures["sets"].append(s)
+    if args.speed_images:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pose_speed import make_dataset
+
+        speed_root = ws.root / "speed-256"
+        path = make_dataset(DATA, speed_root, args.speed_images, size=256, boxes=False)
+        res = run(path, config, out_dir=ws.root / "data" / "speed-masked", workers=workers, workspace=ws)
+        layer, _ = read_layer(layer_path(res.manifest_path, "synth"), "synth")
+        s = _summarise("speed-256", args.speed_images, res, layer)
+        _print(s)
+        _print_steady(s, _startup(path, config, ws.root / "data" / "probe-256", workers, ws))
+        figures["sets"].append(s)
     figures["load_after"] = _load()
     print(f"\nload average after {figures['load_after']}")
     if args.json:

@@ -72,13 +72,22 @@ def _upscale(image: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(image, (round(w * f), round(h * f)), interpolation=cv2.INTER_CUBIC), f
 
 
+# A short-range detection at least this confident is kept without also running the full-range model.
+CONFIDENT = 0.7
+
+
 def detect_mediapipe(image: np.ndarray) -> list[FaceBox]:
-    """BlazeFace on a BGR/gray image: short- and full-range models pooled, overlaps merged by score."""
+    """BlazeFace on a BGR/gray image: the short-range model, and the full-range one (pooled, overlaps
+    merged by score) only when the short-range model found no confident face. The full-range model
+    costs 2.5x the short-range one (7.5 vs 3.0 ms CPU on a 256-px image) and dataset faces are close-ups.
+    """
     img, f = _upscale(image)
     rgb = to_rgb(img)
     h, w = rgb.shape[:2]
-    found = []
+    found: list[FaceBox] = []
     for full_range in (False, True):
+        if full_range and any(face.score >= CONFIDENT for face in found):
+            break
         result = _mediapipe_detector(full_range).process(rgb)
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box

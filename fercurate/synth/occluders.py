@@ -202,10 +202,9 @@ def _render(
     pos = ((xs / ss + x0 - ox) * frame.down[0] + (ys / ss + y0 - oy) * frame.down[1]) / max(frame.length, 1.0)
     light = (1.0 + drawing.texture * grain) * (1.0 - drawing.gradient * np.clip(pos, -1, 2) / 2)
     col = np.clip(col * light[..., None], 0, 1)
-    col = cv2.resize(col * alp[..., None], (w, h), interpolation=cv2.INTER_AREA)
-    alp = cv2.resize(alp, (w, h), interpolation=cv2.INTER_AREA)
-    layer = np.dstack([col, alp]).astype(np.float32)
-    composite(out, layer, rect)
+    col = cv2.resize(col * alp[..., None], (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alp = cv2.resize(alp, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+    composite(out, col, alp, rect)
     paste_alpha(alpha_full, alp, rect)
     return out, alpha_full
 

@@ -117,13 +117,15 @@ def premultiply(rgba: np.ndarray) -> np.ndarray:
     return src
 
 
-def composite(image: np.ndarray, layer: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
-    """Alpha-composite a premultiplied float layer (h, w, 4 BGRA) over a BGR uint8 image, in place."""
+def composite(image: np.ndarray, colour: np.ndarray, alpha: np.ndarray, rect: tuple[int, int, int, int]) -> np.ndarray:
+    """Alpha-composite premultiplied float colour (h, w, 3 BGR, 0..1) with coverage ``alpha`` (h, w)
+    over a BGR uint8 image, in place: ``out = colour + image * (1 - alpha)``."""
     x0, y0, w, h = rect
-    roi = image[y0 : y0 + h, x0 : x0 + w].astype(np.float32) / 255.0
-    alpha = layer[..., 3:4]
-    out = layer[..., :3] + roi * (1.0 - alpha)
-    image[y0 : y0 + h, x0 : x0 + w] = np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    roi = image[y0 : y0 + h, x0 : x0 + w]
+    keep = 1.0 - alpha
+    out = cv2.multiply(roi.astype(np.float32), cv2.merge([keep, keep, keep]))
+    out = cv2.scaleAdd(np.ascontiguousarray(colour, dtype=np.float32), 255.0, out)
+    roi[...] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return image
 
 
