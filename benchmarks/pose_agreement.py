@@ -16,6 +16,13 @@ Two parts, each printing its figures:
   for each method raw and with the ``openface`` calibration on the held-out half; plus how often
   landmarks were found on the 48x48 faces.
 
+* ``ceiling`` — how far *any* re-scoring of landmark geometry gets towards the lists, on the same
+  base and held-out half: (a) OpenFace's own camera (focal 500 x width / 640 = 37.5 px on a 48-px
+  crop, principal point at the centre) with dlib's 68 points and PnP, to test whether the lists'
+  inflated angles are a perspective effect; (b) gradient-boosted trees fitted on the fitting half with
+  every method's angles and confidences, then also with the 136 normalised dlib landmark coordinates.
+  The best of these is an upper bound on what a calibration of our angles can reach.
+
 ``--fit`` refits the calibration on the fitting half (ids split by a fixed seed; the report half is
 never used for fitting) and writes ``fercurate/pose/data/calibration_openface.json``.
 
@@ -217,18 +224,11 @@ def _metrics(score: np.ndarray, member: np.ndarray, threshold: float) -> dict[st
 
 
 def agreement(data: Path, ws: Workspace, methods: list[str], workers: int | None, fit: bool, recompute: bool) -> None:
-    from fercurate.ingest.ran_lists import read_official
     from fercurate.layers import read_layer
 
     print("== agreement with the official Pose-FERPlus lists (FERPlus test) ==")
     manifest, layers = prepare(data, ws, methods, workers, recompute)
-    official = read_official(manifest).to_pandas()
-    base = sorted(set(official.loc[official["list"] == "aligned-test", "sample_id"]))
-    members = {t: set(official.loc[official["list"] == f"pose{t}", "sample_id"]) for t in (30, 45)}
-    y = {t: np.array([s in members[t] for s in base]) for t in (30, 45)}
-    perm = np.random.default_rng(SPLIT_SEED).permutation(len(base))
-    fit_half = np.zeros(len(base), bool)
-    fit_half[perm[: len(base) // 2]] = True
+    base, y, fit_half = _official_base(manifest)
     report = ~fit_half
     print(f"    comparison base: {len(base):,} aligned test images; official Pose-30 {y[30].sum():,}, Pose-45 {y[45].sum():,} "
           f"(paper {PAPER[30]:,} / {PAPER[45]:,}); calibration split seed {SPLIT_SEED}: fit {fit_half.sum():,} / report {report.sum():,}")
@@ -286,12 +286,80 @@ def agreement(data: Path, ws: Workspace, methods: list[str], workers: int | None
         print(f"    wrote {out.relative_to(REPO)} ({out.stat().st_size:,} bytes)")
 
 
+def _official_base(manifest: Path) -> tuple[list[str], dict[int, np.ndarray], np.ndarray]:
+    """Sorted comparison ids, Pose-30/45 membership over them, and the fitting-half mask."""
+    from fercurate.ingest.ran_lists import read_official
+
+    official = read_official(manifest).to_pandas()
+    base = sorted(set(official.loc[official["list"] == "aligned-test", "sample_id"]))
+    members = {t: set(official.loc[official["list"] == f"pose{t}", "sample_id"]) for t in (30, 45)}
+    y = {t: np.array([s in members[t] for s in base]) for t in (30, 45)}
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(base))
+    fit_half = np.zeros(len(base), bool)
+    fit_half[perm[: len(base) // 2]] = True
+    return base, y, fit_half
+
+
+def ceiling(data: Path, ws: Workspace, methods: list[str], workers: int | None) -> None:
+    """Upper bounds for any calibration of landmark geometry (see the module docstring)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    from fercurate.faces import detect_batch
+    from fercurate.layers import read_layer
+    from fercurate.manifest import read_manifest
+
+    print("== ceiling: what any re-scoring of landmark geometry reaches (FERPlus test) ==")
+    manifest, layers = prepare(data, ws, methods, workers, False)
+    base, y, fit_half = _official_base(manifest)
+    report = ~fit_half
+    m = read_manifest(manifest)
+    paths = dict(zip(m.table.column("sample_id").to_pylist(), m.table.column("image_path").to_pylist()))
+    t0 = time.perf_counter()
+    images = [cv2.imread(str(m.root / paths[s])) for s in base]
+    lms = detect_batch(images, [(0.0, 0.0, float(i.shape[1]), float(i.shape[0])) for i in images], "dlib")
+    pts = np.stack([lm.points for lm in lms]).astype(np.float64)
+    found = np.array([lm.ok for lm in lms])
+    print(f"    dlib 68 points on {found.sum():,} of {len(base):,} faces ({time.perf_counter() - t0:.0f} s)")
+
+    def auc(score: np.ndarray, rows: np.ndarray) -> str:
+        return " ".join(f"{roc_auc_score(y[t][rows], score[rows]):.3f}" for t in (30, 45))
+
+    model = load_model("dlib68")
+    for label, focal in (("OpenFace camera (f = 37.5 px)", 500.0 * 48 / 640), ("our camera (f = 8 x face)", 8.0 * 48)):
+        ypr = np.zeros((len(base), 3))
+        for i in np.flatnonzero(found):
+            rot, _, _ = solve_pnp(model.points, pts[i], focal, (24.0, 24.0), weights=model.weights)
+            ypr[i] = euler_from_matrix(rot)
+        score = np.max(np.abs(ypr[:, :2]), axis=1)
+        print(f"    {label:<36} AUC Pose-30 / Pose-45, all {len(base):,}: {auc(score, np.ones(len(base), bool))}")
+
+    features = []
+    for method, path in layers.items():
+        table, _ = read_layer(path, "pose")
+        idx = {s: i for i, s in enumerate(table.column("sample_id").to_pylist())}
+        t = table.take([idx[s] for s in base])
+        cols = [t.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in ("yaw", "pitch", "roll", "confidence")]
+        features.append(np.stack(cols + [np.abs(c) for c in cols[:3]], axis=1))
+    angles = np.nan_to_num(np.hstack(features))
+    centred = pts - pts.mean(axis=1, keepdims=True)
+    shape = (centred / np.maximum(np.linalg.norm(centred, axis=(1, 2), keepdims=True), 1e-9)).reshape(len(base), -1)
+    for label, x in (("trees on all methods' angles", angles), ("trees on angles + dlib shape", np.hstack([angles, shape]))):
+        scores = {}
+        for t in (30, 45):
+            clf = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.04, max_leaf_nodes=15, l2_regularization=1.0,
+                                                 random_state=0)
+            scores[t] = clf.fit(x[fit_half], y[t][fit_half]).predict_proba(x)[:, 1]
+        held = " ".join(f"{roc_auc_score(y[t][report], scores[t][report]):.3f}" for t in (30, 45))
+        print(f"    {label:<36} held-out AUC Pose-30 / Pose-45: {held}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/fercurate-pose-bench"))
     parser.add_argument("--methods", default="mediapipe,mediapipe-pnp,dlib,dlib-6point")
-    parser.add_argument("--part", choices=("all", "accuracy", "agreement"), default="all")
+    parser.add_argument("--part", choices=("all", "accuracy", "agreement", "ceiling"), default="all")
     parser.add_argument("--fit", action="store_true", help="refit the openface calibration on the fitting half")
     parser.add_argument("--recompute", action="store_true", help="recompute pose layers already in the workspace")
     parser.add_argument("--workers", type=int, default=None)
@@ -306,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("all", "agreement"):
         args.workspace.mkdir(parents=True, exist_ok=True)
         agreement(args.data, Workspace.current(args.workspace), methods, args.workers, args.fit, args.recompute)
+    if args.part in ("all", "ceiling"):
+        args.workspace.mkdir(parents=True, exist_ok=True)
+        ceiling(args.data, Workspace.current(args.workspace), methods, args.workers)
     return 0
 
 
