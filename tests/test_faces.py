@@ -40,6 +40,28 @@ def test_index_map_is_a_valid_68_point_scheme() -> None:
 
 
 @pytest.mark.realdata
+def test_face_detector_uses_full_range_model_only_when_needed(faces_dir: Path) -> None:
+    """A close-up face is the short-range model's own detection; a small face far from the camera,
+    which the short-range model misses, is still found by the full-range model."""
+    from fercurate.faces import detection as D
+    from fercurate.faces.alignment import to_rgb
+
+    photo = read_image(faces_dir / "pyfeat_single_face.jpg")
+    near = D.detect_mediapipe(photo)
+    short = D._mediapipe_detector(False).process(to_rgb(photo)).detections
+    assert near and short and near[0].score >= D.CONFIDENT
+    assert near[0].score == pytest.approx(float(short[0].score[0]))
+    canvas = np.full((720, 720, 3), 128, np.uint8)
+    small = cv2.resize(photo, (100, round(100 * photo.shape[0] / photo.shape[1])))
+    canvas[300 : 300 + small.shape[0], 200:300] = small
+    assert not D._mediapipe_detector(False).process(to_rgb(canvas)).detections
+    far = D.detect_mediapipe(canvas)
+    assert far, "the full-range model should find the small face"
+    x, y, w, h = far[0].bbox
+    assert 200 <= x + w / 2 <= 300 and 300 <= y + h / 2 <= 300 + small.shape[0]
+
+
+@pytest.mark.realdata
 @pytest.mark.parametrize("method", ["mediapipe", "dlib"])
 def test_detect_real_face_without_box(faces_dir: Path, method: str) -> None:
     img = read_image(faces_dir / "prnet_0.jpg")

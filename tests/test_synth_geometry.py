@@ -13,7 +13,7 @@ from fercurate.synth import placement as P
 from fercurate.synth import shapes as S
 from fercurate.synth import templates as T
 from fercurate.synth.seeds import rng, sample_seed
-from fercurate.synth.warp import ThinPlateSpline
+from fercurate.synth.warp import ThinPlateSpline, composite
 
 FACES = {
     "frontal_256": "jaffe/KA.AN1.39.tiff",
@@ -123,6 +123,47 @@ def test_thin_plate_spline_interpolates_its_anchors():
     aff = ThinPlateSpline.fit(src, src * 2 + 1)
     probe = np.array([[3.3, 7.1], [-4, 20]])
     assert np.allclose(aff(probe), probe * 2 + 1, atol=1e-6)
+
+
+def test_point_in_polygon_agrees_with_opencv():
+    """The vectorised even-odd test gives pointPolygonTest's answer, edges and vertices counting as inside."""
+    r = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(r.integers(3, 30))
+        angles = np.sort(r.uniform(0, 2 * np.pi, n))
+        poly = np.round(np.c_[50 + r.uniform(5, 30, n) * np.cos(angles), 50 + r.uniform(5, 30, n) * np.sin(angles)])
+        pts = np.vstack([np.round(r.uniform(10, 90, (40, 2))), poly[:2], (poly[0] + poly[1]) / 2])
+        contour = poly.astype(np.float32).reshape(-1, 1, 2)
+        want = [cv2.pointPolygonTest(contour, (float(x), float(y)), True) >= 0 for x, y in pts]
+        assert G.inside(poly, pts).tolist() == want
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
+    assert G.inside(square, [[5, 5], [10, 5], [0, 0], [11, 5], [5, -0.1]]).tolist() == [True, True, True, False, False]
+
+
+def test_mask_shading_and_compositing_follow_their_formulas():
+    """Channel c of a shaded mask = gain * L * (main_c * (A - P) + second_c * P), L = 1.5 * light / A;
+    compositing gives colour + image * (1 - A)."""
+    r = np.random.default_rng(0)
+    h, w = 7, 9
+    alpha = r.uniform(0.05, 1, (h, w)).astype(np.float32)
+    light = (r.uniform(0, 1, (h, w)) * alpha / M.LIGHT_SCALE).astype(np.float32)
+    pattern = (r.uniform(0, 1, (h, w)) * alpha).astype(np.float32)
+    layer = np.dstack([light, pattern, np.zeros_like(light), alpha])
+    main, second = np.array([0.2, 0.5, 0.9], np.float32), np.array([0.7, 0.1, 0.3], np.float32)
+    gain = r.uniform(0.5, 1.1, (h, w)).astype(np.float32)
+    got = M._shaded(layer, main, second, gain)
+    lit = gain * M.LIGHT_SCALE * light / alpha
+    want = np.stack([lit * (main[c] * (alpha - pattern) + second[c] * pattern) for c in range(3)], axis=-1)
+    assert np.allclose(got, want, atol=1e-5)
+    image = r.integers(0, 256, (h + 4, w + 4, 3), dtype=np.uint8)
+    before = image.copy()
+    colour = np.clip(got, 0, alpha[..., None])
+    composite(image, colour, alpha, (2, 3, w, h))
+    expect = np.clip(colour * 255 + before[3 : 3 + h, 2 : 2 + w] * (1 - alpha[..., None]), 0, 255)
+    assert np.abs(image[3 : 3 + h, 2 : 2 + w].astype(float) - expect).max() <= 0.51
+    untouched = np.ones(image.shape[:2], bool)
+    untouched[3 : 3 + h, 2 : 2 + w] = False
+    assert (image[untouched] == before[untouched]).all()
 
 
 def test_occluders_hide_their_region(faces):
