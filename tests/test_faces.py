@@ -14,14 +14,6 @@ from fercurate.faces.dlib68 import model_path
 from fercurate.images import read_image
 
 
-@pytest.fixture(scope="module")
-def faces_dir(shared_data: Path) -> Path:
-    d = shared_data / "faces"
-    if not (d / "prnet_0.jpg").exists():
-        pytest.skip("faces/ test images absent")
-    return d
-
-
 INNER = list(range(17, 68))  # jaw contours are defined differently by the two models
 
 

@@ -107,14 +107,6 @@ def test_projected_rotated_faces_beat_the_generic_6_point_model(real_shapes: np.
     assert mean["mesh"] < mean["six"] and mean["dlib68"] < mean["six"]
 
 
-@pytest.fixture(scope="module")
-def faces_dir(shared_data: Path) -> Path:
-    d = shared_data / "faces"
-    if not (d / "pyfeat_45-m7-di-ph.jpg").exists():
-        pytest.skip("faces/ images absent")
-    return d
-
-
 @pytest.mark.realdata
 @pytest.mark.parametrize("method", ["mediapipe", "dlib"])
 def test_mirrored_images_flip_yaw_and_roll(faces_dir: Path, method: str) -> None:
