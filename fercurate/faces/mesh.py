@@ -24,7 +24,7 @@ INPUT_SIZE = 192
 NUM_POINTS = {False: 468, True: 478}
 
 _GRAPH = """
-num_threads: %(graph_threads)d
+num_threads: %(threads)d
 input_stream: "IMAGE:image"
 output_stream: "LANDMARKS:landmarks"
 output_stream: "SCORE:score"
@@ -146,7 +146,6 @@ class MeshLandmarker:
         self.num_points = NUM_POINTS[attention]
         text = _GRAPH % {
             "threads": threads,
-            "graph_threads": threads,
             "split": 6 if attention else 1,
             "end": 7 if attention else 2,
             "decoder": "TensorsToFaceLandmarksWithAttention" if attention else "TensorsToFaceLandmarks",
