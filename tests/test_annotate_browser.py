@@ -149,6 +149,8 @@ def test_app_tag_menu_occ_none_is_pulled_as_the_launch_annotator(app: AppUnderTe
     page.locator('[data-cy="action-tag-sample-labels"]').click()
     tag_input = page.locator('[data-cy="sample-tag-input"]')
     tag_input.fill("occ:none")
+    # Enter only takes once the menu offers the new tag (on a busy machine that can lag the typing)
+    page.get_by_text('Add "occ:none" tag').wait_for()
     tag_input.press("Enter")
     page.get_by_text("Apply").click()
     page.screenshot(path=str(tmp_path / "tagged.png"))
