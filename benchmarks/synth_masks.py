@@ -19,7 +19,12 @@ warm) gives a figure that depends less on what else the shared machine is runnin
 Targets (issue 6): >= 99% masked, >= 98% coverage, >= 3x MaskTheFace's 116 images/s at 48 px and
 28 images/s at 256 px. MaskTheFace's figures are quoted from the issue, not measured here.
 
-    python benchmarks/synth_masks.py                  # everything, all cores
+The images are really written (atomically), so the output disk is part of the figure: the benchmark
+prints what creating one file (temp file + rename) costs in its output folder. On this machine that
+varied from 0.04 to 0.9 ms between runs minutes apart, i.e. up to ~15% of the 48-px rate.
+
+    python benchmarks/synth_masks.py                  # everything, all cores, in a temp folder
+    python benchmarks/synth_masks.py --workspace /work/bench-synth   # keep the outputs (remade each run)
     python benchmarks/synth_masks.py --limit 300 -j 2 # quick look
 """
 
@@ -201,6 +206,28 @@ def _cross_check(parent_path: Path, made_path: Path, config, sample: int, seed: 
     }
 
 
+def _file_cost(folder: Path, n: int = 500) -> float:
+    """Wall ms to create one small file in ``folder`` the way the writer does (temp file + rename).
+
+    Printed because it depends on the disk, not on fercurate (0.04-0.9 ms on this machine, varying
+    from minute to minute), and a 48-px mask costs only ~3 ms of CPU.
+    """
+    probe = folder / ".file-cost-probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i in range(n):
+        tmp = probe / f".{i}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"\0" * 2048)
+        os.close(fd)
+        os.replace(tmp, probe / f"{i}.png")
+    ms = 1000 * (time.perf_counter() - t0) / n
+    for f in probe.iterdir():
+        f.unlink()
+    probe.rmdir()
+    return ms
+
+
 def _cpu_profile(paths: list[Path], bbox: tuple[float, ...] | None, mode: str) -> dict:
     """CPU time per image and stage in this process, one core, models and template pool warm.
 
@@ -294,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     workers = resolve_workers(args.workers)
     print(f"workers {workers}; cores {os.cpu_count()}; load average before {_load()} "
           "(machine shared: timings are noisy)")
+    file_ms = _file_cost(ws.root / "data")
+    print(f"output folder {ws.root / 'data'}: {file_ms:.2f} ms to create + rename one file (a property of the disk)")
     config = SynthConfig(
         kind="mask", styles=("surgical", "cloth", "n95", "kn95"), seed=0, landmark_mode=args.landmark_mode
     )
-    figures: dict = {"workers": workers, "landmark_mode": args.landmark_mode, "load_before": _load(), "sets": []}
+    figures: dict = {"workers": workers, "landmark_mode": args.landmark_mode, "load_before": _load(), "sets": [],
+               "output_folder": str(ws.root / "data"), "file_create_ms": file_ms}
 
     fer_manifest = ws.manifest_path("ferplus")
     ingest(DATA / "ferplus", fer_manifest)
