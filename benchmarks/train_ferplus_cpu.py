@@ -21,7 +21,7 @@ here and printed with the results):
   spin-waiting made 2 threads several times slower than 1. The trainer keeps tensors channels_last,
   which oneDNN's CPU convolutions run about 20% faster.
 
-    python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu --warm-epochs 12   # the recorded run
+    python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu --warm-epochs 32 --ran-limit 28000  # recorded
     python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu          # shorter (3 warm epochs)
     python benchmarks/train_ferplus_cpu.py --out /tmp/smoke --limit 512 --ran-limit 256 --warm-epochs 1
 
