@@ -104,6 +104,30 @@ def stage(name: str, cfg, results: dict, **kw) -> Path:  # noqa: ANN001
     return res.checkpoint
 
 
+def reuse_warm(ws: Path, cfg) -> dict | None:  # noqa: ANN001
+    """Stage A's record from an earlier run in ``ws``, if its finished checkpoint matches ``cfg``."""
+    import dataclasses
+
+    from fercurate.ran.checkpoint import load_checkpoint
+
+    ckpt, prev = Path(cfg.out) / "baseline.pt", ws / "results.json"
+    if not ckpt.exists() or not prev.exists():
+        print(f"--reuse-warm: no finished stage A in {ws}; training it", flush=True)
+        return None
+    state = load_checkpoint(ckpt)
+    known = {f.name for f in dataclasses.fields(cfg)}
+    stored = dataclasses.asdict(type(cfg)(**{k: v for k, v in state["config"].items() if k in known}).resolved())
+    want = {k: v for k, v in dataclasses.asdict(cfg.resolved()).items() if k not in ("threads", "log_every")}
+    have = {k: stored[k] for k in want}
+    record = json.loads(prev.read_text())["stages"].get("A: baseline warm start")
+    if have != want or state["epoch"] != cfg.epochs or not record:
+        diff = sorted(k for k in want if have[k] != want[k])
+        print(f"--reuse-warm: {ckpt} was trained with other settings ({', '.join(diff) or 'unfinished'}); training stage A",
+              flush=True)
+        return None
+    return {**record, "reused": True}
+
+
 def main() -> None:  # noqa: PLR0915 - a linear script
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = Path(__file__).resolve().parents[1]
@@ -118,6 +142,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     ap.add_argument("--warm-lr", type=float, default=0.05)
     ap.add_argument("--ran-lr", type=float, default=0.01)
     ap.add_argument("--freeze", default="stem,layer1,layer2", help="stages frozen in stage B")
+    ap.add_argument("--head", choices=("warm", "fresh"), default="warm",
+                    help="stage B classifiers start from the stage-A classifier (warm) or from scratch (fresh)")
+    ap.add_argument("--reuse-warm", action="store_true",
+                    help="skip stage A when <out> already holds its finished checkpoint with these settings; "
+                         "its recorded time is carried over from <out>/results.json and counted in the total")
     ap.add_argument("--limit", type=int, default=None, help="train on N faces only (smoke runs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -143,12 +172,19 @@ def main() -> None:  # noqa: PLR0915 - a linear script
                       batch_size=args.batch, targets="votes", nesterov=True, schedule="cosine", seed=args.seed,
                       threads=args.threads, weight_decay=5e-4, log_every=50)
         runs = ws / "runs"
-        warm = stage("A: baseline warm start", TrainConfig(
+        warm_cfg = TrainConfig(
             out=str(runs / "A-baseline"), arch="baseline", epochs=args.warm_epochs, lr=args.warm_lr,
-            warmup_epochs=min(0.3, args.warm_epochs / 4), val_splits=["val"], limit=args.limit, **common), results)
+            warmup_epochs=min(0.3, args.warm_epochs / 4), val_splits=["val"], limit=args.limit, **common)
+        reused = reuse_warm(ws, warm_cfg) if args.reuse_warm else None
+        if reused:
+            results["stages"]["A: baseline warm start"] = reused
+            warm = Path(reused["checkpoint"])
+            print(f"== A: reusing {warm} ({reused['epochs']} epochs, recorded {reused['wall_s'] / 60:.1f} min) ==", flush=True)
+        else:
+            warm = stage("A: baseline warm start", warm_cfg, results)
         freeze = [f for f in args.freeze.split(",") if f]
         fine = dict(epochs=args.ran_epochs, lr=args.ran_lr, warmup_epochs=0.05, pretrained=str(warm), freeze=freeze,
-                    limit=args.ran_limit)
+                    limit=args.ran_limit, pretrained_head=args.head == "warm")
         ran = stage("B: RAN", TrainConfig(out=str(runs / "B-ran"), arch="ran", **fine, **common), results)
         base = stage("B: baseline", TrainConfig(out=str(runs / "B-baseline"), arch="baseline", **fine, **common), results)
         for name, ckpt in (("ran", ran), ("baseline", base)):
@@ -170,9 +206,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     (ws / "results.json").write_text(json.dumps(results, indent=2))
 
     print("\n== FERPlus on CPU: results ==")
+    print(f"stage B: {args.ran_epochs} epoch(s) at lr {args.ran_lr}, frozen {args.freeze or 'nothing'}, "
+          f"classifiers start {'from stage A' if args.head == 'warm' else 'fresh'}")
     print(f"command: {results['command']}")
     for name, s in results["stages"].items():
-        ips = ", ".join(f"{v:.1f}" for v in s["train_img_per_s"])
+        ips = ", ".join(f"{v:.1f}" for v in s["train_img_per_s"]) + (" (reused from an earlier run)" if s.get("reused") else "")
         print(f"{name:<26} {s['epochs']} ep on {s['train_faces']:,} faces: {s['wall_s'] / 60:.1f} min "
               f"(CPU {s['cpu_s'] / 60:.1f} min), "
               f"train img/s per epoch {ips}; val acc {s['val_acc']}")

@@ -23,6 +23,7 @@ from fercurate.ran.loss import classification_loss, ran_loss, rb_loss
 from fercurate.ran.model import (
     BaselineResNet,
     RegionAttentionNetwork,
+    head_from_baseline,
     relation_attention,
     self_attention,
 )
@@ -184,6 +185,32 @@ def test_ran_forward_composes_the_equations():
     assert torch.allclose(out.mu, mu, atol=1e-5)
     assert torch.allclose(out.nu, nu, atol=1e-5)
     assert torch.allclose(out.logits, logits, atol=1e-4)
+
+
+def test_head_from_baseline_is_the_baseline_classifier_on_the_mean_crop():
+    torch.manual_seed(0)
+    base = BaselineResNet(5, input_size=32).eval()
+    ran = RegionAttentionNetwork(5, input_size=32).eval()
+    ran.backbone.load_state_dict(base.backbone.state_dict())
+    head_from_baseline(ran, base.fc.weight.detach(), base.fc.bias.detach())
+    assert torch.equal(ran.fc.weight, torch.cat([base.fc.weight, base.fc.weight], 1) / 2)
+    faces = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        out = ran(faces)
+        crops = ran.crops(ran.norm(faces)).reshape(18, 3, 32, 32)
+        mean_crop = ran.backbone.features(crops).view(3, 6, 512).mean(1)  # q0 = q1 = 0: every crop weighs the same
+        assert torch.allclose(out.mu, torch.full((3, 6), 0.5)) and torch.allclose(out.nu, torch.full((3, 6), 0.5))
+        assert torch.allclose(out.logits, base.fc(mean_crop), atol=1e-4)
+        # every crop with the same feature: exactly the baseline's prediction
+        same = ran.backbone.features(ran.norm(faces))[:, None].expand(-1, 6, -1)
+        _, f_m = self_attention(same, ran.q0)
+        _, p = relation_attention(same, f_m, torch.full((3, 6), 0.5), ran.q1)
+        assert torch.allclose(ran.fc(p), base(faces).logits, atol=1e-4)
+    copy = BaselineResNet(5, input_size=32)
+    head_from_baseline(copy, base.fc.weight.detach(), base.fc.bias.detach())
+    assert torch.equal(copy.fc.weight, base.fc.weight) and torch.equal(copy.fc.bias, base.fc.bias)
+    with pytest.raises(ValueError, match="does not fit"):
+        head_from_baseline(ran, torch.zeros(8, 512), torch.zeros(8))
 
 
 def test_rb_loss_on_hand_made_weights():

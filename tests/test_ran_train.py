@@ -119,6 +119,28 @@ def test_baseline_official_variant_votes_and_seven_classes(workspace):
     assert TrainConfig(manifest="m", out="o").resolved().lr == 0.01
 
 
+def test_ran_fine_tunes_from_a_baseline_with_its_classifier(workspace):
+    make_toy_manifest(workspace)
+    base = train(tiny(workspace, workspace / "runs" / "base", arch="baseline", epochs=1)).checkpoint
+    said: list[str] = []
+    # a tiny lr: the RAN's head must still be the baseline's, split over [F_i : F_m]
+    ran = train(tiny(workspace, workspace / "runs" / "ran", epochs=1, lr=1e-9, pretrained=str(base), pretrained_head=True,
+                     freeze=["stem", "layer1", "layer2", "layer3", "layer4"]), echo=said.append).checkpoint
+    w_base, w_ran = weights(base), weights(ran)
+    assert torch.allclose(w_ran["fc.weight"], torch.cat([w_base["fc.weight"]] * 2, 1) / 2, atol=1e-6)
+    assert torch.allclose(w_ran["fc.bias"], w_base["fc.bias"], atol=1e-6)
+    assert torch.equal(w_ran["backbone.layer4.1.conv2.weight"], w_base["backbone.layer4.1.conv2.weight"])
+    assert any("classifier loaded from the baseline checkpoint (split over [F_i : F_m]" in line for line in said)
+    fresh = weights(train(tiny(workspace, workspace / "runs" / "fresh", epochs=1, lr=1e-9, pretrained=str(base))).checkpoint)
+    assert not torch.allclose(fresh["fc.weight"], w_ran["fc.weight"], atol=1e-3)
+    with pytest.raises(InputError, match="same label map"):
+        train(tiny(workspace, workspace / "runs" / "x", num_classes=7, pretrained=str(base), pretrained_head=True))
+    with pytest.raises(InputError, match="does not fit a baseline"):
+        train(tiny(workspace, workspace / "runs" / "x", arch="baseline", pretrained=str(ran), pretrained_head=True))
+    with pytest.raises(InputError, match="needs --pretrained"):
+        train(tiny(workspace, workspace / "runs" / "x", pretrained_head=True))
+
+
 def test_random_and_landmark_crops_train(workspace):
     make_toy_manifest(workspace, landmarks=True)
     # random: cached faces through a DataLoader worker; landmark: the no-cache decode path

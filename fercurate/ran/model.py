@@ -153,6 +153,29 @@ class RegionAttentionNetwork(nn.Module):
         return RANOutput(self.fc(p), mu, nu)
 
 
+def head_from_baseline(model: nn.Module, fc_weight: torch.Tensor, fc_bias: torch.Tensor) -> None:
+    """Start ``model``'s classifier from a trained baseline's FC (num_classes, 512).
+
+    A baseline gets the weights as they are. RAN gets W_RAN = [W/2 : W/2] and the same bias, so
+    FC(P) = W (sum_i w_i F_i / sum_i w_i + F_m) / 2 + b: the baseline's classifier on the average of
+    the two halves of P, which is exactly the baseline's prediction when every crop has the same
+    feature. The attention vectors q0, q1 start at zero (every crop weighted alike, mu = nu = 1/2).
+    """
+    fc = model.fc
+    n, d = fc_weight.shape
+    if n != fc.out_features or d != FEATURE_DIM:
+        raise ValueError(f"classifier of shape ({n}, {d}) does not fit a {fc.out_features}-class ResNet-18 head")
+    with torch.no_grad():
+        if isinstance(model, RegionAttentionNetwork):
+            fc.weight.copy_(torch.cat([fc_weight, fc_weight], dim=1) / 2)  # (C, 1024) = [W/2 : W/2]
+            for q in (model.q0, model.q1):
+                q.weight.zero_()
+                q.bias.zero_()
+        else:
+            fc.weight.copy_(fc_weight)
+        fc.bias.copy_(fc_bias)
+
+
 class BaselineResNet(nn.Module):
     """The paper's baseline: ResNet-18 on the whole face, FC on its 512-d feature."""
 

@@ -42,7 +42,7 @@ from fercurate.ran.backbone import load_pretrained
 from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from fercurate.ran.crops import CROP_MODES, CROP_SETS, fixed_boxes, random_boxes
 from fercurate.ran.loss import OFFICIAL_CODE_MARGIN, PAPER_MARGIN, ran_loss
-from fercurate.ran.model import ARCHS, build_model
+from fercurate.ran.model import ARCHS, RegionAttentionNetwork, build_model, head_from_baseline
 from fercurate.workspace import Workspace
 
 VARIANTS = ("paper", "official-code")
@@ -105,6 +105,7 @@ class TrainConfig:
     random_max_scale: float = 0.95
     landmark_scale: float = 0.5
     pretrained: str | None = None
+    pretrained_head: bool = False
     freeze: list[str] = field(default_factory=list)
     seed: int = 0
     limit: int | None = None
@@ -139,6 +140,7 @@ class TrainConfig:
             (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
             (cfg.input_size >= 16, "--input-size must be at least 16"),
             (cfg.arch == "ran" or cfg.crops == "fixed", "--crops random/landmark only apply to --arch ran"),
+            (cfg.pretrained is not None or not cfg.pretrained_head, "--pretrained-head needs --pretrained"),
             (set(cfg.freeze) <= set(FREEZABLE), f"--freeze takes backbone stages: {', '.join(FREEZABLE)}"),
         ]
         for ok, message in checks:
@@ -206,6 +208,30 @@ def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
                         attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
     model.load_state_dict(state["model"])
     return model
+
+
+def load_pretrained_head(model: torch.nn.Module, path: str, labels: list[str]) -> str:
+    """Start the classifier (and RAN's attention) from a fercurate checkpoint with the same label map.
+
+    From a baseline checkpoint, RAN's FC gets the baseline's weights split over [F_i : F_m]
+    (:func:`fercurate.ran.model.head_from_baseline`); from a RAN checkpoint, a RAN takes FC, q0 and q1
+    as they are. Returns a one-line report.
+    """
+    state = load_checkpoint(path)
+    if list(state["labels"]) != list(labels):
+        raise InputError(f"{path}: --pretrained-head needs the same label map as this run "
+                         f"(file: {state['labels']}, run: {labels})")
+    weights = state["model"]
+    if state.get("arch") == "ran":
+        if not isinstance(model, RegionAttentionNetwork):
+            raise InputError(f"{path}: a RAN checkpoint's head (1024-d) does not fit a baseline; "
+                             "use --pretrained without --pretrained-head")
+        head = {k: v for k, v in weights.items() if k.split(".")[0] in ("fc", "q0", "q1")}
+        model.load_state_dict(head, strict=False)
+        return f"{path}: classifier and attention (fc, q0, q1) loaded from the RAN checkpoint"
+    head_from_baseline(model, weights["fc.weight"], weights["fc.bias"])
+    how = "split over [F_i : F_m], q0 = q1 = 0" if isinstance(model, RegionAttentionNetwork) else "as is"
+    return f"{path}: classifier loaded from the baseline checkpoint ({how})"
 
 
 def freeze_stages(model: torch.nn.Module, stages: list[str]) -> list[torch.nn.Module]:
@@ -411,6 +437,10 @@ def train(
         report = load_pretrained(model.backbone, cfg.pretrained)
         if d.main:
             echo(report.summary())
+        if cfg.pretrained_head:
+            message = load_pretrained_head(model, cfg.pretrained, labels)
+            if d.main:
+                echo(message)
     model.to(device)
     # channels_last on every device: tensor cores want it on CUDA, and oneDNN's CPU convolutions are
     # faster with it too (ResNet-18 at 64 px, 2 AVX2 cores: 67 -> 83 training images/s, RAN 18 -> 21.5)
