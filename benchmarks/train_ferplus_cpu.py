@@ -15,19 +15,26 @@ here and printed with the results):
 * Stage B: RAN (paper variant: sigmoid attention, RB-loss margin 0.02 added 1:1, the paper's fixed
   crops) starts from the stage-A backbone (``--pretrained``) and trains on ``--ran-limit`` training faces
   (a seeded sample) with the stem, layer1 and layer2 frozen (no backward pass through them: RAN then costs
-  about 3.8x a baseline step instead of 6x). The baseline is trained "the same way": from the same
-  stage-A backbone, with the same faces, schedule and freezing, on whole faces.
+  about 3.8x a baseline step instead of 6x). Both classifiers start from stage A's (``--head warm``,
+  i.e. ``--pretrained-head``: RAN's FC gets the baseline's weights split over [F_i : F_m], so it starts
+  as the baseline's classifier on the mean crop feature; a fresh head needs epochs to catch up). The
+  baseline is trained "the same way": from the same stage-A model, with the same faces, schedule and
+  freezing, on whole faces. ``--reuse-warm`` skips a finished stage A already in ``--out`` (same
+  settings), counting its recorded time in the total, to try stage-B settings.
 * torch uses 2 threads with OMP_WAIT_POLICY=PASSIVE: on a CPU shared with other processes, OpenMP
   spin-waiting made 2 threads several times slower than 1. The trainer keeps tensors channels_last,
   which oneDNN's CPU convolutions run about 20% faster.
 
-    python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu --warm-epochs 32 --ran-limit 28000  # recorded
+    python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu --warm-epochs 32 --ran-limit 28000 \
+        --ran-epochs 5 --freeze stem,layer1                                                # recorded
     python benchmarks/train_ferplus_cpu.py --out /tmp/ferplus-cpu          # shorter (3 warm epochs)
     python benchmarks/train_ferplus_cpu.py --out /tmp/smoke --limit 512 --ran-limit 256 --warm-epochs 1
 
 Prints and writes ``<out>/results.json``: the command, per-stage wall time, process CPU time and
-images/s, the load average seen, and accuracy (with bootstrap 95% CI) of both models on each group
-beside the paper's. CPU time / 2 estimates the wall time on a quiet 2-core machine.
+images/s, the load average seen, accuracy (with bootstrap 95% CI) of both models on each group
+beside the paper's, RAN minus baseline on the same faces (paired bootstrap CI, McNemar's p), and the
+stage-B baseline's accuracy on each of RAN's crops alone (how much each region tells). CPU time / 2
+estimates the wall time on a quiet 2-core machine.
 """
 
 from __future__ import annotations
@@ -104,6 +111,64 @@ def stage(name: str, cfg, results: dict, **kw) -> Path:  # noqa: ANN001
     return res.checkpoint
 
 
+def paired_difference(ws: Path, group: str, n_boot: int = 2000, seed: int = 0) -> dict:
+    """RAN minus baseline accuracy on the same faces: paired bootstrap 95% CI and McNemar's exact p."""
+    import numpy as np
+    import pandas as pd
+    from scipy.stats import binomtest
+
+    from fercurate.subsets import find_subset, subset_ids
+    from fercurate.workspace import Workspace
+
+    ran, base = (pd.read_parquet(ws / "eval" / name / "predictions.parquet", columns=["sample_id", "label", "pred"])
+                 for name in ("ran", "baseline"))
+    both = ran.merge(base, on=["sample_id", "label"], suffixes=("_ran", "_base"))
+    both = both[both["label"] >= 0]
+    if group != "test":
+        both = both[both["sample_id"].isin(subset_ids(find_subset(group, manifest="ferplus", workspace=Workspace(ws))))]
+    r = (both["pred_ran"] == both["label"]).to_numpy()
+    b = (both["pred_base"] == both["label"]).to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(r), size=(n_boot, len(r)))
+    diffs = 100 * (r[idx].mean(1) - b[idx].mean(1))
+    only_ran, only_base = int((r & ~b).sum()), int((b & ~r).sum())
+    p = binomtest(only_ran, only_ran + only_base).pvalue if only_ran + only_base else 1.0
+    return {"n": len(r), "diff": round(100 * (r.mean() - b.mean()), 2),
+            "ci95": [round(float(v), 2) for v in np.percentile(diffs, [2.5, 97.5])],
+            "only_ran_right": only_ran, "only_baseline_right": only_base, "mcnemar_p": round(float(p), 4)}
+
+
+def crop_accuracy(ws: Path, checkpoint: Path) -> dict[str, float]:
+    """Accuracy (%) of a baseline checkpoint on FERPlus test given only one of RAN's paper crops.
+
+    Every crop, the whole face too, is resampled by RAN's crop sampler, so 'face' can differ from the
+    evaluator's figure by a few faces (the evaluator resizes the whole face directly).
+    """
+    import numpy as np
+    import torch
+
+    from fercurate.manifest import read_manifest
+    from fercurate.ran import data as rdata
+    from fercurate.ran.checkpoint import load_checkpoint
+    from fercurate.ran.crops import CROP_NAMES, box_thetas, crop_regions, fixed_boxes
+    from fercurate.ran.model import build_model
+
+    state = load_checkpoint(checkpoint)
+    cfg = state["config"]
+    model = build_model("baseline", len(state["labels"]), input_size=cfg["input_size"]).eval()
+    model.load_state_dict(state["model"])
+    samples = rdata.select_samples(read_manifest(cfg["manifest"]), splits=["test"], num_classes=len(state["labels"]))
+    store = rdata.load_faces(samples, cfg["face_size"], desc="decode faces")
+    samples, store = rdata.drop_failures(samples, store)
+    thetas = box_thetas(fixed_boxes("paper"))  # (6, 2, 3), whole face first
+    out = {}
+    with torch.no_grad():
+        for i, name in enumerate(CROP_NAMES["paper"]):
+            preds = [model(crop_regions(torch.tensor(b).float() / 255, thetas[i:i + 1], cfg["input_size"])[:, 0])
+                     .logits.argmax(1) for b in np.array_split(store.faces, max(1, len(store.faces) // 256))]
+            out[name] = round(100 * float((torch.cat(preds).numpy() == samples.labels).mean()), 2)
+    return out
+
+
 def reuse_warm(ws: Path, cfg) -> dict | None:  # noqa: ANN001
     """Stage A's record from an earlier run in ``ws``, if its finished checkpoint matches ``cfg``."""
     import dataclasses
@@ -150,6 +215,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     ap.add_argument("--limit", type=int, default=None, help="train on N faces only (smoke runs)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crop-check", action="store_true",
+                    help="only print the finished stage-B baseline's accuracy on each RAN crop alone (no training)")
     args = ap.parse_args()
 
     import torch
@@ -161,6 +228,11 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     ws.mkdir(parents=True, exist_ok=True)
     os.environ["FERCURATE_WORKSPACE"] = str(ws)
     torch.set_num_threads(args.threads)
+    if args.crop_check:
+        ckpt = ws / "runs" / "B-baseline" / "baseline.pt"
+        print(f"{ckpt} on FERPlus test, one RAN crop only: "
+              + ", ".join(f"{k} {v:.2f}%" for k, v in crop_accuracy(ws, ckpt).items()))
+        return
     results: dict = {"command": " ".join([sys.executable, *sys.argv]), "stages": {}, "eval": {},
                      "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
     t_all = time.perf_counter()
@@ -199,6 +271,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
                 for g in res.groups
             }
             results["eval"][name]["wall_s"] = round(time.perf_counter() - t, 1)
+        results["paired"] = {g: paired_difference(ws, g) for g in ("test", *SUBSETS)}
+        results["baseline_on_one_crop"] = crop_accuracy(ws, base)
     results["total_wall_s"] = round(time.perf_counter() - t_all, 1)
     results["train_wall_s"] = round(sum(s["wall_s"] for s in results["stages"].values()), 1)
     results["train_cpu_s"] = round(sum(s["cpu_s"] for s in results["stages"].values()), 1)
@@ -219,13 +293,20 @@ def main() -> None:  # noqa: PLR0915 - a linear script
           f"{results['total_wall_s'] / 60:.1f} min; load average min/median/max "
           f"{results['load_average']['min']:.1f}/{results['load_average']['median']:.1f}/{results['load_average']['max']:.1f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'group':<22} {'n':>5} {'RAN %':>7} {'baseline %':>10} {'paper RAN':>9} {'paper base':>10}")
+    print(f"{'group':<22} {'n':>5} {'RAN %':>7} {'baseline %':>10} {'RAN-base [paired 95% CI]':>25} "
+          f"{'McNemar p':>9} {'paper RAN':>9} {'paper base':>10}")
     r, b = results["eval"]["ran"], results["eval"]["baseline"]
     for g in ["test", *SUBSETS]:
         pr = r[g]["paper_ran"]
         pb = r[g]["paper_baseline"]
-        print(f"{g:<22} {r[g]['n']:>5} {r[g]['accuracy']:>7.2f} {b[g]['accuracy']:>10.2f} "
-              f"{pr if pr is not None else '-':>9} {pb if pb is not None else '-':>10}")
+        d = results["paired"][g]
+        diff = f"{d['diff']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+        print(f"{g:<22} {r[g]['n']:>5} {r[g]['accuracy']:>7.2f} {b[g]['accuracy']:>10.2f} {diff:>25} "
+              f"{d['mcnemar_p']:>9.3f} {pr if pr is not None else '-':>9} {pb if pb is not None else '-':>10}")
+    print("stage-B baseline on FERPlus test given one RAN crop only: "
+          + ", ".join(f"{k} {v:.1f}%" for k, v in results["baseline_on_one_crop"].items()))
+    print("RAN-base: the accuracy difference on the same faces (paired bootstrap); McNemar p: exact test on the "
+          "faces only one model gets right")
     test_ok = r["test"]["accuracy"] >= 80
     ahead = all(r[g]["accuracy"] > b[g]["accuracy"] for g in SUBSETS)
     print(f"target >= 80% on FERPlus test: {'PASS' if test_ok else 'FAIL'} ({r['test']['accuracy']:.2f}%); "

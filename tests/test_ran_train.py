@@ -193,4 +193,4 @@ def test_cli_train_and_resume(workspace):
     r = runner.invoke(app, ["train", "--resume", str(out), "--lr", "0.3"])
     assert r.exit_code == 1 and "error:" in r.output and "differs" in r.output
     r = runner.invoke(app, ["train", "--help"])
-    assert r.exit_code == 0 and "Example:" in r.output
+    assert r.exit_code == 0 and "Example:" in r.output and "--pretrained-head" in r.output
