@@ -131,6 +131,10 @@ def test_ran_fine_tunes_from_a_baseline_with_its_classifier(workspace):
     assert torch.allclose(w_ran["fc.bias"], w_base["fc.bias"], atol=1e-6)
     assert torch.equal(w_ran["backbone.layer4.1.conv2.weight"], w_base["backbone.layer4.1.conv2.weight"])
     assert any("classifier loaded from the baseline checkpoint (split over [F_i : F_m]" in line for line in said)
+    again = weights(train(tiny(workspace, workspace / "runs" / "again", epochs=1, lr=1e-9, pretrained=str(ran),
+                                pretrained_head=True, freeze=["stem", "layer1", "layer2", "layer3", "layer4"])).checkpoint)
+    for key in ("fc.weight", "q0.weight", "q1.weight", "q1.bias"):  # RAN -> RAN: the head as it is
+        assert torch.allclose(again[key], w_ran[key], atol=1e-6), key
     fresh = weights(train(tiny(workspace, workspace / "runs" / "fresh", epochs=1, lr=1e-9, pretrained=str(base))).checkpoint)
     assert not torch.allclose(fresh["fc.weight"], w_ran["fc.weight"], atol=1e-3)
     with pytest.raises(InputError, match="same label map"):
