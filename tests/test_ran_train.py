@@ -15,7 +15,7 @@ from fercurate.cli import app
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.ran import data as rdata
-from fercurate.ran.checkpoint import load_checkpoint
+from fercurate.ran.checkpoint import load_checkpoint, save_checkpoint
 from fercurate.ran.train import TrainConfig, train
 
 
@@ -96,13 +96,21 @@ def test_resume_refuses_changed_settings_and_changed_manifest(workspace):
     # epochs may change: training goes on for one more epoch
     more = train(TrainConfig(manifest="", out=""), resume=run.checkpoint, overrides={"epochs": 2})
     assert load_checkpoint(more.checkpoint)["epoch"] == 2
+    # a checkpoint from before a setting existed resumes with that setting's default, even when given
+    state = load_checkpoint(more.checkpoint)
+    del state["config"]["pretrained_head"]
+    save_checkpoint(state, more.checkpoint)
+    with pytest.raises(InputError, match="pretrained_head = True differs from the checkpoint's False"):
+        train(TrainConfig(manifest="", out=""), resume=more.checkpoint, overrides={"pretrained_head": True})
+    older = train(TrainConfig(manifest="", out=""), resume=more.checkpoint, overrides={"epochs": 3, "pretrained_head": False})
+    assert load_checkpoint(older.checkpoint)["epoch"] == 3
     manifest = workspace / "manifests" / "toy.parquet"
     m = read_manifest(manifest)
     from fercurate.manifest import write_manifest
 
     write_manifest(m.table.slice(1), manifest, dataset="ferplus", root=m.root)
     with pytest.raises(InputError, match="changed since the checkpoint"):
-        train(TrainConfig(manifest="", out=""), resume=run.checkpoint, overrides={"epochs": 3})
+        train(TrainConfig(manifest="", out=""), resume=run.checkpoint, overrides={"epochs": 4})
 
 
 def test_baseline_official_variant_votes_and_seven_classes(workspace):

@@ -663,7 +663,8 @@ def _resolve_resume(resume: str | os.PathLike, arch: str) -> Path:
 
 
 def _resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: Path) -> TrainConfig:
-    values = dict(state["config"])
+    # settings added after the checkpoint was written take their defaults (what that run used)
+    values = {**dataclasses.asdict(TrainConfig(manifest="", out="")), **state["config"]}
     for key, value in overrides.items():
         if value is None:
             continue
