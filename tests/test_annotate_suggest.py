@@ -137,3 +137,123 @@ def test_fine_tuning_uses_labels_and_reused_pretraining_gives_identical_scores(w
     fewer = suggest(manifest, config=TrainConfig(seed=2, steps=6, min_labels=4, threads=1, batch=16),
                     train_labels=labels, write_events=False)
     assert not fewer.training["finetuned"]  # 3 per class is below min_labels=4
+
+
+@pytest.fixture(scope="module")
+def expression_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch baseline from ``fercurate train`` on a toy manifest (24 px): a real checkpoint to start from."""
+    import torch
+    from fixtures_ran import make_toy_manifest as make_ran_manifest
+
+    from fercurate.ran.train import TrainConfig as RanConfig
+    from fercurate.ran.train import train
+
+    ws = tmp_path_factory.mktemp("suggest-backbone")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERCURATE_WORKSPACE", str(ws))
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        path = make_ran_manifest(ws, size=24, per_class={"train": 3, "val": 1, "test": 1})
+        cfg = RanConfig(manifest=str(path), out=str(ws / "runs" / "b"), arch="baseline", epochs=1, batch_size=8,
+                        input_size=24, face_size=24, decode_workers=1, save_every_min=0)
+        ckpt = train(cfg, echo=lambda s: None).checkpoint
+        torch.set_num_threads(threads)
+    return ckpt
+
+
+def test_backbone_scorer_is_the_checkpoints_resnet_on_the_grey_face(expression_checkpoint: Path) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from fercurate.annotate.suggest import _tensor, build_net
+    from fercurate.ran.checkpoint import load_checkpoint
+    from fercurate.ran.train import model_from_checkpoint
+
+    net = build_net(str(expression_checkpoint)).eval()
+    model = model_from_checkpoint(load_checkpoint(expression_checkpoint)).eval()
+    assert torch.equal(net.expression.weight, model.fc.weight) and torch.equal(net.expression.bias, model.fc.bias)
+    faces = np.stack([_face(1), _face(2)])
+    rgb = torch.from_numpy(faces.astype(np.float32) / 255.0)[:, None].expand(-1, 3, -1, -1)
+    rgb = F.interpolate(rgb, size=(24, 24), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        ours = net.body(_tensor(faces))
+        theirs = model.backbone.features(model.norm(rgb))
+        assert ours.shape == (2, 512) and torch.allclose(ours, theirs, atol=1e-5)
+        assert torch.allclose(net.expression(ours), model(rgb).logits, atol=1e-5)  # same expression prediction
+        assert net(_tensor(faces)).shape == (2, 1 + len(KINDS))
+
+
+def test_backbone_from_a_ran_checkpoint_reads_its_fc_on_the_whole_face(expression_checkpoint: Path, tmp_path: Path) -> None:
+    import torch
+
+    from fercurate.annotate.suggest import _tensor, build_net
+    from fercurate.ran.checkpoint import load_checkpoint, save_checkpoint
+    from fercurate.ran.model import build_model
+
+    state = load_checkpoint(expression_checkpoint)
+    ran = build_model("ran", len(state["labels"]), input_size=24)
+    torch.nn.init.normal_(ran.fc.weight)
+    state = {k: v for k, v in state.items() if k not in ("format", "format_version")}
+    state.update(arch="ran", model=ran.state_dict(), config={**state["config"], "arch": "ran"})
+    path = save_checkpoint(state, tmp_path / "ran.pt")
+    net = build_net(str(path)).eval()
+    w = ran.fc.weight
+    assert torch.allclose(net.expression.weight, w[:, :512] + w[:, 512:])  # FC on P = [f : f]
+    with torch.no_grad():
+        assert torch.equal(net.body.backbone.conv1.weight, ran.backbone.conv1.weight)
+        assert net(_tensor(np.stack([_face(3)]))).shape == (1, 1 + len(KINDS))
+
+
+def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path, expression_checkpoint: Path) -> None:
+    from test_annotate import make_toy_manifest
+    from typer.testing import CliRunner
+
+    from fercurate.annotate.dataset import suggestion_layer_path
+    from fercurate.annotate.suggest import BACKBONE_METHOD, TrainConfig, label_targets, suggest
+    from fercurate.cli import app
+    from fercurate.layers import read_layer
+    from fercurate.ran.checkpoint import file_sha256
+
+    manifest = make_toy_manifest(workspace, name="sugbb", n=12)
+    ids = pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
+    labels = label_targets(pd.DataFrame({"sample_id": ids[:6], "types": [["mask"], ["upper"], ["bottom"]] + [["none"]] * 3}))
+    config = TrainConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8,
+                         backbone=str(expression_checkpoint))
+    first = suggest(manifest, config=config, train_labels=labels, write_events=False)
+    assert first.scored == 12 and first.training["finetuned"] and BACKBONE_METHOD in first.summary()
+    prov = read_layer(suggestion_layer_path(manifest))[1]["provenance"]
+    assert prov["method"] == BACKBONE_METHOD and prov["backbone_sha256"] == file_sha256(expression_checkpoint)
+    again = suggest(manifest, config=config, train_labels=labels, write_events=False)
+    assert again.training["pretrain_reused"]
+    assert np.array_equal(first.scores["score"].to_numpy(), again.scores["score"].to_numpy())
+    small = suggest(manifest, config=TrainConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8),
+                    train_labels=labels, write_events=False)
+    assert not small.training["pretrain_reused"]  # the small CNN never reuses the ResNet's weights
+    assert not np.array_equal(first.scores["score"].to_numpy(), small.scores["score"].to_numpy())
+
+    r = CliRunner().invoke(app, ["annotate", "suggest", "sugbb", "--steps", "2", "--epochs", "0", "--threads", "1",
+                                 "--backbone", str(expression_checkpoint)])
+    assert r.exit_code == 0, r.output
+    assert BACKBONE_METHOD in r.output
+    events = read_events(Workspace.current().annotation_path("sugbb")).to_pandas()
+    assert set(events["origin"]) == {BACKBONE_METHOD}
+
+
+def test_suggest_rejects_a_backbone_that_is_not_a_checkpoint(workspace: Path, tmp_path: Path) -> None:
+    from test_annotate import make_toy_manifest
+    from typer.testing import CliRunner
+
+    from fercurate.annotate.dataset import suggestion_layer_path
+    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.cli import app
+
+    manifest = make_toy_manifest(workspace, name="sugbadbb", n=4)
+    with pytest.raises(InputError, match="checkpoint not found"):
+        suggest(manifest, config=TrainConfig(backbone=str(tmp_path / "nope.pt")))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(InputError, match="junk.pt: cannot read as a fercurate checkpoint"):
+        suggest(manifest, config=TrainConfig(backbone=str(junk)))
+    assert not suggestion_layer_path(manifest).exists()  # rejected before anything was written
+    r = CliRunner().invoke(app, ["annotate", "suggest", "sugbadbb", "--backbone", str(tmp_path / "nope.pt")])
+    assert r.exit_code != 0 and "nope.pt" in r.output

@@ -1,7 +1,10 @@
 """Occlusion suggestions: a score per face that sorts the labelling queue, and pre-filled types.
 
-The scorer is a small CNN on 48x48 grayscale face crops (the FERPlus format; other datasets are
-cropped to their face box and resized), trained here, offline, on our own data:
+The scorer works on 48x48 grayscale face crops (the FERPlus format; other datasets are cropped to
+their face box and resized). By default it is a small CNN trained from scratch; with
+``TrainConfig.backbone`` it is the ResNet-18 of an expression model trained with ``fercurate train``
+(its faces upsampled to the model's input size), which scores better once labels exist (see the
+benchmark). Either way it is trained here, offline, on our own data:
 
 1. **pre-training** (no occlusion labels needed) on up to ``pool`` faces of the manifest (the
    scored rows plus a seeded sample of the others), two tasks at once: spotting synthetic
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     import torch
 
 METHOD = "cnn48-synthetic+expression"
+BACKBONE_METHOD = "resnet18-checkpoint-synthetic+expression"
 SUGGEST_ANNOTATOR = "fercurate-suggest"
 TYPE_COLUMNS: tuple[str, ...] = tuple(f"p_{k}" for k in KINDS)
 SUGGEST_SCHEMA = pa.schema(
@@ -76,6 +80,11 @@ class TrainConfig:
     min_labels: int = 20  # per class, to fine-tune on real labels
     batch: int = 64
     threads: int = 2
+    backbone: str | None = None  # a fercurate checkpoint (baseline or RAN) whose ResNet-18 starts the scorer
+
+    @property
+    def method(self) -> str:
+        return BACKBONE_METHOD if self.backbone else METHOD
 
 
 @dataclass
@@ -95,7 +104,7 @@ class SuggestResult:
                  if t.get("finetuned") else "no fine-tuning (too few labels)")
         pre = "synthetic occlusion + expression" if t.get("expression") else "synthetic occlusion"
         lines = [
-            f"scored {self.scored:,} faces -> {self.layer} ({METHOD}: {t.get('pretrain_steps', 0):,} batches of "
+            f"scored {self.scored:,} faces -> {self.layer} ({t.get('method', METHOD)}: {t.get('pretrain_steps', 0):,} batches of "
             f"{pre} on {t.get('pretrain_faces', 0):,} faces, {tuned})",
             f"{self.events_added:,} suggestion events added (shown in the App as occ_suggested)",
         ]
@@ -163,10 +172,18 @@ def load_faces(manifest: Manifest, workers: int | None = None) -> tuple[np.ndarr
 # --- the network ----------------------------------------------------------------------------------
 
 
-def build_net() -> "torch.nn.Module":
-    """Four conv blocks (16-32-64-128 channels) on 48x48 and global pooling (~100k weights), with two
-    heads: ``occlusion`` (1 + 5 logits: occluded, then each type) and ``expression`` (8 classes)."""
+def build_net(backbone: str | os.PathLike | None = None) -> "torch.nn.Module":
+    """The scorer: ``body`` (faces -> features) and two heads, ``occlusion`` (1 + 5 logits: occluded,
+    then each type) and ``expression`` (8 classes).
+
+    Without ``backbone``: four conv blocks (16-32-64-128 channels) on 48x48 and global pooling
+    (~100k weights). With ``backbone`` (a fercurate checkpoint): that model's ResNet-18 and input
+    normalisation, its expression FC copied into the expression head.
+    """
     from torch import nn
+
+    if backbone is not None:
+        return _backbone_net(backbone)
 
     def block(i: int, o: int) -> nn.Sequential:
         return nn.Sequential(nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True))
@@ -185,6 +202,60 @@ def build_net() -> "torch.nn.Module":
             return self.occlusion(self.body(x))
 
     return OcclusionNet()
+
+
+def _backbone_net(path: str | os.PathLike) -> "torch.nn.Module":
+    """The ResNet-18 of a fercurate checkpoint as the scorer's body.
+
+    The body takes the same normalised 1-channel 48x48 tensors as the small CNN: it undoes
+    :func:`_tensor`'s normalisation, repeats the grey channel to RGB, resizes to the model's input
+    size and applies the model's own input normalisation, so training and scoring code are shared.
+    """
+    import torch.nn.functional as F
+    from torch import nn
+
+    from fercurate.ran.backbone import FEATURE_DIM
+    from fercurate.ran.checkpoint import load_checkpoint
+    from fercurate.ran.train import model_from_checkpoint
+
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(state)
+    size = int(model.input_size)
+
+    class ResNetBody(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm, self.backbone = model.norm, model.backbone
+
+        def forward(self, x):  # noqa: ANN001, ANN202 - (B, 1, 48, 48) normalised grey -> (B, 512)
+            rgb = (x * 0.25 + 0.5).expand(-1, 3, -1, -1)
+            if rgb.shape[-1] != size:
+                rgb = F.interpolate(rgb, size=(size, size), mode="bilinear", align_corners=False)
+            return self.backbone.features(self.norm(rgb))
+
+    class BackboneOcclusionNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = ResNetBody()
+            self.occlusion = nn.Linear(FEATURE_DIM, 1 + len(KINDS))
+            self.expression = nn.Linear(FEATURE_DIM, len(CANONICAL_LABELS))
+            w = model.fc.weight.data  # (C, 512) baseline; (C, 1024) RAN, on P = [F_i : F_m]
+            if w.shape[1] == 2 * FEATURE_DIM:
+                w = w[:, :FEATURE_DIM] + w[:, FEATURE_DIM:]  # the whole face as RAN's only crop: P = [f : f]
+            known = w.shape[0]  # 7 or 8 classes, in canonical order (checked on load)
+            self.expression.weight.data[:known] = w
+            self.expression.bias.data[:known] = model.fc.bias.data
+
+        def forward(self, x):  # noqa: ANN001, ANN202 - torch convention
+            return self.occlusion(self.body(x))
+
+    return BackboneOcclusionNet()
+
+
+def _learning_rates(config: TrainConfig) -> tuple[float, float]:
+    """Peak learning rates (pre-training, fine-tuning): a trained ResNet moves gently, the small CNN from
+    scratch needs more."""
+    return (3e-4, 3e-4) if config.backbone else (3e-3, 1e-3)
 
 
 def _tensor(faces: np.ndarray) -> "torch.Tensor":
@@ -240,9 +311,10 @@ def train_scorer(
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     rng = np.random.default_rng(config.seed)
-    net = build_net()
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=max(1, config.steps))
+    net = build_net(config.backbone)
+    pre_lr, _ = _learning_rates(config)
+    opt = torch.optim.AdamW(net.parameters(), lr=pre_lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=pre_lr, total_steps=max(1, config.steps))
     use_expr = expressions is not None and bool((expressions >= 0).any())
     candidates = np.flatnonzero(expressions >= 0) if use_expr else np.arange(len(pool))
     net.train()
@@ -291,8 +363,9 @@ def _finetune(
     clean_targets = np.nan_to_num(targets, nan=0.0).astype(np.float32)
     n = len(faces)
     per_epoch = (n + config.batch - 1) // config.batch
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=config.finetune_epochs * per_epoch)
+    _, lr = _learning_rates(config)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=config.finetune_epochs * per_epoch)
     bar = progress(total=config.finetune_epochs * per_epoch, desc="fine-tuning on labelled faces", unit="batch")
     snapshots = []
     for epoch in range(config.finetune_epochs):
@@ -384,6 +457,7 @@ def suggest(
     config = config or TrainConfig()
     if not (0 <= prefill_occluded <= 1 and 0 <= prefill_clean <= 1 and prefill_occluded + prefill_clean <= 1):
         raise InputError("prefill fractions must be in [0, 1] and add up to at most 1")
+    backbone_id = _check_backbone(config.backbone)
     full = read_manifest(ws.resolve_manifest(manifest_path))
     manifest = full.where_split(split) if split else full
     in_split = np.isin(full.table.column("split").cast(pa.string()).to_numpy(zero_copy_only=False), [split]) \
@@ -411,7 +485,7 @@ def suggest(
             tgt = train_labels[["occluded", *KINDS]].to_numpy(np.float32)[[r[1] for r in rows]]
             labelled = (faces_scored[pick], tgt)
     cache = pretrained_path(full.path)
-    key = _pretrain_key(config, loaded.table.column("sample_id").to_pylist(), ok_all)
+    key = _pretrain_key(config, loaded.table.column("sample_id").to_pylist(), ok_all, backbone_id)
     cached = _load_pretrained(cache, key)
     _, training, scores, state = train_scorer(faces[ok_all], expressions[ok_all], config, labelled, faces_scored[ok],
                                               pretrained=cached)
@@ -433,10 +507,11 @@ def suggest(
         schema=SUGGEST_SCHEMA,
     )
     layer = suggestion_layer_path(full.path)
-    training.update(method=METHOD, seed=config.seed, threads=config.threads, split=split,
+    training.update(method=config.method, backbone=config.backbone, backbone_sha256=backbone_id or None,
+                    seed=config.seed, threads=config.threads, split=split,
                     prefill_occluded=prefill_occluded, prefill_clean=prefill_clean)
     write_layer(table, layer, layer=SUGGEST_LAYER, manifest=full.name, provenance=training)
-    added = _write_events(ws, manifest, ids, suggested, probs, events) if write_events else 0
+    added = _write_events(ws, manifest, ids, suggested, probs, events, config.method) if write_events else 0
     frame = pd.DataFrame({"sample_id": ids, "score": probs[:, 0], "suggested": suggested, "ok": ok})
     return SuggestResult(layer, int(ok.sum()), failures, added, training, frame)
 
@@ -448,11 +523,24 @@ def pretrained_path(manifest_path: str | os.PathLike) -> Path:
     return layer.with_name(layer.name.replace(".parquet", ".pretrained.pt"))
 
 
-def _pretrain_key(config: TrainConfig, sample_ids: Sequence[str], ok: np.ndarray) -> str:
+def _check_backbone(path: str | None) -> str:
+    """SHA-256 of the backbone checkpoint ('' without one), after checking it is a fercurate checkpoint
+    (a clear error before any face is loaded)."""
+    if not path:
+        return ""
+    from fercurate.ran.checkpoint import file_sha256, load_checkpoint
+
+    state = load_checkpoint(path)
+    if state.get("arch") not in ("ran", "baseline"):
+        raise InputError(f"{path}: --backbone needs a checkpoint of a RAN or baseline model (arch: {state.get('arch')})")
+    return file_sha256(path)
+
+
+def _pretrain_key(config: TrainConfig, sample_ids: Sequence[str], ok: np.ndarray, backbone_id: str = "") -> str:
     import hashlib
 
     h = hashlib.sha1()
-    h.update(f"{METHOD}|{config.seed}|{config.steps}|{config.pool}|{config.batch}|{config.threads}".encode())
+    h.update(f"{config.method}|{backbone_id}|{config.seed}|{config.steps}|{config.pool}|{config.batch}|{config.threads}".encode())
     for sid, good in zip(sample_ids, ok):
         h.update(f"{sid}:{int(good)}\n".encode())
     return h.hexdigest()
@@ -510,7 +598,7 @@ def _prefill(probs: np.ndarray, ok: np.ndarray, top: float, bottom: float) -> li
 
 def _write_events(
     ws: Workspace, manifest: Manifest, ids: np.ndarray, suggested: list[list[str] | None], probs: np.ndarray,
-    events: pa.Table,
+    events: pa.Table, method: str = METHOD,
 ) -> int:
     """Suggestion events for faces that have a suggestion and no human label yet."""
     humans = set(current_labels(events.filter(pa.compute.equal(events.column("source"), "human")))["sample_id"]) \
@@ -518,7 +606,7 @@ def _write_events(
     when = datetime.now(timezone.utc)
     new = [
         make_event(sid, types, annotator=SUGGEST_ANNOTATOR, source="suggestion", labelled_at=when,
-                   origin=METHOD, note=f"score={probs[i, 0]:.3f}")
+                   origin=method, note=f"score={probs[i, 0]:.3f}")
         for i, (sid, types) in enumerate(zip(ids, suggested))
         if types and sid not in humans
     ]
@@ -529,6 +617,7 @@ def _write_events(
 
 
 __all__ = [
+    "BACKBONE_METHOD",
     "METHOD",
     "SUGGEST_SCHEMA",
     "SuggestResult",

@@ -120,23 +120,31 @@ def suggest_cmd(
     no_labels: bool = typer.Option(False, "--no-labels", help="Ignore existing occlusion labels: pre-training only."),
     threads: int = typer.Option(2, "--threads", help="Torch threads for training.", min=1),
     no_events: bool = typer.Option(False, "--no-events", help="Only write the score layer, no suggestion events."),
+    backbone: Path = typer.Option(
+        None, "--backbone", exists=True, dir_okay=False,
+        help="Start the scorer from this expression model's ResNet-18 (a baseline.pt/ran.pt from "
+             "'fercurate train'): slower, better once labels exist.",
+    ),
     workers: int = options.Workers,
     workspace: Path = options.Workspace,
 ) -> None:
     """Score every face for occlusion (sorts the App's queue) and pre-fill likely types to confirm.
 
-    Trains a small CNN on the manifest's own faces (synthetic occluders + its expression labels),
-    fine-tuned on the occlusion labels already in annotations/ (human, official); writes
+    Trains a small CNN (or, with --backbone, a trained expression model's ResNet-18) on the
+    manifest's own faces (synthetic occluders + its expression labels), fine-tuned on the occlusion
+    labels already in annotations/ (human, official); writes
     manifests/<name>.occlusion_suggest.parquet and suggestion events (never labels: a person
     confirms them in the App). Re-run it after labelling a few hundred faces: it learns from them.
 
     Example: fercurate annotate suggest manifests/ferplus.parquet --split test
+             fercurate annotate suggest ferplus --split test --backbone runs/baseline/baseline.pt
     """
     from fercurate.annotate.suggest import TrainConfig, suggest
 
     result = suggest(
         manifest, split=split, workspace=Workspace.current(workspace),
-        config=TrainConfig(seed=seed, steps=steps, pool=pool, finetune_epochs=epochs, threads=threads),
+        config=TrainConfig(seed=seed, steps=steps, pool=pool, finetune_epochs=epochs, threads=threads,
+                           backbone=str(backbone) if backbone else None),
         use_table_labels=not no_labels, write_events=not no_events, workers=workers,
     )
     typer.echo(result.summary())
