@@ -205,6 +205,7 @@ def test_backbone_from_a_ran_checkpoint_reads_its_fc_on_the_whole_face(expressio
 
 
 def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path, expression_checkpoint: Path) -> None:
+    import torch
     from test_annotate import make_toy_manifest
     from typer.testing import CliRunner
 
@@ -222,6 +223,7 @@ def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path,
     first = suggest(manifest, config=config, train_labels=labels, write_events=False)
     assert first.scored == 12 and first.training["finetuned"] and BACKBONE_METHOD in first.summary()
     prov = read_layer(suggestion_layer_path(manifest))[1]["provenance"]
+    assert prov["device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
     assert prov["method"] == BACKBONE_METHOD and prov["backbone_sha256"] == file_sha256(expression_checkpoint)
     again = suggest(manifest, config=config, train_labels=labels, write_events=False)
     assert again.training["pretrain_reused"]
@@ -257,3 +259,18 @@ def test_suggest_rejects_a_backbone_that_is_not_a_checkpoint(workspace: Path, tm
     assert not suggestion_layer_path(manifest).exists()  # rejected before anything was written
     r = CliRunner().invoke(app, ["annotate", "suggest", "sugbadbb", "--backbone", str(tmp_path / "nope.pt")])
     assert r.exit_code != 0 and "nope.pt" in r.output
+
+
+def test_suggest_asking_for_cuda_without_a_gpu_is_a_clear_error(workspace: Path) -> None:
+    import torch
+    from test_annotate import make_toy_manifest
+
+    from fercurate.annotate.dataset import suggestion_layer_path
+    from fercurate.annotate.suggest import TrainConfig, suggest
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    manifest = make_toy_manifest(workspace, name="sugcuda", n=4)
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        suggest(manifest, config=TrainConfig(device="cuda", steps=1, threads=1))
+    assert not suggestion_layer_path(manifest).exists()

@@ -17,13 +17,13 @@ benchmark). Either way it is trained here, offline, on our own data:
    entries, or an explicit label table (the benchmark's held-out protocol). Scores average the
    predictions after each of the last half of the epochs.
 
-Every face of the chosen rows gets ``score`` (higher = more likely occluded) and per-type
+Training and scoring run on CUDA when present (``TrainConfig.device``), else on the CPU. Every face of the chosen rows gets ``score`` (higher = more likely occluded) and per-type
 probabilities, written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the App sorts
 its queue by it). Faces without a human label get a suggestion event (source ``suggestion``,
 annotator ``fercurate-suggest``): the most likely type(s) for the top ``prefill_occluded``
 fraction by score, ``none`` for the bottom ``prefill_clean`` fraction, nothing in between. A person
 confirms them in the App ("Accept suggestion"); they never count as labels. Same inputs + seed +
-thread count give the same scores.
+thread count give the same scores on the CPU.
 """
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ class TrainConfig:
     batch: int = 64
     threads: int = 2
     backbone: str | None = None  # a fercurate checkpoint (baseline or RAN) whose ResNet-18 starts the scorer
+    device: str = "auto"  # auto (CUDA if present, else CPU) | cpu | cuda | cuda:N
 
     @property
     def method(self) -> str:
@@ -258,11 +259,15 @@ def _learning_rates(config: TrainConfig) -> tuple[float, float]:
     return (3e-4, 3e-4) if config.backbone else (3e-3, 1e-3)
 
 
-def _tensor(faces: np.ndarray) -> "torch.Tensor":
+def _tensor(faces: np.ndarray, device: "torch.device | None" = None) -> "torch.Tensor":
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32) / 255.0)[:, None]
+    x = torch.from_numpy(np.ascontiguousarray(faces, dtype=np.float32) / 255.0)[:, None].to(device)
     return (x - 0.5) / 0.25
+
+
+def _device_of(net: Any) -> "torch.device":
+    return next(net.parameters()).device
 
 
 def _jitter(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -308,10 +313,13 @@ def train_scorer(
     import torch
     import torch.nn.functional as F
 
+    from fercurate.ran.evaluate import pick_device
+
+    dev = pick_device(config.device)
     torch.manual_seed(config.seed)
     torch.set_num_threads(max(1, config.threads))
     rng = np.random.default_rng(config.seed)
-    net = build_net(config.backbone)
+    net = build_net(config.backbone).to(dev)
     pre_lr, _ = _learning_rates(config)
     opt = torch.optim.AdamW(net.parameters(), lr=pre_lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=pre_lr, total_steps=max(1, config.steps))
@@ -325,18 +333,20 @@ def train_scorer(
                       + (" + expression)" if use_expr else ")"), unit="batch"):
         idx = rng.choice(candidates, config.batch)
         images, targets = synthetic_set(pool[idx], config.batch, rng)
-        loss = _occlusion_loss(net(_tensor(_jitter(images, rng))), torch.from_numpy(targets), torch.ones(len(targets)))
+        loss = _occlusion_loss(net(_tensor(_jitter(images, rng), dev)), torch.from_numpy(targets).to(dev),
+                               torch.ones(len(targets), device=dev))
         if use_expr:
-            features = net.body(_tensor(_jitter(pool[idx], rng)))
-            loss = loss + F.cross_entropy(net.expression(features), torch.from_numpy(expressions[idx].astype(np.int64)))
+            features = net.body(_tensor(_jitter(pool[idx], rng), dev))
+            labels = torch.from_numpy(expressions[idx].astype(np.int64)).to(dev)
+            loss = loss + F.cross_entropy(net.expression(features), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
     summary: dict[str, Any] = {"pretrain_steps": config.steps, "pretrain_faces": int(len(candidates)),
                                "pretrain_reused": pretrained is not None, "expression": use_expr,
-                               "finetuned": False, "label_pos": 0, "label_neg": 0}
+                               "finetuned": False, "label_pos": 0, "label_neg": 0, "device": str(dev)}
     scores = None
     if labelled is not None:
         faces, targets = labelled
@@ -359,6 +369,7 @@ def _finetune(
 ) -> np.ndarray | None:
     import torch
 
+    dev = _device_of(net)
     known = ~np.isnan(targets[:, 1:]).any(axis=1)
     clean_targets = np.nan_to_num(targets, nan=0.0).astype(np.float32)
     n = len(faces)
@@ -373,8 +384,9 @@ def _finetune(
         order = rng.permutation(n)
         for start in range(0, n, config.batch):
             idx = order[start : start + config.batch]
-            logits = net(_tensor(_jitter(faces[idx], rng)))
-            loss = _occlusion_loss(logits, torch.from_numpy(clean_targets[idx]), torch.from_numpy(known[idx].astype(np.float32)))
+            logits = net(_tensor(_jitter(faces[idx], rng), dev))
+            loss = _occlusion_loss(logits, torch.from_numpy(clean_targets[idx]).to(dev),
+                                   torch.from_numpy(known[idx].astype(np.float32)).to(dev))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -392,12 +404,13 @@ def predict(net: Any, faces: np.ndarray, batch: int = 512) -> np.ndarray:
     import torch
 
     net.eval()
+    dev = _device_of(net)
     out = []
     with torch.no_grad():
         for start in range(0, len(faces), batch):
             chunk = faces[start : start + batch]
-            p = torch.sigmoid(net(_tensor(chunk))) + torch.sigmoid(net(_tensor(chunk[:, :, ::-1].copy())))
-            out.append((p / 2).numpy())
+            p = torch.sigmoid(net(_tensor(chunk, dev))) + torch.sigmoid(net(_tensor(chunk[:, :, ::-1].copy(), dev)))
+            out.append((p / 2).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1 + len(KINDS)), np.float32)
 
 
@@ -453,11 +466,14 @@ def suggest(
     ``train_labels`` (output of :func:`label_targets`) replaces the labels read from the table;
     ``use_table_labels=False`` trains on synthetic occlusions only.
     """
+    from fercurate.ran.evaluate import pick_device
+
     ws = workspace or Workspace.current()
     config = config or TrainConfig()
     if not (0 <= prefill_occluded <= 1 and 0 <= prefill_clean <= 1 and prefill_occluded + prefill_clean <= 1):
         raise InputError("prefill fractions must be in [0, 1] and add up to at most 1")
     backbone_id = _check_backbone(config.backbone)
+    pick_device(config.device)  # a CUDA request without a GPU fails here, before any face is loaded
     full = read_manifest(ws.resolve_manifest(manifest_path))
     manifest = full.where_split(split) if split else full
     in_split = np.isin(full.table.column("split").cast(pa.string()).to_numpy(zero_copy_only=False), [split]) \

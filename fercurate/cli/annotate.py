@@ -126,6 +126,7 @@ def suggest_cmd(
              "'fercurate train'): better once labels exist; it runs at the model's input size "
              "(64 px: ~6 min of pre-training on 2 cores; 224 px: ~15x slower per step).",
     ),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N."),
     workers: int = options.Workers,
     workspace: Path = options.Workspace,
 ) -> None:
@@ -145,7 +146,7 @@ def suggest_cmd(
     result = suggest(
         manifest, split=split, workspace=Workspace.current(workspace),
         config=TrainConfig(seed=seed, steps=steps, pool=pool, finetune_epochs=epochs, threads=threads,
-                           backbone=str(backbone) if backbone else None),
+                           backbone=str(backbone) if backbone else None, device=device),
         use_table_labels=not no_labels, write_events=not no_events, workers=workers,
     )
     typer.echo(result.summary())

@@ -111,7 +111,8 @@ def _as_probs(out: np.ndarray, labels: list[str], path: Path) -> np.ndarray:
     return (e / e.sum(1, keepdims=True)).astype(np.float32)
 
 
-def _pick_device(device: str) -> torch.device:
+def pick_device(device: str) -> torch.device:
+    """auto (CUDA if present, else CPU) | cpu | cuda | cuda:N; asking for CUDA without a GPU is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -132,7 +133,7 @@ def load_predictor(
 
     path = Path(path)
     kind = model_kind(path)
-    dev = _pick_device(device)
+    dev = pick_device(device)
     if input_norm not in INPUT_NORMS:
         raise InputError(f"--input-norm must be one of {', '.join(INPUT_NORMS)}")
     if kind == "checkpoint":
