@@ -17,13 +17,14 @@ benchmark). Either way it is trained here, offline, on our own data:
    entries, or an explicit label table (the benchmark's held-out protocol). Scores average the
    predictions after each of the last half of the epochs.
 
-Training and scoring run on CUDA when present (``TrainConfig.device``), else on the CPU. Every
-face of the chosen rows gets ``score`` (higher = more likely occluded) and per-type probabilities,
-written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the App sorts its queue by it). Faces without a human label get a suggestion event (source ``suggestion``,
-annotator ``fercurate-suggest``): the most likely type(s) for the top ``prefill_occluded``
-fraction by score, ``none`` for the bottom ``prefill_clean`` fraction, nothing in between. A person
-confirms them in the App ("Accept suggestion"); they never count as labels. Same inputs + seed +
-thread count give the same scores on the CPU.
+Training and scoring run on CUDA when present (``TrainConfig.device``), else on the CPU. Every face
+of the chosen rows gets ``score`` (higher = more likely occluded) and per-type probabilities,
+written to the layer ``manifests/<name>.occlusion_suggest.parquet`` (the App sorts its queue by it).
+Faces without a human label get a suggestion event (source ``suggestion``, annotator
+``fercurate-suggest``): the most likely type(s) for the top ``prefill_occluded`` fraction by score,
+``none`` for the bottom ``prefill_clean`` fraction, nothing in between. A person confirms them in
+the App ("Accept suggestion"); they never count as labels. Same inputs + seed + thread count give
+the same scores on the CPU.
 """
 from __future__ import annotations
 
