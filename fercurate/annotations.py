@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from fercurate.atomic import atomic_path
 from fercurate.errors import InputError
+from fercurate.locks import locked
 from fercurate.schema import OCCLUSION_SOURCES, OCCLUSION_TYPES, OCCLUSION_VALUES
 
 EVENT_SCHEMA = pa.schema(
@@ -112,11 +113,18 @@ def append_events(
     """Merge events into the table atomically; returns (added, already present).
 
     Existing rows are kept byte-for-byte; an event whose ``event_id`` is already present is skipped,
-    so pulling the same labels twice changes nothing.
+    so pulling the same labels twice changes nothing. The read-merge-replace holds the file's lock
+    (:mod:`fercurate.locks`): a concurrent writer waits its turn and merges into the file as this
+    one left it, so no writer's events are lost. When this returns, the events are on disk (fsynced).
     """
     path = Path(path)
     new = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events), schema=EVENT_SCHEMA)
     new = new.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+    with locked(path):
+        return _merge_events(path, new)
+
+
+def _merge_events(path: Path, new: pa.Table) -> tuple[int, int]:
     old = read_events(path)
     seen = set(old.column("event_id").to_pylist())
     ids = new.column("event_id").to_pylist()

@@ -1,9 +1,17 @@
-"""Decoding images with OpenCV, robustly: any path (unicode too), grayscale/RGBA/palette inputs."""
+"""Decoding images with OpenCV, robustly: any path (unicode too), grayscale/RGBA/palette inputs.
+
+Every decode first reads the image size from the file header (Pillow's lazy ``Image.open``) and
+refuses images over the pixel limit, so a decompression bomb (a few hundred KB of PNG that would
+expand to gigabytes) is rejected before any pixel buffer is allocated.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +21,67 @@ import numpy as np
 from fercurate.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+DEFAULT_MAX_PIXELS = 50_000_000
+# The limit travels in the environment so worker processes (spawned) use the same one.
+MAX_PIXELS_ENV = "FERCURATE_MAX_PIXELS"
 
 
 class ImageReadError(InputError):
     """An image file is missing, empty or cannot be decoded."""
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``$FERCURATE_MAX_PIXELS`` if set (see :func:`set_max_pixels`), else 50 MP."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InputError(f"${MAX_PIXELS_ENV}={raw!r}: not a whole number of pixels") from exc
+    if value <= 0:
+        raise InputError(f"${MAX_PIXELS_ENV}={raw!r}: the pixel limit must be positive")
+    return value
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the pixel limit for this process and the worker processes it starts (None: the default)."""
+    if limit is None:
+        os.environ.pop(MAX_PIXELS_ENV, None)
+        return
+    if limit <= 0:
+        raise InputError(f"--max-pixels must be positive, not {limit}")
+    os.environ[MAX_PIXELS_ENV] = str(int(limit))
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header without decoding the pixels; None if Pillow can't tell."""
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's own bomb warning: our limit decides
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                return int(im.size[0]), int(im.size[1])
+        except Image.DecompressionBombError as exc:
+            sizes = [int(v) for v in re.findall(r"\d+", str(exc))[:1]]
+            return (sizes[0], 1) if sizes else (2**31 - 1, 1)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+
+
+def pixel_limit_reason(data: bytes, limit: int | None = None) -> str | None:
+    """Why an image may not be decoded (over the pixel limit, read from its header), or None."""
+    size = header_size(data)
+    limit = limit or max_pixels()
+    if size is None or size[0] * size[1] <= limit:
+        return None
+    w, h = size
+    shown = f"{w}x{h}" if h > 1 else f"{w:,} pixels"
+    return (
+        f"image too large: {shown} is over the limit of {limit:,} pixels "
+        "(a possible decompression bomb; raise it with --max-pixels)"
+    )
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -29,9 +94,15 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def decode(data: bytes, path: str | os.PathLike = "<bytes>", *, color: bool = True) -> np.ndarray:
-    """Decode image bytes to uint8 BGR (``color``) or single-channel gray; raises ImageReadError."""
+    """Decode image bytes to uint8 BGR (``color``) or single-channel gray; raises ImageReadError.
+
+    Images over the pixel limit (:func:`max_pixels`, from the header) are refused before decoding.
+    """
     if not data:
         raise ImageReadError(f"{path}: empty file")
+    reason = pixel_limit_reason(data)
+    if reason is not None:
+        raise ImageReadError(f"{path}: {reason}")
     buf = np.frombuffer(data, dtype=np.uint8)
     flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
     img = cv2.imdecode(buf, flag)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from fercurate.atomic import atomic_path
 from fercurate.errors import InputError
+from fercurate.locks import locked
 
 LAYER_META_KEY = b"fercurate.layer"
 
@@ -31,7 +32,11 @@ def write_layer(
     provenance: Mapping[str, Any] | None = None,
     sort: bool = True,
 ) -> Path:
-    """Atomically write a layer table (rows sorted by sample_id unless ``sort`` is false)."""
+    """Atomically write a layer table (rows sorted by sample_id unless ``sort`` is false).
+
+    The write holds the layer's lock (:mod:`fercurate.locks`), so it never interleaves with another
+    process's read-merge-replace of the same file (subsets are layers and go through here).
+    """
     if "sample_id" not in table.column_names:
         raise ValueError("a layer needs a sample_id column")
     if sort and table.num_rows:
@@ -41,7 +46,7 @@ def write_layer(
         {LAYER_META_KEY: json.dumps(meta, sort_keys=True, default=str).encode()}
     )
     path = Path(path)
-    with atomic_path(path, suffix=".parquet.tmp") as tmp:
+    with locked(path), atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
 

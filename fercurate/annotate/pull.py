@@ -23,6 +23,7 @@ from fercurate.annotate.agreement import conflicts
 from fercurate.annotate.dataset import info, load_dataset, refresh_fields
 from fercurate.annotate.vocabulary import TAG_PREFIX, lookalike, occlusion_tags, parse_tags
 from fercurate.annotations import append_events, make_event, read_events
+from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
 
@@ -155,12 +156,22 @@ def pull(
         result.by_annotator[who] += 1
     result.problems.extend(_lookalike_problems(ds))
 
+    merged = history
     if events:
+        # The App's "synced" mark is set only once the events are durably in the file (append_events
+        # holds the file's lock and fsyncs), and checked by reading the file back.
         result.added, result.already = append_events(path, events)
+        merged = read_events(path)
+        written = set(merged.column("event_id").to_pylist())
+        lost = [e["sample_id"] for e in events if e["event_id"] not in written]
+        if lost:
+            raise InputError(
+                f"{path}: {len(lost)} pulled label(s) are not in the file after writing (e.g. {lost[0]}); "
+                "the App samples stay unsynced: pull again"
+            )
     if synced_ids:
         ds.set_values("occ_synced", dict(zip(synced_ids, synced_values)), key_field="id")
         ds.set_values("occ_synced_at", {k: when for k in synced_ids}, key_field="id")
-    merged = read_events(path) if events else history
     result.conflicts = conflicts(merged)
     if events and meta.get("manifest_path") and Path(meta["manifest_path"]).exists():
         refresh_fields(ds, read_manifest(meta["manifest_path"]), ws, parts=("occlusion",))

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
+from fercurate.images import pixel_limit_reason
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.parallel import map_chunks, resolve_workers
@@ -112,6 +113,8 @@ def _read(path: str) -> tuple[np.ndarray | None, str | None]:
         return None, "image unreadable"
     if not data:
         return None, "image unreadable"
+    if (too_big := pixel_limit_reason(data)) is not None:
+        return None, too_big
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         return None, "image unreadable"

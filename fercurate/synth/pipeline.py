@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fercurate.images import pixel_limit_reason
 from fercurate.synth import geometry as G
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
@@ -91,6 +92,8 @@ def decode_parent(path: str) -> tuple[np.ndarray, str]:
         raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
     if data.size == 0:
         raise ValueError(f"empty image file: {path}")
+    if (too_big := pixel_limit_reason(data.tobytes())) is not None:
+        raise ValueError(f"{too_big}: {path}")
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise ValueError(f"not a decodable image: {path}")
@@ -148,7 +151,7 @@ def _valid_image(path: Path) -> bool:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
         return False
-    return data.size > 0 and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
+    return data.size > 0 and pixel_limit_reason(data.tobytes()) is None and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
 
 
 def _base_row(task: Task, config: SynthConfig) -> dict[str, Any]:
