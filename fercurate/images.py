@@ -54,14 +54,15 @@ def set_max_pixels(limit: int | None) -> None:
     os.environ[MAX_PIXELS_ENV] = str(int(limit))
 
 
-def header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image header without decoding the pixels; None if Pillow can't tell."""
+def header_size(source: bytes | str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the image header (bytes, or a file of which only the header is read)
+    without decoding the pixels; None if Pillow can't tell (OpenCV's decode then decides)."""
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's own bomb warning: our limit decides
         try:
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
                 return int(im.size[0]), int(im.size[1])
         except Image.DecompressionBombError as exc:
             sizes = [int(v) for v in re.findall(r"\d+", str(exc))[:1]]
@@ -70,8 +71,8 @@ def header_size(data: bytes) -> tuple[int, int] | None:
             return None
 
 
-def pixel_limit_reason(data: bytes, limit: int | None = None) -> str | None:
-    """Why an image may not be decoded (over the pixel limit, read from its header), or None."""
+def pixel_limit_reason(data: bytes | str | os.PathLike, limit: int | None = None) -> str | None:
+    """Why an image (bytes or a file) may not be decoded (over the pixel limit, read from its header), or None."""
     size = header_size(data)
     limit = limit or max_pixels()
     if size is None or size[0] * size[1] <= limit:
@@ -93,14 +94,17 @@ def read_bytes(path: str | os.PathLike) -> bytes:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from exc
 
 
-def decode(data: bytes, path: str | os.PathLike = "<bytes>", *, color: bool = True) -> np.ndarray:
+def decode(
+    data: bytes, path: str | os.PathLike = "<bytes>", *, color: bool = True, max_pixels: int | None = None
+) -> np.ndarray:
     """Decode image bytes to uint8 BGR (``color``) or single-channel gray; raises ImageReadError.
 
-    Images over the pixel limit (:func:`max_pixels`, from the header) are refused before decoding.
+    Images over the pixel limit (``max_pixels``, default :func:`max_pixels`, from the header) are
+    refused before decoding.
     """
     if not data:
         raise ImageReadError(f"{path}: empty file")
-    reason = pixel_limit_reason(data)
+    reason = pixel_limit_reason(data, max_pixels)
     if reason is not None:
         raise ImageReadError(f"{path}: {reason}")
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -131,10 +135,10 @@ class ImageInfo:
     sha256: str
 
 
-def inspect(path: str | os.PathLike) -> ImageInfo:
+def inspect(path: str | os.PathLike, max_pixels: int | None = None) -> ImageInfo:
     """Decode an image fully (to prove it is readable) and return its size and content hash."""
     data = read_bytes(path)
-    img = decode(data, path, color=False)
+    img = decode(data, path, color=False, max_pixels=max_pixels)
     h, w = img.shape[:2]
     return ImageInfo(width=int(w), height=int(h), sha256=hashlib.sha256(data).hexdigest())
 

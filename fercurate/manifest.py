@@ -8,6 +8,7 @@ a byte-identical file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -177,8 +178,13 @@ def write_manifest(
     dataset: str,
     root: str | os.PathLike,
     source: Mapping[str, Any] | None = None,
+    rejects: pa.Table | None = None,
 ) -> Path:
-    """Write a manifest atomically and deterministically; returns the path written."""
+    """Write a manifest atomically and deterministically; returns the path written.
+
+    With ``rejects``, its rejects table is written too: both are complete on disk before either
+    replaces the old file, so a failure (a full disk) leaves the old pair, not a mismatched one.
+    """
     path = Path(path)
     if table.schema.remove_metadata() != MANIFEST_SCHEMA:
         table = table.select(list(MANIFEST_COLUMNS)).cast(MANIFEST_SCHEMA)
@@ -196,7 +202,12 @@ def write_manifest(
         source=dict(source or {}),
     )
     table = table.replace_schema_metadata({META_KEY: meta.to_json()})
-    _write_parquet(table, path)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(path, suffix=".parquet.tmp"))
+        if rejects is not None:
+            rej_tmp = stack.enter_context(atomic_path(rejects_path(path), suffix=".parquet.tmp"))
+            _write_parquet_file(rejects.cast(REJECTS_SCHEMA), rej_tmp)
+        _write_parquet_file(table, tmp)
     return path
 
 
@@ -242,6 +253,13 @@ def rejects_path(manifest_path: str | os.PathLike) -> Path:
     return p.with_name(f"{manifest_name(p)}.rejects.parquet")
 
 
+def failed_rejects_path(manifest_path: str | os.PathLike) -> Path:
+    """Where a failed ingest (``--strict``, no usable rows) puts its rejects: ``<name>.rejects.failed.parquet``,
+    so the previous manifest and its rejects table stay a matching pair."""
+    p = Path(manifest_path)
+    return p.with_name(f"{manifest_name(p)}.rejects.failed.parquet")
+
+
 def _check_unique(table: pa.Table, path: Path) -> None:
     ids = table.column("sample_id")
     if pc.count_distinct(ids).as_py() != table.num_rows:
@@ -275,14 +293,18 @@ def _parquet_encodings(schema: pa.Schema) -> tuple[list[str], dict[str, str]]:
 
 
 def _write_parquet(table: pa.Table, path: Path) -> None:
-    dictionary, split = _parquet_encodings(table.schema)
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            use_dictionary=dictionary,
-            column_encoding=split or None,
-            write_statistics=True,
-            store_schema=True,
-        )
+        _write_parquet_file(table, tmp)
+
+
+def _write_parquet_file(table: pa.Table, path: Path) -> None:
+    dictionary, split = _parquet_encodings(table.schema)
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=dictionary,
+        column_encoding=split or None,
+        write_statistics=True,
+        store_schema=True,
+    )

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fercurate.cli import app
 from fercurate.errors import InputError, RejectsError
 from fercurate.ingest import affectnet
-from fercurate.manifest import read_manifest, rejects_path
+from fercurate.manifest import failed_rejects_path, read_manifest, rejects_path
 
 
 @pytest.fixture
@@ -251,7 +251,9 @@ def test_strict_fails_with_exit_code_3(spec: dict, tmp_path: Path) -> None:
     out = tmp_path / "strict.parquet"
     with pytest.raises(RejectsError):
         affectnet.ingest(spec["root"], out, strict=True)
-    assert not out.exists() and len(pq.read_table(rejects_path(out))) == 1
+    # the failed run's rejects go beside, never over, the (absent) previous manifest's rejects
+    assert not out.exists() and not rejects_path(out).exists()
+    assert len(pq.read_table(failed_rejects_path(out))) == 1
     res = CliRunner().invoke(app, ["ingest", "affectnet", str(spec["root"]), "-o", str(out), "--strict"])
     assert res.exit_code == 3
     assert "1 rows rejected (--strict)" in res.output and "image file missing" in res.output

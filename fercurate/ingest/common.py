@@ -7,12 +7,14 @@ paths, missing files, optionally undecodable images) and writes the manifest and
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 
 from fercurate import images
 from fercurate.errors import InputError, RejectsError
-from fercurate.manifest import build_table, rejects_path, write_manifest, write_rejects
+from fercurate.manifest import build_table, failed_rejects_path, rejects_path, write_manifest, write_rejects
 from fercurate.parallel import map_chunks
 from fercurate.schema import REJECTS_SCHEMA
 from fercurate.workspace import Workspace
@@ -46,11 +48,11 @@ class Rejects:
         self.rows.append(
             {
                 "dataset": self.dataset,
-                "source_file": None if source_file is None else str(source_file),
+                "source_file": None if source_file is None else printable(str(source_file)),
                 "row": row,
-                "image_path": image_path,
-                "reason": reason,
-                "raw": raw if raw is None or len(raw) <= 2000 else raw[:2000] + "…",
+                "image_path": None if image_path is None else printable(image_path),
+                "reason": printable(reason),
+                "raw": None if raw is None else printable(raw if len(raw) <= 2000 else raw[:2000] + "…"),
             }
         )
 
@@ -102,15 +104,46 @@ class IngestResult:
         return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to store as UTF-8 and print: undecodable file-name bytes (surrogate escapes from
+    ``os.listdir``) are shown as ``\\xff``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8_name(name: str) -> bool:
+    """Whether a name from ``os.listdir``/``os.scandir`` was valid UTF-8 on disk."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def non_utf8_reason(folder: str | os.PathLike, name: str) -> str:
+    """The reject reason for a file name that is not valid UTF-8, naming the folder and the raw bytes."""
+    return f"file name is not valid UTF-8: {os.fsencode(name)!r} in {printable(str(folder))}"
+
+
+RESERVED_NAMES = frozenset({".", ".."})
+
+
 def unsafe_path_reason(path: str) -> str | None:
-    """Why a dataset-relative path may not be used (absolute, '..', empty), or None if it is fine."""
+    """Why a dataset-relative path may not be used (absolute, '..', '.', empty, NUL), or None if it is fine."""
     if not path or not path.strip():
         return "empty image path"
     if path.startswith(("/", "\\")) or (len(path) > 1 and path[1] == ":"):
         return f"absolute image path {path!r} (paths must be relative to the dataset root)"
-    parts = PurePosixPath(path.replace("\\", "/")).parts
+    if "\x00" in path:
+        return f"image path {path!r} contains a NUL character"
+    parts = path.replace("\\", "/").split("/")
     if ".." in parts:
         return f"image path {path!r} leaves the dataset root ('..')"
+    if "." in parts:
+        return f"image path {path!r} has a reserved name ('.') as a component"
     return None
 
 
@@ -131,7 +164,7 @@ def check_paths(paths: Sequence[str] | pa.Array) -> list[str | None]:
     """:func:`unsafe_path_reason` for many paths (fast path: only suspicious ones are inspected)."""
     arr = as_string_array(paths)
     suspicious = pc.or_(
-        pc.or_(pc.match_substring(arr, ".."), pc.starts_with(arr, "/")),
+        pc.or_(pc.match_substring_regex(arr, r"(^|[/\\])\.\.?([/\\]|$)|\x00"), pc.starts_with(arr, "/")),
         pc.or_(pc.match_substring(arr, ":"), pc.less_equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)),
     )
     suspicious = pc.or_(pc.fill_null(suspicious, True), pc.fill_null(pc.starts_with(arr, "\\"), True))
@@ -142,38 +175,85 @@ def check_paths(paths: Sequence[str] | pa.Array) -> list[str | None]:
     return out
 
 
-def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarray:
-    """Boolean mask: which relative paths exist under ``root`` (as any directory entry).
+MISSING, FILE, FOLDER, OUTSIDE, BROKEN_LINK = range(5)
 
-    Vectorised: each distinct folder is listed once (``os.listdir``), full paths are rebuilt with
-    Arrow and matched in one hash lookup, so 420k paths in 1,000 folders cost about as much as
-    listing the folders. (A folder named like an image passes here; ``--verify`` rejects it.)
+
+@dataclass
+class FileScan:
+    """What :func:`scan_files` found: a kind per path, and the names that are not valid UTF-8."""
+
+    kind: np.ndarray  # int8, one of MISSING, FILE, FOLDER, OUTSIDE, BROKEN_LINK per path
+    non_utf8: list[tuple[str, str]] = field(default_factory=list)  # (folder, name as listed)
+
+
+def _inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def scan_files(root: Path, rel_paths: Sequence[str] | pa.Array, *, follow_links: bool = False) -> FileScan:
+    """Classify relative paths under ``root``: a file, a folder, missing, a link leaving the root, a broken link.
+
+    Vectorised: each distinct folder is listed once (``os.scandir``; entry types come from the
+    directory listing), full paths are rebuilt with Arrow and matched in one hash lookup, so 420k
+    paths in 1,000 folders cost about as much as listing the folders. Containment is decided on the
+    resolved real path: a folder or file that is (or sits behind) a symlink leaving ``root`` is
+    ``OUTSIDE`` unless ``follow_links``. Names that are not valid UTF-8 can't be any row's path;
+    they are returned in ``non_utf8`` (with their folder) so the caller can reject them visibly.
     """
     arr = as_string_array(rel_paths)
+    scan = FileScan(np.zeros(len(arr), dtype=np.int8))
     if len(arr) == 0:
-        return np.zeros(0, dtype=bool)
+        return scan
+    real_root = os.path.realpath(root)
     split = pc.split_pattern(pc.fill_null(arr, ""), "/", max_splits=1, reverse=True)
     has_dir = pc.equal(pc.list_value_length(split), 2)
     dirs = pc.unique(pc.if_else(has_dir, pc.list_element(split, 0), "")).to_pylist()
     names: list[str] = []
+    kinds: list[int] = []
     prefixes: list[str] = []
     counts: list[int] = []
     for d in dirs:
+        folder = root / d if d else root
         try:
-            listed = os.listdir(root / d if d else root)
-        except (FileNotFoundError, NotADirectoryError):
+            entries = list(os.scandir(folder))
+        except OSError:  # missing, not a folder, unreadable: its paths stay MISSING
             continue
-        names.extend(listed)
+        dir_outside = not follow_links and not _inside(os.path.realpath(folder), real_root)
+        n_before = len(names)
+        for e in entries:
+            if not is_utf8_name(e.name):
+                scan.non_utf8.append((str(folder), e.name))
+                continue
+            names.append(e.name)
+            if dir_outside:
+                kinds.append(OUTSIDE)
+            elif e.is_symlink():
+                real = os.path.realpath(e.path)
+                if not os.path.exists(real):
+                    kinds.append(BROKEN_LINK)
+                elif not follow_links and not _inside(real, real_root):
+                    kinds.append(OUTSIDE)
+                else:
+                    kinds.append(FOLDER if os.path.isdir(real) else FILE)
+            else:
+                kinds.append(FOLDER if e.is_dir(follow_symlinks=False) else FILE)
         prefixes.append(f"{d}/" if d else "")
-        counts.append(len(listed))
+        counts.append(len(names) - n_before)
     if not names:
-        return np.zeros(len(arr), dtype=bool)
+        return scan
     prefix = pa.DictionaryArray.from_arrays(
         pa.array(np.repeat(np.arange(len(prefixes), dtype=np.int32), counts)), pa.array(prefixes, pa.string())
     ).cast(pa.string())
     present = pc.binary_join_element_wise(prefix, pa.array(names, pa.string()), "")
-    found = pc.is_in(arr, value_set=present)
-    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    idx = pc.fill_null(pc.index_in(arr, value_set=present), -1).to_numpy(zero_copy_only=False)
+    kind_of = np.asarray(kinds, dtype=np.int8)
+    scan.kind = np.where(idx >= 0, kind_of[np.maximum(idx, 0)], MISSING).astype(np.int8)
+    return scan
+
+
+def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarray:
+    """Boolean mask: which relative paths exist under ``root`` (as any directory entry); see :func:`scan_files`."""
+    return scan_files(root, rel_paths, follow_links=True).kind != MISSING
 
 
 def first_duplicates(ids: Sequence[str] | pa.Array, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -205,19 +285,42 @@ def first_duplicates(ids: Sequence[str] | pa.Array, candidates: np.ndarray) -> t
     return rows[by_row], firsts[by_row]
 
 
-def _inspect_chunk(paths: Sequence[str]) -> list[tuple[int, int, str] | str]:
+def _inspect_chunk(paths: Sequence[str], max_pixels: int | None = None) -> list[tuple[int, int, str] | str]:
     out: list[tuple[int, int, str] | str] = []
     for p in paths:
         try:
-            info = images.inspect(p)
+            info = images.inspect(p, max_pixels)
             out.append((info.width, info.height, info.sha256))
         except images.ImageReadError as exc:
-            out.append(str(exc).split(": ", 1)[-1])
+            out.append(str(exc)[len(p) + 2 :] if str(exc).startswith(f"{p}: ") else str(exc))
+    return out
+
+
+def _header_chunk(paths: Sequence[str], max_pixels: int | None = None) -> list[str | None]:
+    return [images.pixel_limit_reason(p, max_pixels) for p in paths]
+
+
+def _image_reason(err: str) -> str:
+    """A reject reason for an image that failed to decode: over the pixel limit, or corrupt."""
+    return err if err.startswith("image too large") else f"corrupt image: {err}"
+
+
+def oversized_images(
+    root: Path, rel_paths: Sequence[str], *, max_pixels: int | None = None, workers: int | None = None,
+    desc: str = "image headers",
+) -> list[str | None]:
+    """Per path, why it is over the pixel limit (read from its header only, on all cores), or None."""
+    abs_paths = [str(root / p) for p in rel_paths]
+    out: list[str | None] = []
+    fn = functools.partial(_header_chunk, max_pixels=max_pixels)
+    for chunk in map_chunks(fn, abs_paths, workers=workers, chunk_size=2048, desc=desc):
+        out.extend(chunk)
     return out
 
 
 def verify_images(
-    root: Path, rel_paths: Sequence[str], *, workers: int | None = None, desc: str = "verify"
+    root: Path, rel_paths: Sequence[str], *, workers: int | None = None, desc: str = "verify",
+    max_pixels: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str | None], list[str | None]]:
     """Decode every image on all cores: (width, height, sha256, error) per path."""
     abs_paths = [str(root / p) for p in rel_paths]
@@ -226,7 +329,8 @@ def verify_images(
     sha: list[str | None] = [None] * len(abs_paths)
     err: list[str | None] = [None] * len(abs_paths)
     i = 0
-    for chunk in map_chunks(_inspect_chunk, abs_paths, workers=workers, chunk_size=512, desc=desc):
+    fn = functools.partial(_inspect_chunk, max_pixels=max_pixels)
+    for chunk in map_chunks(fn, abs_paths, workers=workers, chunk_size=512, desc=desc):
         for res in chunk:
             if isinstance(res, str):
                 err[i] = res
@@ -252,11 +356,18 @@ def finish(
     notes: list[str] | None = None,
     row_numbers: Sequence[int] | None = None,
     source_files: Sequence[str] | None = None,
+    follow_links: bool = False,
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Apply the shared checks, then write the manifest and rejects table atomically.
 
     ``row_numbers``/``source_files`` (parallel to the rows) let rejects found here name the file and
-    line each row came from.
+    line each row came from. Checks: unsafe paths, duplicates; with ``check_files`` also missing
+    files, folders named like images, symlinks leaving ``root`` (unless ``follow_links``), file
+    names that are not UTF-8, and images over ``max_pixels`` (default :func:`images.max_pixels`,
+    read from each header, or from the decode with ``verify``). The manifest and its rejects table
+    are replaced together; if the ingest fails (``strict``, or no usable rows) the previous pair is
+    left as it was and the rejects go to ``<name>.rejects.failed.parquet``.
     """
     name = name or dataset
     out_path = Path(out) if out else Workspace.current().manifest_path(name)
@@ -294,24 +405,45 @@ def finish(
     if check_files:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
-        found = existing_files(root, paths if len(idx) == n else paths.take(pa.array(idx)))
-        for i in idx[~found]:
-            rejects.add(f"image file missing: {root / paths[int(i)].as_py()}", **where(i))
+        scan = scan_files(root, paths if len(idx) == n else paths.take(pa.array(idx)), follow_links=follow_links)
+        for k in np.flatnonzero(scan.kind != FILE):
+            i = int(idx[k])
+            rejects.add(_file_reason(int(scan.kind[k]), root, paths[i].as_py()), **where(i))
             keep[i] = False
+        _reject_non_utf8(rejects, scan.non_utf8)
         timings["files"] = time.perf_counter() - t0
+
+    limit = max_pixels or images.max_pixels()
+    known_size = columns.get("width") is not None and columns.get("height") is not None
+    if known_size and not verify:  # sizes the ingestor knows (FERPlus csv writes 48x48 PNGs)
+        pixels = np.asarray(columns["width"], dtype=np.int64) * np.asarray(columns["height"], dtype=np.int64)
+        for i in np.flatnonzero(keep & (pixels > limit)):
+            rejects.add(f"image too large: {int(pixels[i]):,} pixels is over the limit of {limit:,}", **where(i))
+            keep[i] = False
+    elif check_files and not verify:
+        t0 = time.perf_counter()
+        idx = np.flatnonzero(keep)
+        too_big = oversized_images(root, paths.take(pa.array(idx)).to_pylist(), max_pixels=limit,
+                                   workers=workers, desc=f"headers {dataset}")
+        for k, reason in enumerate(too_big):
+            if reason:
+                rejects.add(reason, **where(int(idx[k])))
+                keep[idx[k]] = False
+        timings["headers"] = time.perf_counter() - t0
 
     if verify:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
         w, h, sha, err = verify_images(
-            root, paths.take(pa.array(idx)).to_pylist(), workers=workers, desc=f"verify {dataset}"
+            root, paths.take(pa.array(idx)).to_pylist(), workers=workers, desc=f"verify {dataset}",
+            max_pixels=limit,
         )
         width = np.zeros(n, dtype=np.int32)
         height = np.zeros(n, dtype=np.int32)
         sha_all: list[str | None] = [None] * n
         for k, i in enumerate(idx):
             if err[k]:
-                rejects.add(f"corrupt image: {err[k]}", **where(i))
+                rejects.add(_image_reason(err[k]), **where(i))
                 keep[i] = False
             else:
                 width[i], height[i], sha_all[i] = w[k], h[k], sha[k]
@@ -341,23 +473,50 @@ def finish(
         timings=timings,
     )
     t0 = time.perf_counter()
-    write_rejects(rejects.table(), rej_path)
-    if strict and len(rejects):
+    if (strict and len(rejects)) or table.num_rows == 0:
+        # A failed ingest leaves the previous manifest and rejects pair untouched.
+        failed = failed_rejects_path(out_path)
+        write_rejects(rejects.table(), failed)
         result.manifest_path = None
-        raise RejectsError(
-            f"{len(rejects):,} rows rejected (--strict); first: {rejects.first_message()}; "
-            f"all in {rej_path}"
-        )
-    if table.num_rows == 0:
+        if strict and len(rejects):
+            raise RejectsError(
+                f"{len(rejects):,} rows rejected (--strict); first: {rejects.first_message()}; "
+                f"all in {failed} (the previous manifest, if any, is unchanged)"
+            )
         raise InputError(
             f"{root}: no usable rows for {dataset}"
-            + (f"; first reject: {rejects.first_message()} (all in {rej_path})" if len(rejects) else "")
+            + (f"; first reject: {rejects.first_message()} (all in {failed})" if len(rejects) else "")
         )
     src = dict(source or {})
     src.update({"rows": table.num_rows, "rejected": len(rejects)})
-    write_manifest(table, out_path, name=name, dataset=dataset, root=root, source=src)
+    write_manifest(table, out_path, name=name, dataset=dataset, root=root, source=src, rejects=rejects.table())
+    with contextlib.suppress(FileNotFoundError):
+        failed_rejects_path(out_path).unlink()
     timings["write"] = time.perf_counter() - t0
     return result
+
+
+def _file_reason(kind: int, root: Path, rel: str) -> str:
+    path = root / rel
+    if kind == FOLDER:
+        return f"not an image file: {path} is a folder"
+    if kind == OUTSIDE:
+        return (
+            f"links outside the dataset root: {path} resolves to {os.path.realpath(path)} "
+            "(use --follow-links to allow)"
+        )
+    if kind == BROKEN_LINK:
+        return f"image file missing: {path} is a broken link"
+    return f"image file missing: {path}"
+
+
+def _reject_non_utf8(rejects: Rejects, names: list[tuple[str, str]]) -> None:
+    """One reject per non-UTF-8 file name (skipping those the ingestor already rejected)."""
+    seen = {(r["source_file"], r["raw"]) for r in rejects.rows if r["reason"].startswith("file name is not valid")}
+    for folder, name in sorted(set(names)):
+        raw = repr(os.fsencode(name))
+        if (printable(folder), raw) not in seen:
+            rejects.add(non_utf8_reason(folder, name), source_file=folder, raw=raw)
 
 
 def _filter(value: Any, mask: pa.Array, keep: np.ndarray) -> Any:
