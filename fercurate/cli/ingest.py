@@ -15,6 +15,21 @@ ingest_app = new_app(
 )
 
 
+FollowLinks = typer.Option(
+    False,
+    "--follow-links",
+    help="Accept images that are symlinks (or sit in symlinked folders) resolving outside the dataset root; "
+    "by default such rows are rejected ('links outside the dataset root').",
+)
+MaxPixels = typer.Option(
+    None,
+    "--max-pixels",
+    min=1,
+    help="Reject images larger than this many pixels, read from the file header before decoding "
+    "(default 50,000,000, or $FERCURATE_MAX_PIXELS): guards against decompression bombs.",
+)
+
+
 def _out(out: Path | None, workspace: Path | None, name: str) -> Path:
     return out or Workspace.current(workspace).manifest_path(name)
 
@@ -31,6 +46,8 @@ def affectnet(
     workers: int = options.Workers,
     strict: bool = options.Strict,
     workspace: Path = options.Workspace,
+    follow_links: bool = FollowLinks,
+    max_pixels: int = MaxPixels,
     no_check_files: bool = typer.Option(
         False, "--no-check-files", help="Do not check that image files exist (CSV-only ingest)."
     ),
@@ -43,7 +60,8 @@ def affectnet(
 
     _report(
         mod.ingest(path, _out(out, workspace, "affectnet"), verify=verify, workers=workers,
-                   strict=strict, check_files=not no_check_files)
+                   strict=strict, check_files=not no_check_files, follow_links=follow_links,
+                   max_pixels=max_pixels)
     )
 
 
@@ -59,6 +77,8 @@ def ferplus(
     workers: int = options.Workers,
     strict: bool = options.Strict,
     workspace: Path = options.Workspace,
+    follow_links: bool = FollowLinks,
+    max_pixels: int = MaxPixels,
 ) -> None:
     """FERPlus: majority-vote labels, all 10 vote counts kept; conflicts between vote files reported.
 
@@ -70,7 +90,7 @@ def ferplus(
     _report(
         mod.ingest(path, _out(out, workspace, "ferplus"), layout=layout,
                    images_out=images_out or ws.root / "data" / "ferplus", verify=verify,
-                   workers=workers, strict=strict)
+                   workers=workers, strict=strict, follow_links=follow_links, max_pixels=max_pixels)
     )
 
 
@@ -83,6 +103,8 @@ def rafdb(
     workers: int = options.Workers,
     strict: bool = options.Strict,
     workspace: Path = options.Workspace,
+    follow_links: bool = FollowLinks,
+    max_pixels: int = MaxPixels,
 ) -> None:
     """RAF-DB (basic): list_patition_label.txt, aligned or original images, optional landmarks/boxes.
 
@@ -92,7 +114,7 @@ def rafdb(
 
     _report(
         mod.ingest(path, _out(out, workspace, "rafdb"), images=images, verify=verify,
-                   workers=workers, strict=strict)
+                   workers=workers, strict=strict, follow_links=follow_links, max_pixels=max_pixels)
     )
 
 
@@ -105,6 +127,8 @@ def sfew(
     workers: int = options.Workers,
     strict: bool = options.Strict,
     workspace: Path = options.Workspace,
+    follow_links: bool = FollowLinks,
+    max_pixels: int = MaxPixels,
 ) -> None:
     """SFEW 2.0: Train/ and Val/ by emotion folder; Test/ kept unlabelled.
 
@@ -114,7 +138,7 @@ def sfew(
 
     _report(
         mod.ingest(path, _out(out, workspace, "sfew"), aligned=aligned, verify=verify,
-                   workers=workers, strict=strict)
+                   workers=workers, strict=strict, follow_links=follow_links, max_pixels=max_pixels)
     )
 
 

@@ -105,6 +105,8 @@ def ingest(
     strict: bool = False,
     check_files: bool = True,
     name: str | None = None,
+    follow_links: bool = False,
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Ingest AffectNet's manually annotated lists under ``root`` into a manifest.
 
@@ -149,6 +151,8 @@ def ingest(
         workers=workers,
         strict=strict,
         check_files=check_files,
+        follow_links=follow_links,
+        max_pixels=max_pixels,
         source=source,
         notes=notes,
         row_numbers=lines,

@@ -101,7 +101,7 @@ class IngestResult:
             lines.append(f"rejected {self.rejected:,} rows ({reasons}) -> {self.rejects_path}")
             lines.append(f"first: {self.first_reject}")
         lines.extend(self.notes)
-        return "\n".join(lines)
+        return printable("\n".join(lines))
 
 
 def printable(text: str) -> str:

@@ -19,6 +19,7 @@ follow it) and every disagreement with ``fer2013new.csv`` is flagged and counted
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -36,8 +37,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fercurate.atomic import storage_error
 from fercurate.errors import InputError
-from fercurate.ingest.common import IngestResult, Rejects, finish, require_dir
+from fercurate.ingest.common import IngestResult, Rejects, finish, is_utf8_name, require_dir
 from fercurate.parallel import map_chunks
 from fercurate.schema import (
     BBOX_TYPE,
@@ -238,7 +240,7 @@ def parse_votes(fields: Sequence[str]) -> tuple[list[int] | None, str | None]:
 def _csv_lines(path: Path) -> list[tuple[int, list[str] | None, str | None, str]]:
     """(1-based line, fields, error, raw text) for each non-blank line; errors are per line."""
     try:
-        data = path.read_bytes()
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM is not part of the first field
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     out = []
@@ -405,6 +407,8 @@ def _name_problem(name: str) -> str | None:
         return "empty image name"
     if "/" in name or "\\" in name:
         return f"image name {name!r} must be a file name, not a path"
+    if name in (".", "..") or "\x00" in name:
+        return f"image name {name!r} is a reserved name, not a file name"
     return None
 
 
@@ -595,10 +599,13 @@ def _png_chunk(tasks: Sequence[_PixelTask]) -> list[tuple[str | None, str | None
             Image.fromarray(pixels).save(buf, format="PNG", compress_level=0)
             data = buf.getvalue()
             folder = os.path.dirname(t.out_path)
-            if folder not in made:
-                os.makedirs(folder, exist_ok=True)
-                made.add(folder)
-            _write_file_atomic(t.out_path, data)
+            try:
+                if folder not in made:
+                    os.makedirs(folder, exist_ok=True)
+                    made.add(folder)
+                _write_file_atomic(t.out_path, data)
+            except OSError as exc:
+                raise storage_error(t.out_path, exc) from exc
             out.append((None, hashlib.sha256(data).hexdigest()))
     return out
 
@@ -667,8 +674,10 @@ def _find_fer2013_csv(root: Path) -> Path:
 def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str, str | None, str]], int]:
     """Per data line of fer2013.csv: (line, pixel offset, pixel length, usage, emotion, error, raw head).
 
-    Only the short fields are parsed here; the pixels are decoded later in worker processes, which
-    read them back by offset (so the whole file is never held in memory).
+    Each line is parsed with the ``csv`` module (quoted fields, commas inside quotes, a BOM, CRLF);
+    the pixels are decoded later in worker processes, which read them back by offset (so the whole
+    file is never held in memory): the pixel field is digits and spaces only, so it appears verbatim
+    in the line whether it was quoted or not.
     """
     out = []
     header_cols: list[str] | None = None
@@ -677,14 +686,26 @@ def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str
         for line_no, raw in enumerate(fh, 1):
             start = offset
             offset += len(raw)
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+                start += 3
             body = raw.rstrip(b"\r\n")
             if not body.strip():
                 continue
+            head = body[:60].decode("utf-8", errors="replace") + ("…" if len(body) > 60 else "")
+            # surrogateescape keeps bad bytes in place, so the field they are in can be named
+            text = body.decode("utf-8", errors="surrogateescape")
+            if header_cols is None and not is_utf8_name(text):
+                raise InputError(f"{path}:{line_no}: unreadable header (not valid UTF-8)")
+            try:
+                fields = next(csv.reader([text], strict=True))
+            except csv.Error as exc:
+                if header_cols is None:
+                    raise InputError(f"{path}:{line_no}: unreadable header (malformed CSV: {exc})") from exc
+                out.append((line_no, 0, 0, None, "", f"malformed CSV ({exc})", head))
+                continue
             if header_cols is None:
-                try:
-                    header_cols = [c.strip().strip('"').lower() for c in body.decode("utf-8").split(",")]
-                except UnicodeDecodeError as exc:
-                    raise InputError(f"{path}:{line_no}: unreadable header (not valid UTF-8)") from exc
+                header_cols = [c.strip().lower() for c in fields]
                 missing = [c for c in ("emotion", "pixels", "usage") if c not in header_cols]
                 if missing:
                     raise InputError(
@@ -693,34 +714,22 @@ def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str
                     )
                 i_emotion, i_pixels, i_usage = (header_cols.index(c) for c in ("emotion", "pixels", "usage"))
                 continue
-            # Field bounds from the comma positions (no copy of the 9 kB pixel text).
-            commas = [-1]
-            while len(commas) <= len(header_cols):
-                c = body.find(b",", commas[-1] + 1)
-                if c < 0:
-                    break
-                commas.append(c)
-            commas.append(len(body))
-            n_fields = len(commas) - 1
-            head = body[:60].decode("utf-8", errors="replace") + ("…" if len(body) > 60 else "")
-            if n_fields != len(header_cols):
-                found = n_fields if n_fields <= len(header_cols) else f"{body.count(b',') + 1}"
+            if len(fields) != len(header_cols):
                 out.append((line_no, 0, 0, None, "", f"expected {len(header_cols)} columns (emotion, pixels, "
-                            f"Usage), found {found} (truncated or malformed row)", head))
+                            f"Usage), found {len(fields)} (truncated or malformed row)", head))
                 continue
-            bounds = [(commas[k] + 1, commas[k + 1]) for k in range(n_fields)]
-            pix_start = start + bounds[i_pixels][0]
-            pix_len = bounds[i_pixels][1] - bounds[i_pixels][0]
-            try:
-                usage = body[slice(*bounds[i_usage])].decode("utf-8").strip().strip('"')
-                emotion = body[slice(*bounds[i_emotion])].decode("utf-8").strip().strip('"')
-            except UnicodeDecodeError:
-                out.append((line_no, 0, 0, None, "", "not valid UTF-8 in the emotion or Usage field", head))
-                continue
+            pixels = fields[i_pixels].strip().encode("utf-8", errors="surrogateescape")
+            at = body.find(pixels)
+            usage, emotion = fields[i_usage].strip(), fields[i_emotion].strip()
             err = None
-            if usage not in FOLDER_OF_USAGE:
+            pix_start, pix_len = (start + at, len(pixels)) if at >= 0 else (0, 0)
+            if not (is_utf8_name(usage) and is_utf8_name(emotion)):
+                err = "not valid UTF-8 in the emotion or Usage field"
+            elif at < 0:
+                err = "pixels field is not space-separated numbers"
+            elif usage not in FOLDER_OF_USAGE:
                 err = f"unknown Usage {usage!r} (expected {', '.join(FOLDER_OF_USAGE)})"
-            elif not (emotion.isdigit() and int(emotion) <= 6):
+            elif not (emotion.isascii() and emotion.isdigit() and int(emotion) <= 6):
                 err = f"unknown FER2013 emotion code {emotion!r} (expected 0..6)"
             out.append((line_no, pix_start, pix_len, usage, emotion, err, head))
     if header_cols is None:
@@ -729,8 +738,10 @@ def _scan_fer2013(path: Path) -> tuple[list[tuple[int, int, int, str | None, str
 
 
 def _ingest_csv(
-    fer_path: Path, new_path: Path, images_out: Path, root: Path, workers: int | None
+    fer_path: Path, new_path: Path, images_out: Path, root: Path, workers: int | None, created: list[str]
 ) -> tuple[_Rows, Rejects, list[str], dict[str, Any], dict[str, Any]]:
+    """Parse the csv pair and write the PNGs; ``created`` gets the PNG paths that did not exist
+    before (before any is written), so a failed ingest can remove them and leave no orphans."""
     rows, rejects, notes = _Rows(), Rejects(DATASET), []
     fer_src, new_src = _rel(fer_path, root), _rel(new_path, root)
     new = read_ferplus_csv(new_path)
@@ -783,6 +794,11 @@ def _ingest_csv(
         plus = new.rows[i]
         folder = FOLDER_OF_USAGE[usage]
         tasks.append(_PixelTask(str(fer_path), pix_off, pix_len, str(images_out / folder / plus.name)))
+    existing: set[str] = set()
+    for folder in {os.path.dirname(t.out_path) for t in tasks}:
+        with contextlib.suppress(FileNotFoundError):
+            existing.update(os.path.join(folder, f) for f in os.listdir(folder))
+    created.extend(t.out_path for t in tasks if t.out_path not in existing)
     sha: list[str | None] = []
     written = 0
     results = []
@@ -865,6 +881,8 @@ def ingest(
     name: str | None = None,
     fer2013_csv: str | os.PathLike | None = None,
     ferplus_csv: str | os.PathLike | None = None,
+    follow_links: bool = False,
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Ingest FERPlus from ``path`` into a manifest (+ rejects table); see the module docstring.
 
@@ -883,6 +901,7 @@ def ingest(
     if ferplus_csv and not new_path.exists():
         raise InputError(f"{new_path}: {FERPLUS_CSV} not found")
     extra: dict[str, Any] = {}
+    created: list[str] = []
     if layout == "folders":
         rows, rejects, notes, source = _ingest_folders(root, new_path if new_path.exists() else None)
         data_root = root
@@ -899,7 +918,11 @@ def ingest(
         data_root = Path(images_out) if images_out else Workspace.current().root / "data" / DATASET
         data_root.mkdir(parents=True, exist_ok=True)
         data_root = data_root.resolve()
-        rows, rejects, notes, source, extra = _ingest_csv(fer_path, new_path, data_root, root, workers)
+        try:
+            rows, rejects, notes, source, extra = _ingest_csv(fer_path, new_path, data_root, root, workers, created)
+        except BaseException:
+            _remove(created)
+            raise
         notes = notes_prefix + notes
         source["input_root"] = str(root)
     source["label_mode"] = "majority: argmax over the 10 FER+ votes, ties to the first in FER+ order"
@@ -909,18 +932,30 @@ def ingest(
         columns["sha256"] = extra["sha256"]
         columns["width"] = np.full(len(rows), IMAGE_SIDE, dtype=np.int32)
         columns["height"] = np.full(len(rows), IMAGE_SIDE, dtype=np.int32)
-    return finish(
-        DATASET,
-        columns,
-        rejects,
-        root=data_root,
-        out=out_path,
-        name=name,
-        verify=verify,
-        workers=workers,
-        strict=strict,
-        source=source,
-        notes=notes,
-        row_numbers=rows.line,
-        source_files=rows.source_file,
-    )
+    try:
+        return finish(
+            DATASET,
+            columns,
+            rejects,
+            root=data_root,
+            out=out_path,
+            name=name,
+            verify=verify,
+            workers=workers,
+            strict=strict,
+            source=source,
+            notes=notes,
+            row_numbers=rows.line,
+            source_files=rows.source_file,
+            follow_links=follow_links,
+            max_pixels=max_pixels,
+        )
+    except BaseException:
+        _remove(created)  # PNGs this run wrote for a manifest that was not written are orphans
+        raise
+
+
+def _remove(paths: list[str]) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)

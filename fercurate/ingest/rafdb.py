@@ -62,6 +62,8 @@ def ingest(
     strict: bool = False,
     check_files: bool = True,
     name: str | None = None,
+    follow_links: bool = False,
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Ingest RAF-DB basic under ``root``; ``images`` picks ``Image/aligned`` or ``Image/original``."""
     if images not in IMAGE_DIRS:
@@ -116,6 +118,8 @@ def ingest(
         workers=workers,
         strict=strict,
         check_files=check_files,
+        follow_links=follow_links,
+        max_pixels=max_pixels,
         source={"layout": f"{LIST_FILE} + {IMAGE_DIRS[images]}/", "images": images},
         notes=notes,
         row_numbers=rows.line,
@@ -127,7 +131,7 @@ def ingest(
 
 def _parse_list(path: Path, images: str, rejects: Rejects, notes: list[str]) -> _Rows:
     """Lines ``<name> <label>`` -> rows; bad lines become rejects naming the line."""
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM is not part of the first name
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -215,7 +219,7 @@ def _annotations(root: Path, stems: list[str], notes: list[str]) -> dict[str, An
                 flags[i] = (flags[i] or []) + [f"no_{what}_file"]
                 continue
             try:
-                out[i] = parse((directory / fname).read_text(encoding="utf-8"))
+                out[i] = parse((directory / fname).read_text(encoding="utf-8-sig"))
             except (ValueError, UnicodeDecodeError, OSError) as exc:
                 bad += 1
                 first_bad = first_bad or f"{folder}/{fname}: {exc}"

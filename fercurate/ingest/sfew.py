@@ -31,7 +31,7 @@ import numpy as np
 
 from fercurate.errors import InputError
 from fercurate.images import IMAGE_SUFFIXES
-from fercurate.ingest.common import IngestResult, Rejects, finish, require_dir
+from fercurate.ingest.common import IngestResult, Rejects, finish, is_utf8_name, non_utf8_reason, require_dir
 from fercurate.schema import SFEW_LABELS, label_id
 
 DATASET = "sfew"
@@ -69,6 +69,8 @@ def ingest(
     strict: bool = False,
     check_files: bool = True,
     name: str | None = None,
+    follow_links: bool = False,
+    max_pixels: int | None = None,
 ) -> IngestResult:
     """Ingest SFEW 2.0 under ``root``; ``aligned`` = auto | yes | no picks the image variant."""
     if aligned not in ALIGNED_MODES:
@@ -125,6 +127,8 @@ def ingest(
         workers=workers,
         strict=strict,
         check_files=check_files,
+        follow_links=follow_links,
+        max_pixels=max_pixels,
         source={"layout": "SFEW 2.0 emotion folders", "aligned": aligned, "folders": used},
         notes=notes,
     )
@@ -193,14 +197,26 @@ def _collect(
     ignored = 0
     for e in sorted(os.scandir(folder), key=lambda e: e.name):
         path = Path(e.path)
+        if not is_utf8_name(e.name):
+            rejects.add(non_utf8_reason(folder, e.name), source_file=str(folder), raw=repr(os.fsencode(e.name)))
+            continue
         if e.is_dir():
             if path in skip:
                 continue
             emotion = _EMOTIONS.get(e.name.lower())
+            if e.name.lower().endswith(IMAGE_SUFFIXES):
+                rejects.add(f"not an image file: {path} is a folder", source_file=str(folder),
+                            image_path=path.relative_to(root).as_posix())
             images, other = _images_in(path)
             ignored += other
             for img in images:
                 rel = img.relative_to(root).as_posix()
+                if not is_utf8_name(rel):
+                    bad_name = not is_utf8_name(img.name)
+                    where = img.parent if bad_name else root
+                    rejects.add(non_utf8_reason(where, img.name if bad_name else rel), source_file=str(where),
+                                raw=repr(os.fsencode(img.name if bad_name else rel)))
+                    continue
                 if emotion is None:
                     rejects.add(
                         f"unknown emotion folder: {e.name!r} (expected {', '.join(SFEW_LABELS)})",
