@@ -292,3 +292,16 @@ def test_rafdb_folder_named_like_a_listed_image_is_a_reject(tmp_path: Path) -> N
     rafdb.ingest(spec["root"], out)  # without --verify: the folder must not reach the manifest
     df, rej = _read(out)
     assert len(df) == 4 and len(rej) == 1 and "is a folder" in rej.iloc[0]["reason"]
+
+
+def test_bom_ran_list(tmp_path: Path, workspace: Path) -> None:
+    from fercurate.ingest.ran_lists import import_ran_lists
+
+    manifest = workspace / "manifests" / "ferplus.parquet"
+    ferplus.ingest(write_folders(tmp_path / "ferplus"), manifest, workers=1)
+    occ = tmp_path / "lists" / "FERplus_dir" / "jianfei_occlusion_list.txt"
+    occ.parent.mkdir(parents=True)
+    occ.write_bytes(b"\xef\xbb\xbf4_fer0000009.png 8 0\r\n5_fer0000005.png 8 1\r\n")
+    result = import_ran_lists(tmp_path / "lists", manifest)
+    stats = {s.name: s for s in result.lists}
+    assert (stats["occlusion"].matched, stats["occlusion"].unmatched) == (2, 0)

@@ -252,7 +252,7 @@ class ImportResult:
 def _text_lines(path: Path) -> list[tuple[int, str | None, str]]:
     """(1-based line, text or None if not UTF-8, shown text) for each non-blank line."""
     try:
-        data = path.read_bytes()
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM is not part of the first line
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     out = []
