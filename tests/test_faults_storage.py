@@ -231,3 +231,15 @@ def test_pixel_limit_setting_reaches_worker_processes(tmp_path: Path, monkeypatc
     finally:
         images.set_max_pixels(None)
     assert images.max_pixels() == images.DEFAULT_MAX_PIXELS
+
+
+def test_os_errors_from_any_command_are_one_line(raf: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside fercurate's own writers (a library opening a file itself), ENOSPC is still one line."""
+
+    def full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "somewhere.bin"))
+
+    monkeypatch.setattr("fercurate.ingest.rafdb._parse_list", full)
+    res = CliRunner().invoke(app, ["ingest", "rafdb", str(raf["root"]), "-o", str(tmp_path / "r.parquet")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip() == f"error: {tmp_path / 'somewhere.bin'}: No space left on device"

@@ -6,12 +6,16 @@ heavy libraries (torch, fiftyone, mediapipe) are imported inside commands so ``-
 
 from __future__ import annotations
 
+import errno
 import importlib
 
 import typer
 from typer.core import TyperGroup
 
 from fercurate.errors import FercurateError
+
+
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class FercurateGroup(TyperGroup):
@@ -23,6 +27,11 @@ class FercurateGroup(TyperGroup):
         except FercurateError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(exc.exit_code) from exc
+        except OSError as exc:  # a full disk or a permission error outside fercurate's own writers
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                raise
+            typer.secho(f"error: {exc.filename or 'a file'}: {exc.strerror}", err=True, fg="red")
+            raise typer.Exit(1) from exc
 
 
 def new_app(help: str, **kwargs) -> typer.Typer:  # noqa: A002 - typer's name
