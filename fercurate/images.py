@@ -11,6 +11,7 @@ import hashlib
 import io
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,67 @@ def set_max_pixels(limit: int | None) -> None:
     os.environ[MAX_PIXELS_ENV] = str(int(limit))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT/JPG/DAC
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_HEAD_BYTES = 16384
+
+
+def _png_jpeg_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG (its IHDR) or a JPEG (its SOF segment) from the file's first bytes.
+
+    A fast path for the common formats (~3x quicker than Pillow's open, which matters across 420k
+    files); None for anything else, or a JPEG whose frame header is not in ``head``.
+    """
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) >= 24 and head[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", head[16:24])
+            return int(width), int(height)
+        return None
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    i, n = 2, len(head)
+    while i + 9 <= n:
+        if head[i] != 0xFF:
+            return None
+        marker = head[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in _JPEG_SOF:
+            height, width = struct.unpack(">HH", head[i + 5 : i + 9])
+            return int(width), int(height)
+        (length,) = struct.unpack(">H", head[i + 2 : i + 4])
+        i += 2 + length
+    return None
+
+
 def header_size(source: bytes | str | os.PathLike) -> tuple[int, int] | None:
     """(width, height) from the image header (bytes, or a file of which only the header is read)
-    without decoding the pixels; None if Pillow can't tell (OpenCV's decode then decides)."""
+    without decoding the pixels; None if it can't be told (OpenCV's decode then decides).
+
+    PNG and JPEG headers are parsed directly; other formats (and JPEGs with a long preamble) go
+    through Pillow's lazy ``Image.open``, which also reads only the header.
+    """
+    if isinstance(source, bytes):
+        head = source[:_HEAD_BYTES]
+    else:
+        try:
+            fd = os.open(source, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            head = os.read(fd, _HEAD_BYTES)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+    size = _png_jpeg_size(head)
+    if size is not None or not head:  # an empty file has no size (its decode fails: "empty file")
+        return size
     from PIL import Image, UnidentifiedImageError
 
     with warnings.catch_warnings():

@@ -100,3 +100,27 @@ def test_rafdb_list_every_line_is_a_row_or_a_reject(tmp_path_factory, lines, eol
     for i, (text, good) in enumerate(lines, 1):
         if good:  # a well-formed line is never rejected, the first one included (BOM)
             assert i in rows.line, (text, rejects.rows)
+
+
+@SETTINGS
+@given(width=st.integers(1, 300), height=st.integers(1, 300), fmt=st.sampled_from(["PNG", "JPEG"]),
+       mode=st.sampled_from(["L", "RGB", "RGBA", "P"]), progressive=st.booleans(), exif=st.booleans())
+def test_header_size_agrees_with_pillow(width, height, fmt, mode, progressive, exif) -> None:  # noqa: ANN001
+    """The PNG/JPEG header fast path reads the same size Pillow does (progressive, EXIF, palette...)."""
+    from PIL import Image
+
+    from fercurate import images
+
+    if fmt == "JPEG" and mode in ("RGBA", "P"):
+        mode = "RGB"
+    im = Image.new(mode, (width, height))
+    buf = io.BytesIO()
+    kwargs = {"progressive": progressive} if fmt == "JPEG" else {}
+    if exif:
+        e = Image.Exif()
+        e[0x010E] = "x" * 5000  # a long APP1 segment before the frame header
+        kwargs["exif"] = e.tobytes()
+    im.save(buf, format=fmt, **kwargs)
+    data = buf.getvalue()
+    assert images._png_jpeg_size(data[: images._HEAD_BYTES]) == (width, height)
+    assert images.header_size(data) == Image.open(io.BytesIO(data)).size

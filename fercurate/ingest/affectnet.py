@@ -1,4 +1,4 @@
-"""AffectNet ingest: the manually annotated file lists -> a manifest, without opening any image.
+"""AffectNet ingest: the manually annotated file lists -> a manifest, without decoding any image.
 
 Supported layout (as AffectNet's publishers ship it)::
 
@@ -110,7 +110,7 @@ def ingest(
 ) -> IngestResult:
     """Ingest AffectNet's manually annotated lists under ``root`` into a manifest.
 
-    ``check_files=False`` skips the image-existence check (CSV-only ingest); ``verify`` decodes every
+    ``check_files=False`` skips the image-existence and pixel-limit (header) checks (CSV-only ingest); ``verify`` decodes every
     image and records width, height and sha256.
     """
     root = require_dir(root, "AffectNet root")

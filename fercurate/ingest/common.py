@@ -13,6 +13,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ import pyarrow.compute as pc
 from fercurate import images
 from fercurate.errors import InputError, RejectsError
 from fercurate.manifest import build_table, failed_rejects_path, rejects_path, write_manifest, write_rejects
-from fercurate.parallel import map_chunks
+from fercurate.parallel import chunked, map_chunks, resolve_workers
+from fercurate.progress import progress
 from fercurate.schema import REJECTS_SCHEMA
 from fercurate.workspace import Workspace
 
@@ -309,12 +311,23 @@ def oversized_images(
     root: Path, rel_paths: Sequence[str], *, max_pixels: int | None = None, workers: int | None = None,
     desc: str = "image headers",
 ) -> list[str | None]:
-    """Per path, why it is over the pixel limit (read from its header only, on all cores), or None."""
+    """Per path, why it is over the pixel limit (read from its header only), or None.
+
+    Threads, not processes: each file costs one small read (which releases the GIL) and a few
+    microseconds of parsing, so starting worker processes would cost more than the work.
+    """
     abs_paths = [str(root / p) for p in rel_paths]
     out: list[str | None] = []
     fn = functools.partial(_header_chunk, max_pixels=max_pixels)
-    for chunk in map_chunks(fn, abs_paths, workers=workers, chunk_size=2048, desc=desc):
-        out.extend(chunk)
+    chunks = chunked(abs_paths, 2048)
+    bar = progress(total=len(abs_paths), desc=desc, unit="img")
+    try:
+        with ThreadPoolExecutor(min(resolve_workers(workers), max(1, len(chunks)))) as pool:
+            for chunk in pool.map(fn, chunks):
+                out.extend(chunk)
+                bar.update(len(chunk))
+    finally:
+        bar.close()
     return out
 
 
