@@ -220,27 +220,23 @@ def scan_files(root: Path, rel_paths: Sequence[str] | pa.Array, *, follow_links:
             entries = list(os.scandir(folder))
         except OSError:  # missing, not a folder, unreadable: its paths stay MISSING
             continue
-        dir_outside = not follow_links and not _inside(os.path.realpath(folder), real_root)
-        n_before = len(names)
-        for e in entries:
-            if not is_utf8_name(e.name):
-                scan.non_utf8.append((str(folder), e.name))
-                continue
-            names.append(e.name)
-            if dir_outside:
-                kinds.append(OUTSIDE)
-            elif e.is_symlink():
-                real = os.path.realpath(e.path)
-                if not os.path.exists(real):
-                    kinds.append(BROKEN_LINK)
-                elif not follow_links and not _inside(real, real_root):
-                    kinds.append(OUTSIDE)
-                else:
-                    kinds.append(FOLDER if os.path.isdir(real) else FILE)
-            else:
-                kinds.append(FOLDER if e.is_dir(follow_symlinks=False) else FILE)
+        listed = [e.name for e in entries]
+        if not is_utf8_name("/".join(listed)):  # rare: keep only the names that are valid UTF-8
+            scan.non_utf8.extend((str(folder), e.name) for e in entries if not is_utf8_name(e.name))
+            entries = [e for e in entries if is_utf8_name(e.name)]
+            listed = [e.name for e in entries]
+        if not follow_links and not _inside(os.path.realpath(folder), real_root):
+            kind = [OUTSIDE] * len(entries)
+        else:
+            # only links and folders need a closer look; the entry types come from the listing
+            kind = [FILE] * len(entries)
+            special = [k for k, e in enumerate(entries) if e.is_symlink() or e.is_dir(follow_symlinks=False)]
+            for k in special:
+                kind[k] = _entry_kind(entries[k], real_root, follow_links)
+        names.extend(listed)
+        kinds.extend(kind)
         prefixes.append(f"{d}/" if d else "")
-        counts.append(len(names) - n_before)
+        counts.append(len(listed))
     if not names:
         return scan
     prefix = pa.DictionaryArray.from_arrays(
@@ -251,6 +247,18 @@ def scan_files(root: Path, rel_paths: Sequence[str] | pa.Array, *, follow_links:
     kind_of = np.asarray(kinds, dtype=np.int8)
     scan.kind = np.where(idx >= 0, kind_of[np.maximum(idx, 0)], MISSING).astype(np.int8)
     return scan
+
+
+def _entry_kind(entry: os.DirEntry, real_root: str, follow_links: bool) -> int:
+    """FOLDER, OUTSIDE, BROKEN_LINK or FILE for a directory entry that is a link or a folder."""
+    if not entry.is_symlink():
+        return FOLDER
+    real = os.path.realpath(entry.path)
+    if not os.path.exists(real):
+        return BROKEN_LINK
+    if not follow_links and not _inside(real, real_root):
+        return OUTSIDE
+    return FOLDER if os.path.isdir(real) else FILE
 
 
 def existing_files(root: Path, rel_paths: Sequence[str] | pa.Array) -> np.ndarray:
