@@ -48,7 +48,13 @@ def storage_error(path: str | os.PathLike, exc: OSError) -> StorageError:
 
 
 def current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
+    """The process umask: from ``/proc/self/status`` on Linux (no window where another thread sees a
+    changed umask), else by setting and restoring it."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -130,9 +130,6 @@ def non_utf8_reason(folder: str | os.PathLike, name: str) -> str:
     return f"file name is not valid UTF-8: {os.fsencode(name)!r} in {printable(str(folder))}"
 
 
-RESERVED_NAMES = frozenset({".", ".."})
-
-
 def unsafe_path_reason(path: str) -> str | None:
     """Why a dataset-relative path may not be used (absolute, '..', '.', empty, NUL), or None if it is fine."""
     if not path or not path.strip():
