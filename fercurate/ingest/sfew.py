@@ -13,7 +13,8 @@ Supported layouts (the EmotiW release and the usual ways it is unpacked), per sp
 Emotion folders: Angry, Disgust, Fear, Happy, Neutral, Sad, Surprise (case-insensitive;
 ``source_label`` keeps the folder name). Images directly in a split folder are unlabelled (label
 null): the official Test set has no public labels. Any other sub-folder is an unknown emotion: each
-image in it is rejected with that reason. Non-image files are ignored and counted in a note.
+image in it is rejected with that reason. Non-image files are ignored and counted in a note; a
+folder named like an image (``x.png/``) and a name that is not valid UTF-8 are reject rows.
 
 ``aligned``: "auto" uses a split's aligned faces where present, else its original frames; "yes" /
 "no" insist on one variant and fail naming the split that lacks it.
