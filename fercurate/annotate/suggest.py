@@ -218,7 +218,7 @@ def _backbone_net(path: str | os.PathLike) -> "torch.nn.Module":
 
     from fercurate.ran.backbone import FEATURE_DIM
     from fercurate.ran.checkpoint import load_checkpoint
-    from fercurate.ran.train import model_from_checkpoint
+    from fercurate.ran.model import model_from_checkpoint
 
     state = load_checkpoint(path)
     model = model_from_checkpoint(state)
