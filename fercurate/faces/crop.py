@@ -108,8 +108,15 @@ def alignment_matrix(points: np.ndarray, size: int, template: np.ndarray = DLIB5
     """Least-squares similarity (rotation, uniform scale, shift) taking ``points`` to ``template * size``."""
     from skimage.transform import SimilarityTransform
 
-    tform = SimilarityTransform()
-    if not tform.estimate(np.asarray(points, dtype=np.float64), np.asarray(template, dtype=np.float64) * size):
+    src = np.asarray(points, dtype=np.float64)
+    dst = np.asarray(template, dtype=np.float64) * size
+    if hasattr(SimilarityTransform, "from_estimate"):  # scikit-image >= 0.26 (estimate() is deprecated there)
+        tform = SimilarityTransform.from_estimate(src, dst)
+        ok = bool(tform)
+    else:
+        tform = SimilarityTransform()
+        ok = tform.estimate(src, dst)
+    if not ok or not np.all(np.isfinite(tform.params)):
         raise ValueError("degenerate landmarks: no similarity transform onto the template")
     return tform.params[:2].copy()
 
