@@ -88,6 +88,8 @@ def test_bad_choice_names_the_option() -> None:
         cfg.resolved()
     with pytest.raises(InputError, match="--attention must be sigmoid or softmax"):
         TrainConfig(manifest="m.parquet", out="o", attention="tanh").resolved()
+    with pytest.raises(InputError, match="needs the face cache"):
+        TrainConfig(manifest="m.parquet", out="o", align="dlib5", crops="landmark", cache=False).resolved()
 
 
 def test_crop_set_names_match_the_boxes() -> None:

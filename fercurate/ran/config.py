@@ -184,6 +184,8 @@ class TrainConfig:
             (0 < cfg.random_min_scale <= cfg.random_max_scale <= 1,
              "--random-min-scale and --random-max-scale must satisfy 0 < min <= max <= 1"),
             (0 < cfg.landmark_scale <= 2, "--landmark-scale must be in (0, 2]"),
+            (cfg.align == "bbox" or cfg.cache or cfg.crops != "landmark",
+             "--crops landmark with --align dlib5 needs the face cache (it keeps each face's alignment; drop --no-cache)"),
             (cfg.pretrained is not None or not cfg.pretrained_head, "--pretrained-head needs --pretrained"),
             (set(cfg.freeze) <= set(FREEZABLE), f"--freeze takes backbone stages: {', '.join(FREEZABLE)}"),
         ]
