@@ -51,7 +51,8 @@ def _option(f: dataclasses.Field, hint: Any) -> Any:
     if hint is Optional[bool]:
         flag = f"{flag}/--no-{flag[2:]}"
     decls = [flag] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-    return typer.Option(None, *decls, help=_help(f), show_default=False, rich_help_panel=f.metadata.get("panel"))
+    return typer.Option(None, *decls, help=_help(f), show_default=False, min=f.metadata.get("minimum"),
+                        rich_help_panel=f.metadata.get("panel"))
 
 
 def train_parameters() -> list[inspect.Parameter]:

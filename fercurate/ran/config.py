@@ -51,15 +51,16 @@ RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads"
 
 def setting(default: Any = None, help: str = "", *, flag: str | None = None, short: str | None = None,  # noqa: A002
             choices: tuple | None = None, csv: bool = False, repeat: bool = False, factory: Any = None,
-            panel: str = "Training") -> Any:
+            minimum: float | None = None, panel: str = "Training") -> Any:
     """A TrainConfig field with its command-line description.
 
     ``flag`` overrides the option name (default ``--field-name``); ``csv`` takes a list as one
     comma-separated value (``--milestones 15,30``), ``repeat`` as a repeatable option (``--split a
-    --split b``); ``panel`` groups the option in ``fercurate train --help``.
+    --split b``); ``minimum`` is checked on the command line; ``panel`` groups the option in
+    ``fercurate train --help``.
     """
     meta = {"help": help, "flag": flag, "short": short, "choices": choices, "csv": csv, "repeat": repeat,
-            "panel": panel}
+            "minimum": minimum, "panel": panel}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -148,7 +149,7 @@ class TrainConfig:
     workers: int = setting(0, "DataLoader worker processes (0: cached faces are sliced in-process).",
                            flag="--loader-workers", panel=RUN)
     decode_workers: int | None = setting(None, "Worker processes decoding faces (default: all cores).",
-                                         flag="--workers", short="-j", panel=RUN)
+                                         flag="--workers", short="-j", minimum=1, panel=RUN)
     cache: bool = setting(True, "Cache decoded faces under <workspace>/cache/faces.", panel=RUN)
     cache_dir: str | None = setting(None, "Where the face cache lives (default: <workspace>/cache/faces).", panel=RUN)
     device: str = setting("auto", "auto (CUDA if present, else CPU) | cpu | cuda | cuda:N.", panel=RUN)
