@@ -24,8 +24,12 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("demo") / "work"
+    decoy = tmp_path_factory.mktemp("decoy")  # the demo passes --workspace to every step: the env is not its channel
     lines: list[str] = []
-    result = run_demo(work, faces=12, epochs=1, input_size=32, echo=lines.append)
+    with pytest.MonkeyPatch.context() as mp:  # restores the variable whatever a step does with it
+        mp.setenv("FERCURATE_WORKSPACE", str(decoy))
+        result = run_demo(work, faces=12, epochs=1, input_size=32, echo=lines.append)
+    assert not any(decoy.iterdir()), "a demo step wrote into $FERCURATE_WORKSPACE instead of the demo folder"
     return result, lines
 
 

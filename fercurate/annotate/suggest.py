@@ -1,7 +1,7 @@
 """Occlusion suggestions: a score per face that sorts the labelling queue, and pre-filled types.
 
 The scorer works on 48x48 grayscale face crops (the FERPlus format; other datasets are cropped to
-their face box and resized). By default it is a small CNN trained from scratch; with
+their face box and resized by :func:`fercurate.faces.crop.face_crop`, the crop RAN's data uses). By default it is a small CNN trained from scratch; with
 ``TrainConfig.backbone`` it is the ResNet-18 of an expression model trained with ``fercurate train``
 (its faces upsampled to the model's input size), which scores better once labels exist (see the
 benchmark). Either way it is trained here, offline, on our own data:
@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -44,6 +43,7 @@ from fercurate.annotate.dataset import SUGGEST_LAYER, suggestion_layer_path
 from fercurate.annotate.occluders import KINDS, SIZE, synthetic_set
 from fercurate.annotations import append_events, current_labels, label_events, make_event, read_events
 from fercurate.errors import InputError
+from fercurate.faces.crop import face_crop
 from fercurate.images import ImageReadError, read_image
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, read_manifest
@@ -119,28 +119,11 @@ class SuggestResult:
 # --- faces ---------------------------------------------------------------------------------------
 
 
-def _face_crop(img: np.ndarray, box: tuple[float, float, float, float] | None) -> np.ndarray:
-    if box is not None:
-        x, y, w, h = box
-        side = max(w, h)
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        x1, y1 = x0 + int(round(side)), y0 + int(round(side))
-        pad = max(0, -x0, -y0, x1 - img.shape[1], y1 - img.shape[0])
-        if pad:
-            img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-        img = img[y0:y1, x0:x1]
-    if img.shape != (SIZE, SIZE):
-        img = cv2.resize(img, (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-    return img
-
-
 def _load_chunk(tasks: Sequence[tuple[str, tuple[float, float, float, float] | None]]) -> list[np.ndarray | str]:
     out: list[np.ndarray | str] = []
     for path, box in tasks:
         try:
-            out.append(_face_crop(read_image(path, color=False), box))
+            out.append(face_crop(read_image(path, color=False), box, SIZE))
         except ImageReadError as exc:
             out.append(str(exc).split(": ", 1)[-1])
     return out
@@ -218,7 +201,7 @@ def _backbone_net(path: str | os.PathLike) -> "torch.nn.Module":
 
     from fercurate.ran.backbone import FEATURE_DIM
     from fercurate.ran.checkpoint import load_checkpoint
-    from fercurate.ran.train import model_from_checkpoint
+    from fercurate.ran.model import model_from_checkpoint
 
     state = load_checkpoint(path)
     model = model_from_checkpoint(state)

@@ -1,119 +1,135 @@
-"""``fercurate train`` and ``fercurate eval``: the RAN / ResNet-18 baseline trainer and evaluator."""
+"""``fercurate train`` and ``fercurate eval``: the RAN / ResNet-18 baseline trainer and evaluator.
+
+``train``'s options are generated from :class:`fercurate.ran.config.TrainConfig` (one option per field,
+with the field's help, flag and choices), so the CLI and the library cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from fercurate.cli import options
 from fercurate.errors import InputError
+from fercurate.ran.config import TrainConfig, config_fields, option_name
+from fercurate.workspace import Workspace
 
 
-def _csv_ints(value: str | None) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError(f"--milestones must be comma-separated epochs, e.g. 15,30 (got {value!r})") from exc
+def _annotation(f: dataclasses.Field, hint: Any) -> Any:
+    """The CLI type of a TrainConfig field: every option is optional (None = not given)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if typing.get_origin(base) is list:
+        return Optional[list[str]] if f.metadata.get("repeat") else Optional[str]
+    if base not in (bool, int, float, str):
+        raise TypeError(f"TrainConfig.{f.name}: no command-line form for type {hint!r}")
+    return Optional[base]
 
 
-def train(
-    manifest: str = typer.Option(None, "--manifest", "-m", help="Manifest path or name (e.g. manifests/ferplus.parquet)."),
-    split: list[str] = typer.Option(None, "--split", help="Split(s) to train on (repeatable; default: train)."),
-    subset: str = typer.Option(None, "--subset", help="Train only on this subset of the manifest (name or file)."),
-    val_split: list[str] = typer.Option(None, "--val-split", help="Split(s) scored after every epoch (best epoch kept as *.best.pt)."),
-    val_subset: str = typer.Option(None, "--val-subset", help="Validate on this subset instead of / within --val-split."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<arch>-<manifest>)."),
-    arch: str = typer.Option(None, "--arch", help="ran (default) | baseline (plain ResNet-18 on the whole face)."),
-    variant: str = typer.Option(None, "--variant", help="paper (default) | official-code: the authors' code (softmax attention, margin 0.1, no input normalisation, lr 0.1, its crop boxes)."),
-    crops: str = typer.Option(None, "--crops", help="fixed (the paper's 5 regions, default) | random | landmark (manifest landmarks)."),
-    classes: int = typer.Option(None, "--classes", help="8 (default) or 7 (contempt dropped)."),
-    targets: str = typer.Option(None, "--targets", help="majority (default) | votes (FER+ vote distributions)."),
-    epochs: int = typer.Option(None, "--epochs", help="Epochs (paper: 40)."),
-    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Global batch size (default 64)."),
-    lr: float = typer.Option(None, "--lr", help="Initial learning rate (paper 0.01; official-code 0.1)."),
-    momentum: float = typer.Option(None, "--momentum", help="SGD momentum (0.9)."),
-    nesterov: Optional[bool] = typer.Option(None, "--nesterov/--no-nesterov", help="Nesterov momentum (off)."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="Weight decay (1e-4)."),
-    schedule: str = typer.Option(None, "--schedule", help="step (lr x gamma at --milestones, default) | cosine."),
-    milestones: str = typer.Option(None, "--milestones", help="Epochs where the step schedule divides the lr (paper: 15,30)."),
-    gamma: float = typer.Option(None, "--gamma", help="Step-schedule factor (0.1)."),
-    warmup_epochs: float = typer.Option(None, "--warmup-epochs", help="Linear lr warm-up, in epochs (0)."),
-    input_size: int = typer.Option(None, "--input-size", help="Backbone input size of every crop (paper: 224)."),
-    face_size: int = typer.Option(None, "--face-size", help="Size faces are decoded/cached at (default: the input size)."),
-    stem: str = typer.Option(None, "--stem", help="imagenet (7x7/2 conv + max-pool, default) | no-maxpool (small faces)."),
-    rb_margin: float = typer.Option(None, "--rb-margin", help="RB-loss margin alpha (paper 0.02; official-code 0.1)."),
-    rb_weight: float = typer.Option(None, "--rb-weight", help="Weight of the RB-loss next to cross-entropy (1)."),
-    label_smoothing: float = typer.Option(None, "--label-smoothing", help="Label smoothing for majority targets (0)."),
-    augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flip/rotate/zoom/shift augmentation (on)."),
-    rotate: float = typer.Option(None, "--rotate", help="Max rotation in degrees (10)."),
-    translate: float = typer.Option(None, "--translate", help="Max shift, fraction of the face (0.08)."),
-    erase: float = typer.Option(None, "--erase", help="Random-erasing probability (0)."),
-    pretrained: Path = typer.Option(None, "--pretrained", help="ResNet-18 .pth (torchvision names; ImageNet or MS-Celeb-1M) for the backbone."),
-    pretrained_head: Optional[bool] = typer.Option(None, "--pretrained-head/--no-pretrained-head", help="Also start the classifier from --pretrained, a fercurate checkpoint with the same labels (a baseline's FC is split over RAN's [F_i : F_m]); off: fresh head."),
-    freeze: str = typer.Option(None, "--freeze", help="Backbone stages to keep fixed, comma-separated: stem,layer1,layer2,layer3,layer4 (none)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the data order, augmentation and initialisation (0)."),
-    limit: int = typer.Option(None, "--limit", help="Use only N training faces (a seeded sample), for quick trials."),
-    workers: int = typer.Option(None, "--loader-workers", help="DataLoader worker processes (0: cached faces are sliced in-process)."),
-    decode_workers: int = options.Workers,
-    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Cache decoded faces under <workspace>/cache/faces (on)."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", help="Where the face cache lives."),
-    device: str = typer.Option(None, "--device", help="auto (CUDA if present, else CPU) | cpu | cuda | cuda:N."),
-    amp: str = typer.Option(None, "--amp", help="Mixed precision: auto (on for CUDA) | on | off."),
-    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
-    save_every_min: float = typer.Option(None, "--save-every-min", help="Also checkpoint mid-epoch every N minutes (10)."),
-    resume: Path = typer.Option(None, "--resume", help="Continue a run exactly from its checkpoint (or run folder)."),
-    workspace: Path = options.Workspace,
-) -> None:
+def _help(f: dataclasses.Field) -> str:
+    text = f.metadata.get("help", "")
+    choices = f.metadata.get("choices")
+    if choices and "|" not in text:
+        text += f" [{' | '.join(map(str, choices))}]"
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if default not in (None, [], "") and not isinstance(default, bool):
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        text += f" (default: {shown})"
+    elif isinstance(default, bool):
+        text += f" (default: {'on' if default else 'off'})"
+    return text
+
+
+def _option(f: dataclasses.Field, hint: Any) -> Any:
+    flag = option_name(f)
+    if hint is Optional[bool]:
+        flag = f"{flag}/--no-{flag[2:]}"
+    decls = [flag] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+    return typer.Option(None, *decls, help=_help(f), show_default=False, min=f.metadata.get("minimum"),
+                        rich_help_panel=f.metadata.get("panel"))
+
+
+def train_parameters() -> list[inspect.Parameter]:
+    """The ``fercurate train`` options: one per TrainConfig field, then ``--resume`` and ``--workspace``."""
+    hints = typing.get_type_hints(TrainConfig)
+    params = []
+    for f in config_fields():
+        annotation = _annotation(f, hints[f.name])
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_option(f, annotation),
+                                        annotation=annotation))
+    params.append(inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                    default=typer.Option(None, "--resume", rich_help_panel="Run",
+                                                         help="Continue a run exactly from its checkpoint (or run folder).")))
+    params.append(inspect.Parameter("workspace", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                    default=options.Workspace))
+    return params
+
+
+def config_values(given: dict[str, Any]) -> dict[str, Any]:
+    """CLI values -> TrainConfig keyword arguments: options not given are left out, lists parsed."""
+    hints = typing.get_type_hints(TrainConfig)
+    out: dict[str, Any] = {}
+    for f in config_fields():
+        value = given.get(f.name)
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if f.metadata.get("csv"):
+            items = [v.strip() for v in str(value).split(",") if v.strip()]
+            if int in typing.get_args(hints[f.name]):
+                try:
+                    items = [int(v) for v in items]
+                except ValueError as exc:
+                    raise InputError(f"{option_name(f)} takes comma-separated integers, e.g. 15,30 (got {value!r})") from exc
+            value = items
+        elif isinstance(value, (list, tuple)):
+            value = list(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def train(**kwargs: Any) -> None:
     """Train RAN (or the ResNet-18 baseline) on a manifest split or subset.
 
     CUDA is used when present (mixed precision, channels_last), else the CPU. Several GPUs:
     torchrun --nproc_per_node N $(which fercurate) train ...  Writes <out>/<arch>.pt (resumable
     checkpoint), <arch>.best.pt (best validation epoch), metrics.jsonl and excluded.parquet.
+    Every option is a field of fercurate.ran.config.TrainConfig, stored in the checkpoint.
+
+    Paper-faithful preprocessing: --align dlib5 (5-point alignment), --crops landmark --landmark-scale 0.8
+    --landmark-clip, or --crops random --random-crops 3.
 
     Example: fercurate train --manifest manifests/ferplus.parquet --split train --val-split val --pretrained resnet18_msceleb.pth --out runs/ran-ferplus
     """
-    import os
-
-    from fercurate.ran.train import TrainConfig
     from fercurate.ran.train import train as run_train
-    from fercurate.workspace import Workspace
 
-    if workspace:
-        os.environ["FERCURATE_WORKSPACE"] = str(Path(workspace).resolve())
+    resume, workspace = kwargs.pop("resume"), kwargs.pop("workspace")
     ws = Workspace.current(workspace)
-    given = {
-        "manifest": manifest, "splits": list(split) if split else None, "subset": subset,
-        "val_splits": list(val_split) if val_split else None, "val_subset": val_subset, "arch": arch,
-        "variant": variant, "crops": crops, "num_classes": classes, "targets": targets, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "momentum": momentum, "nesterov": nesterov,
-        "weight_decay": weight_decay, "schedule": schedule, "milestones": _csv_ints(milestones), "gamma": gamma,
-        "warmup_epochs": warmup_epochs, "input_size": input_size, "face_size": face_size, "stem": stem,
-        "rb_margin": rb_margin, "rb_weight": rb_weight, "label_smoothing": label_smoothing, "augment": augment,
-        "rotate": rotate, "translate": translate, "erase": erase,
-        "pretrained": str(pretrained) if pretrained else None, "pretrained_head": pretrained_head,
-        "freeze": [f.strip() for f in freeze.split(",") if f.strip()] if freeze else None, "seed": seed, "limit": limit, "workers": workers,
-        "decode_workers": decode_workers, "cache": cache, "cache_dir": str(cache_dir) if cache_dir else None,
-        "device": device, "amp": amp, "threads": threads, "save_every_min": save_every_min,
-        "out": str(out) if out else None,
-    }
-    given = {k: v for k, v in given.items() if v is not None}
+    given = config_values(kwargs)
     if resume is not None:
-        result = run_train(TrainConfig(manifest="", out=""), resume=resume, overrides=given, echo=typer.echo)
+        result = run_train(TrainConfig(), resume=resume, overrides=given, workspace=ws, echo=typer.echo)
     else:
-        if manifest is None:
+        if "manifest" not in given:
             raise InputError("--manifest is required (or --resume a run)")
         if "out" not in given:
-            given["out"] = str(ws.runs / f"{given.get('arch', 'ran')}-{Path(manifest).stem}")
-        result = run_train(TrainConfig(**given), echo=typer.echo)
+            given["out"] = str(ws.runs / f"{given.get('arch', 'ran')}-{Path(given['manifest']).stem}")
+        result = run_train(TrainConfig(**given), workspace=ws, echo=typer.echo)
     last = next((m for m in reversed(result.metrics) if m.get("event") == "epoch"), None)
     summary = f"done: {result.epochs_done} epochs on {result.train_samples:,} faces in {result.seconds:.0f}s -> {result.checkpoint}"
     if last and "val_acc" in last:
         summary += f" (last val acc {last['val_acc']:.4f})"
     typer.echo(summary)
+
+
+train.__signature__ = inspect.Signature(train_parameters())  # type: ignore[attr-defined]
+train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}  # type: ignore[attr-defined]
 
 
 def evaluate(

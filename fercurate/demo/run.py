@@ -1,6 +1,7 @@
 """``fercurate demo``: the whole pipeline, offline, in a few minutes, on faces that ship in packages.
 
-Each step is the exact CLI command a user would type (run in this process, so models load once),
+Each step is the exact CLI command a user would type in the demo folder (run in this process, so
+models load once, with the demo folder passed as ``--workspace``; the environment is left alone),
 printed before it runs: build small datasets in the four native layouts -> ingest -> head pose ->
 Pose subsets -> synthetic masks -> a short RAN training -> evaluation on the subsets -> duplicate
 and leakage scan -> the HTML report.
@@ -65,8 +66,7 @@ def run_demo(
 
     work = Path(workdir).expanduser().resolve()
     work.mkdir(parents=True, exist_ok=True)
-    previous, cwd = os.environ.get("FERCURATE_WORKSPACE"), os.getcwd()
-    os.environ["FERCURATE_WORKSPACE"] = str(work)
+    cwd = os.getcwd()
     os.chdir(work)  # every command runs as a user would type it, from inside the demo folder
     result = DemoResult(work, work / "report" / "index.html")
     jobs = ["-j", str(workers)] if workers else []
@@ -74,11 +74,12 @@ def run_demo(
     def step(args: list[str]) -> None:
         echo(f"\n$ fercurate {shlex.join(args)}")
         t0 = time.perf_counter()
-        _cli(args)
+        _cli([*args, "--workspace", str(work)])
         result.steps.append((f"fercurate {shlex.join(args)}", time.perf_counter() - t0))
 
     try:
-        echo(f"fercurate demo in {work} (each step below is the command you would type there)")
+        echo(f"fercurate demo in {work} (each step below is the command you would type there; "
+             f"it runs with --workspace {work})")
         t0 = time.perf_counter()
         found = base_faces()
         faces = found[:faces] if faces else found
@@ -113,10 +114,6 @@ def run_demo(
         step(["report", "--out", "report"])
     finally:
         os.chdir(cwd)
-        if previous is None:
-            os.environ.pop("FERCURATE_WORKSPACE", None)
-        else:
-            os.environ["FERCURATE_WORKSPACE"] = previous
 
     result.outputs = {
         "raw datasets (native layouts)": work / "raw",

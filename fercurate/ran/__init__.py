@@ -1,16 +1,22 @@
 """The Region Attention Network (RAN) and its ResNet-18 baseline: model, crops, losses, training, evaluation.
 
-Modules (import what you need; they pull in torch):
+Modules (import what you need; all but ``config`` pull in torch). They import one another in one
+direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``data`` <- ``checkpoint``/``evaluate``
+<- ``train``; ``tests/test_ran_imports.py`` checks it):
 
+* ``config``: :class:`~fercurate.ran.config.TrainConfig`, every setting of a run with its help and flag
+  (``fercurate train`` builds its options from it), and the names of every choice.
 * ``backbone``: ResNet-18 with torchvision parameter names; ``load_pretrained`` reports missing/unexpected keys.
 * ``crops``: the paper's fixed regions, random and landmark-based regions, one-call batch cropping.
 * ``model``: RAN (self-attention, relation-attention) and the baseline, written like the paper's equations.
 * ``loss``: cross-entropy (hard or vote-distribution targets) + the region-biased loss.
-* ``data``: manifest rows -> targets, the decoded-face cache, batches and augmentation.
+* ``data``: manifest rows -> targets, the decoded-face cache (faces cut by :mod:`fercurate.faces.crop`,
+  optionally dlib-aligned), batches and augmentation.
 * ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
 * ``evaluate``: accuracy, CIs, confusion matrices, attention maps, ``predict_proba``; ``paper``: Table II.
 
-Paper vs the authors' public code (``--variant official-code`` selects the code's choices):
+Paper vs the authors' public code (``--variant official-code`` selects the code's choices; the README's
+"RAN: paper vs fercurate" lists every remaining difference and its flag):
 
 =====================  ============================================  ==========================================
                        paper (default)                               official code

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from fercurate.errors import InputError
+from fercurate.ran.config import STEMS
 
-STEMS = ("imagenet", "no-maxpool")
 FEATURE_DIM = 512
 
 

@@ -102,7 +102,7 @@ def check_label_map(labels: Any, where: str) -> list[str]:
 def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Trace a checkpoint's model (faces in [0, 1] -> logits) to a TorchScript file with its label map."""
     from fercurate.ran.model import LogitsOnly
-    from fercurate.ran.train import model_from_checkpoint
+    from fercurate.ran.model import model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
     net = model_from_checkpoint(state)

@@ -10,7 +10,9 @@ Crop 0 is always the whole face ``(0, 0, 1, 1)``; the RB-loss compares the other
 * random cropping: each crop a random square of side ``scale`` in ``[min_scale, max_scale]`` at a random
   position, redrawn every training batch (evaluation uses one seeded draw for all faces).
 * landmark-based cropping: squares of side ``landmark_scale`` centred on facial landmarks (two eyes,
-  nose, two mouth corners) taken from the manifest's ``landmarks`` column.
+  nose, two mouth corners) taken from the manifest's ``landmarks`` column; with ``clip`` the part of a
+  square outside the face is cut away (the paper: radius 0.4, "remove the regions which are out of
+  the original image").
 
 Boxes become affine sampling grids (``torch.nn.functional.affine_grid`` convention, align_corners=False),
 composed with an optional per-face augmentation transform, so a whole batch of faces x crops is cut out
@@ -24,6 +26,8 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from fercurate.ran.config import CROP_MODES, TrainConfig
 
 WHOLE_FACE = (0.0, 0.0, 1.0, 1.0)
 
@@ -51,7 +55,8 @@ CROP_NAMES: dict[str, tuple[str, ...]] = {
     "paper": ("face", "top-left", "top-right", "center-down", "center-0.9", "center-0.85"),
     "official-code": ("face", "top-left", "top-right", "center-down", "center-0.9", "center-0.8"),
 }
-CROP_MODES = ("fixed", "random", "landmark")
+__all__ = ["CROP_MODES", "CROP_NAMES", "CROP_SETS", "augment_matrices", "box_thetas", "crop_regions", "eval_boxes",
+           "fixed_boxes", "fixed_crop_boxes", "invert_points", "landmark_boxes", "landmark_centres", "random_boxes"]
 
 # Landmark layouts: which points (indices into the manifest's landmark list) centre each crop.
 # 68 points (iBUG/dlib order): eye centres are the means of 36-41 / 42-47, nose tip 30, mouth corners 48 / 54.
@@ -85,6 +90,19 @@ def random_boxes(
     return torch.cat([whole, boxes], dim=1)
 
 
+def eval_boxes(cfg: TrainConfig, num_crops: int | None = None) -> torch.Tensor:
+    """The boxes random cropping uses at evaluation: one seeded draw of ``cfg.random_eval_crops`` regions
+    (or ``num_crops``), the same for every face, whole face first."""
+    g = torch.Generator().manual_seed(cfg.seed + 7919)
+    n = cfg.random_eval_crops if num_crops is None else num_crops
+    return random_boxes(1, n, min_scale=cfg.random_min_scale, max_scale=cfg.random_max_scale, generator=g)[0]
+
+
+def fixed_crop_boxes(cfg: TrainConfig) -> torch.Tensor:
+    """The fixed boxes a config's model uses (for drawing attention on faces)."""
+    return fixed_boxes(cfg.resolved().crop_set)
+
+
 def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
     """(N, 2*L) landmark rows in face fractions -> (N, 5, 2) crop centres (NaN where missing)."""
     n = landmarks.shape[0]
@@ -97,10 +115,16 @@ def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([pts[:, list(g), :].mean(axis=1) for g in LANDMARK_GROUPS[npts]], axis=1)
 
 
-def landmark_boxes(centres: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
-    """(B, K, 2) centres in face fractions -> (B, K + 1, 4) square boxes of side ``scale``, whole face first."""
+def landmark_boxes(centres: torch.Tensor, scale: float = 0.5, clip: bool = False) -> torch.Tensor:
+    """(B, K, 2) centres in face fractions -> (B, K + 1, 4) square boxes of side ``scale``, whole face first.
+
+    ``clip``: boxes are cut to the face (0..1), so a region near the edge holds no padding (and is no
+    longer square; it is stretched to the input size like every crop).
+    """
     half = scale / 2
     boxes = torch.cat([centres - half, centres + half], dim=-1)
+    if clip:
+        boxes = boxes.clamp(0.0, 1.0)
     whole = torch.tensor(WHOLE_FACE, dtype=boxes.dtype).expand(boxes.shape[0], 1, 4)
     return torch.cat([whole, boxes], dim=1)
 

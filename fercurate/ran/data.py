@@ -3,10 +3,13 @@
 * :func:`select_samples` picks rows (splits and/or a subset's ids), drops rows that cannot be used
   (no label, a class outside the label space, no emotion votes) into ``excluded`` with a reason, and
   builds hard labels and, for FERPlus, vote-distribution targets.
-* :func:`load_faces` decodes every face once (all cores), crops it to its bounding box (made square)
-  and resizes it to ``size``; the uint8 result is cached on disk (``<workspace>/cache/faces``) keyed by
-  the images, boxes and size, so later runs and evaluations start at once. Unreadable images become
-  rows in ``failures``, never silent drops.
+* :func:`load_faces` decodes every face once (all cores) and cuts it with
+  :func:`fercurate.faces.crop.face_crop` (the bounding box made square, resized to ``size``) or, with
+  ``align="dlib5"``, :func:`fercurate.faces.crop.aligned_crop` (dlib 5-point similarity alignment, as
+  the RAN paper preprocesses); the uint8 result is cached on disk (``<workspace>/cache/faces``) keyed
+  by the images, boxes, size and alignment, so later runs and evaluations start at once. Unreadable
+  images become rows in ``failures``, never silent drops. The alignment is a training setting stored
+  in the checkpoint, so evaluation cuts faces the same way.
 * :class:`BatchLoader` yields ``(faces uint8 (B, 3, S, S), indices)`` for a list of index batches, from the
   cache (in memory) or by decoding in worker processes.
 * :func:`prepare_batch` turns a uint8 batch into float faces in [0, 1] at the model's input size, with
@@ -34,12 +37,14 @@ from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
 from fercurate.manifest import Manifest
 from fercurate.parallel import map_chunks
+from fercurate.faces.crop import aligned_crop, face_crop, square_box
+from fercurate.ran.config import ALIGNMENTS, TARGET_MODES
 from fercurate.ran.crops import augment_matrices, box_thetas, crop_regions, invert_points, landmark_boxes, landmark_centres, random_boxes
 from fercurate.schema import CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
 from fercurate.workspace import Workspace
 
-CACHE_VERSION = 1
-TARGET_MODES = ("majority", "votes")
+# 2: faces are cut by fercurate.faces.crop (edge-padded, not black) and the key holds the alignment
+CACHE_VERSION = 2
 # Caches up to this size are read into memory; larger ones (e.g. AffectNet at 224 px: ~42 GB) stay
 # memory-mapped and are read batch by batch.
 IN_MEMORY_MAX_BYTES = 4 << 30
@@ -218,48 +223,47 @@ def select_samples(
 # --- decoding faces ---------------------------------------------------------------------------------
 
 
-def face_square(bbox: np.ndarray, width: float, height: float) -> tuple[float, float, float]:
-    """The square (x, y, side) a face is cut from: the bbox made square about its centre, or the image."""
-    if bbox is None or not np.all(np.isfinite(bbox)) or bbox[2] <= 0 or bbox[3] <= 0:
-        x, y, w, h = 0.0, 0.0, float(width), float(height)
-    else:
-        x, y, w, h = (float(v) for v in bbox)
-    side = max(w, h)
-    return x + (w - side) / 2, y + (h - side) / 2, side
+def check_align(align: str) -> str:
+    """``align`` if it names a known face preprocessing, else an error listing them."""
+    if align not in ALIGNMENTS:
+        raise InputError(f"unknown face alignment {align!r} (known: {', '.join(ALIGNMENTS)})")
+    return align
 
 
-def decode_face(path: str, bbox: np.ndarray | None, size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Read an image, cut the (square) face box, resize to ``size``: uint8 RGB (3, size, size) and (w, h)."""
+def decode_face(
+    path: str, bbox: np.ndarray | None, size: int, align: str = "bbox"
+) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None]:
+    """Read an image and cut its face at ``size``: uint8 RGB (3, size, size), the image's (w, h) and,
+    for ``align="dlib5"``, the 2x3 image->face matrix (None for the square box)."""
     img = images.read_image(path, color=True)
     h, w = img.shape[:2]
-    x, y, side = face_square(bbox, w, h)
-    x0, y0 = int(round(x)), int(round(y))
-    s = max(1, int(round(side)))
-    pad = max(0, -x0, -y0, x0 + s - w, y0 + s - h)
-    if pad:
-        img = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-        x0, y0 = x0 + pad, y0 + pad
-    face = img[y0 : y0 + s, x0 : x0 + s]
-    if face.shape[0] != size or face.shape[1] != size:
-        interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
-        face = cv2.resize(face, (size, size), interpolation=interp)
+    matrix = None
+    if check_align(align) == "dlib5":
+        face, matrix = aligned_crop(img, bbox, size)
+    else:
+        face = face_crop(img, bbox, size)
     face = cv2.cvtColor(face, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(face.transpose(2, 0, 1)), (w, h)
+    return np.ascontiguousarray(face.transpose(2, 0, 1)), (w, h), matrix
 
 
-def _decode_chunk(items: Sequence[tuple[str, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    """Worker: decode a chunk of (path, bbox, size); failures give a zero face and a reason."""
+def _decode_chunk(
+    items: Sequence[tuple[str, np.ndarray, int, str]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
+    """Worker: decode a chunk of (path, bbox, size, align); failures give a zero face and a reason."""
     size = items[0][2]
     out = np.zeros((len(items), 3, size, size), dtype=np.uint8)
     sizes = np.zeros((len(items), 2), dtype=np.float32)
+    matrices = np.full((len(items), 2, 3), np.nan, dtype=np.float64)
     reasons: list[str | None] = []
-    for i, (path, bbox, _) in enumerate(items):
+    for i, (path, bbox, _, align) in enumerate(items):
         try:
-            out[i], sizes[i] = decode_face(path, bbox, size)
+            out[i], sizes[i], m = decode_face(path, bbox, size, align)
+            if m is not None:
+                matrices[i] = m
             reasons.append(None)
         except images.ImageReadError as exc:
             reasons.append(str(exc))
-    return out, sizes, reasons
+    return out, sizes, matrices, reasons
 
 
 @dataclass
@@ -270,6 +274,7 @@ class FaceStore:
     sizes: np.ndarray  # (N, 2) decoded image width, height (0 where decoding failed)
     failures: dict[int, str]
     cache_path: Path | None = None
+    matrices: np.ndarray | None = None  # (N, 2, 3) image->face pixel matrices of aligned faces
 
     @property
     def ok(self) -> np.ndarray:
@@ -278,10 +283,10 @@ class FaceStore:
         return mask
 
 
-def cache_key(samples: Samples, size: int) -> str:
-    """A content key for the decoded faces: image paths, boxes, size and the cache format version."""
+def cache_key(samples: Samples, size: int, align: str = "bbox") -> str:
+    """A content key for the decoded faces: image paths, boxes, size, alignment and the cache format version."""
     h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "n": len(samples)}).encode())
+    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "n": len(samples), "align": align}).encode())
     for p in samples.paths:
         h.update(p.encode())
         h.update(b"\0")
@@ -295,8 +300,10 @@ def cache_key(samples: Samples, size: int) -> str:
     return h.hexdigest()[:24]
 
 
-def default_cache_dir() -> Path:
-    return Workspace.current().root / "cache" / "faces"
+def default_cache_dir(workspace: Workspace | str | os.PathLike | None = None) -> Path:
+    """``<workspace>/cache/faces`` (the workspace given, else the current one)."""
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
+    return ws.root / "cache" / "faces"
 
 
 def load_faces(
@@ -308,15 +315,20 @@ def load_faces(
     workers: int | None = None,
     in_memory: bool | None = None,
     desc: str = "decode faces",
+    align: str = "bbox",
+    workspace: Workspace | str | os.PathLike | None = None,
 ) -> FaceStore:
     """Decode (or load from the cache) every face of ``samples`` at ``size`` x ``size``.
 
+    ``align``: ``bbox`` (the face box made square) or ``dlib5`` (5-point similarity alignment), see
+    :mod:`fercurate.faces.crop`. The cache is ``cache_dir``, else ``<workspace>/cache/faces``.
     ``in_memory``: read the cache into RAM (default: when it is at most :data:`IN_MEMORY_MAX_BYTES`).
     """
+    check_align(align)
     if in_memory is None:
         in_memory = len(samples) * 3 * size * size <= IN_MEMORY_MAX_BYTES
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    key = cache_key(samples, size)
+    cache = Path(cache_dir) if cache_dir else default_cache_dir(workspace)
+    key = cache_key(samples, size, align)
     npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
     if use_cache and npy.exists() and meta.exists():
         info = json.loads(meta.read_text())
@@ -324,40 +336,46 @@ def load_faces(
         if in_memory:
             faces = np.ascontiguousarray(faces)
         sizes = np.asarray(info["sizes"], dtype=np.float32).reshape(-1, 2)
-        return FaceStore(faces, sizes, {int(k): v for k, v in info["failures"].items()}, npy)
+        matrices = np.asarray(info["matrices"], dtype=np.float64).reshape(-1, 2, 3) if info.get("matrices") else None
+        return FaceStore(faces, sizes, {int(k): v for k, v in info["failures"].items()}, npy, matrices)
     n = len(samples)
-    items = [(p, b, size) for p, b in zip(samples.paths, samples.bboxes)]
+    items = [(p, b, size, align) for p, b in zip(samples.paths, samples.bboxes)]
     failures: dict[int, str] = {}
     sizes = np.zeros((n, 2), dtype=np.float32)
+    matrices = np.full((n, 2, 3), np.nan, dtype=np.float64)
     chunk = 512
 
     def fill(faces: np.ndarray) -> None:
         start = 0
-        for out, sz, reasons in map_chunks(_decode_chunk, items, workers=workers, chunk_size=chunk, desc=desc, unit="img"):
+        for out, sz, mats, reasons in map_chunks(_decode_chunk, items, workers=workers, chunk_size=chunk, desc=desc,
+                                                 unit="img"):
             faces[start : start + len(out)] = out
             sizes[start : start + len(out)] = sz
+            matrices[start : start + len(out)] = mats
             for j, r in enumerate(reasons):
                 if r is not None:
                     failures[start + j] = r
             start += len(out)
 
+    aligned = align != "bbox"
     if not use_cache:
         faces = np.zeros((n, 3, size, size), dtype=np.uint8)
         fill(faces)
-        return FaceStore(faces, sizes, failures, None)
+        return FaceStore(faces, sizes, failures, None, matrices if aligned else None)
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_path(npy, suffix=".npy.tmp") as tmp:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
         fill(mm)
         mm.flush()
         del mm
-    write_text(meta, json.dumps({"version": CACHE_VERSION, "size": size, "n": n,
+    write_text(meta, json.dumps({"version": CACHE_VERSION, "size": size, "n": n, "align": align,
                                  "manifest": str(samples.manifest.path), "failures": failures,
-                                 "sizes": sizes.ravel().tolist()}))
+                                 "sizes": sizes.ravel().tolist(),
+                                 "matrices": np.nan_to_num(matrices).ravel().tolist() if aligned else None}))
     faces = np.load(npy, mmap_mode="r")
     if in_memory:
         faces = np.ascontiguousarray(faces)
-    return FaceStore(faces, sizes, failures, npy)
+    return FaceStore(faces, sizes, failures, npy, matrices if aligned else None)
 
 
 def drop_failures(samples: Samples, store: FaceStore) -> tuple[Samples, FaceStore]:
@@ -368,7 +386,8 @@ def drop_failures(samples: Samples, store: FaceStore) -> tuple[Samples, FaceStor
     kept = samples.subset(ok)
     kept.excluded.extend({"sample_id": samples.sample_ids[i], "kind": "unreadable", "reason": r}
                          for i, r in sorted(store.failures.items()))
-    return kept, FaceStore(store.faces[ok], store.sizes[ok], {}, store.cache_path)
+    matrices = None if store.matrices is None else store.matrices[ok]
+    return kept, FaceStore(store.faces[ok], store.sizes[ok], {}, store.cache_path, matrices)
 
 
 def drop_missing_files(samples: Samples) -> Samples:
@@ -395,6 +414,12 @@ def landmark_fractions(samples: Samples, store: FaceStore | None) -> np.ndarray:
             f"{samples.manifest.path}: {int(missing.sum())} selected rows have no landmarks "
             f"(e.g. {first}); landmark-based cropping needs them on every row"
         )
+    if store is not None and store.matrices is not None:
+        # aligned faces: carry the landmarks through each face's alignment (pixel centres -> fractions)
+        size = store.faces.shape[-1]
+        pts = samples.landmarks.reshape(len(samples), -1, 2).astype(np.float64)
+        moved = np.einsum("nij,npj->npi", store.matrices[:, :, :2], pts) + store.matrices[:, None, :, 2]
+        return ((moved + 0.5) / size).reshape(len(samples), -1).astype(samples.landmarks.dtype)
     sizes = store.sizes if store is not None else samples.sizes
     if store is None and not np.all(np.isfinite(sizes)):
         raise InputError(f"{samples.manifest.path}: --crops landmark without the face cache needs the manifest's "
@@ -402,7 +427,7 @@ def landmark_fractions(samples: Samples, store: FaceStore | None) -> np.ndarray:
     out = np.empty_like(samples.landmarks)
     for i in range(len(samples)):
         w, h = sizes[i]
-        x, y, side = face_square(samples.bboxes[i], w, h)
+        x, y, side = square_box(samples.bboxes[i], w, h)
         out[i, 0::2] = (samples.landmarks[i, 0::2] - x) / side
         out[i, 1::2] = (samples.landmarks[i, 1::2] - y) / side
     return out
@@ -438,14 +463,14 @@ def epoch_batches(
 class _DecodeDataset(torch.utils.data.Dataset):
     """Decodes faces on the fly (no cache): used with DataLoader worker processes."""
 
-    def __init__(self, paths: list[str], bboxes: np.ndarray, size: int) -> None:
-        self.paths, self.bboxes, self.size = paths, bboxes, size
+    def __init__(self, paths: list[str], bboxes: np.ndarray, size: int, align: str = "bbox") -> None:
+        self.paths, self.bboxes, self.size, self.align = paths, bboxes, size, align
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitems__(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        faces = np.stack([decode_face(self.paths[i], self.bboxes[i], self.size)[0] for i in idx])
+        faces = np.stack([decode_face(self.paths[i], self.bboxes[i], self.size, self.align)[0] for i in idx])
         return torch.from_numpy(faces), torch.as_tensor(np.asarray(idx))
 
 
@@ -476,11 +501,12 @@ class BatchLoader:
     """
 
     def __init__(self, batches: list[np.ndarray], *, faces: np.ndarray | None = None, samples: Samples | None = None,
-                 size: int = 0, workers: int = 0) -> None:
+                 size: int = 0, workers: int = 0, align: str = "bbox") -> None:
         if faces is None and samples is None:
             raise ValueError("BatchLoader needs faces or samples")
         self.batches = batches
-        self.dataset = _ArrayDataset(faces) if faces is not None else _DecodeDataset(samples.paths, samples.bboxes, size)
+        self.dataset = (_ArrayDataset(faces) if faces is not None
+                        else _DecodeDataset(samples.paths, samples.bboxes, size, check_align(align)))
         self.workers = workers
 
     def __len__(self) -> int:
@@ -527,6 +553,7 @@ def prepare_batch(
     random_scale: tuple[float, float] = (0.7, 0.95),
     landmarks: torch.Tensor | None = None,
     landmark_scale: float = 0.5,
+    landmark_clip: bool = False,
     eval_boxes: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -559,7 +586,7 @@ def prepare_batch(
         centres = torch.as_tensor(landmark_centres(landmarks.numpy()), dtype=torch.float32)
         if aug is not None:
             centres = invert_points(aug.cpu(), centres)
-        boxes = landmark_boxes(centres, landmark_scale).to(device)
+        boxes = landmark_boxes(centres, landmark_scale, clip=landmark_clip).to(device)
     return x, boxes
 
 

@@ -129,7 +129,8 @@ def load_predictor(
     input_norm: str = "unit",
 ) -> Predictor:
     """Load a fercurate checkpoint, TorchScript file or ONNX model for scoring."""
-    from fercurate.ran.train import TrainConfig, model_from_checkpoint
+    from fercurate.ran.config import TrainConfig
+    from fercurate.ran.model import model_from_checkpoint
 
     path = Path(path)
     kind = model_kind(path)
@@ -196,7 +197,7 @@ def run_model(
     workers: int = 0,
 ) -> dict[str, np.ndarray | None]:
     """Probabilities (N, K) and, for RAN, attention weights mu / nu (N, k+1) for every sample, in order."""
-    from fercurate.ran.train import eval_boxes
+    from fercurate.ran.crops import eval_boxes
 
     predictor = model if isinstance(model, Predictor) else None
     net = None if predictor else model
@@ -206,7 +207,7 @@ def run_model(
     boxes_eval = eval_boxes(cfg) if crops == "random" else None
     batches = [np.arange(i, min(i + batch_size, len(samples))) for i in range(0, len(samples), batch_size)]
     loader = rdata.BatchLoader(batches, faces=None if store is None else store.faces, samples=samples,
-                               size=face_size, workers=workers)
+                               size=face_size, workers=workers, align=getattr(cfg, "align", "bbox"))
     probs, mus, nus = [], [], []
     was_training = net.training if net is not None else False
     if net is not None:
@@ -216,7 +217,8 @@ def run_model(
         faces, boxes = rdata.prepare_batch(
             faces_u8, input_size=size, train=False, augment=rdata.AugmentConfig(enabled=False), generator=None,
             crops=crops, landmarks=None if landmarks is None else torch.as_tensor(landmarks[idx.numpy()]),
-            landmark_scale=getattr(cfg, "landmark_scale", 0.5), eval_boxes=boxes_eval, device=dev,
+            landmark_scale=getattr(cfg, "landmark_scale", 0.5), landmark_clip=getattr(cfg, "landmark_clip", False),
+            eval_boxes=boxes_eval, device=dev,
         )
         if predictor is not None:
             p, mu, nu = predictor(faces, boxes)
@@ -405,7 +407,7 @@ def evaluate(
     face_size = cfg.face_size if cfg is not None else predictor.input_size
     store = None
     if cache:
-        store = rdata.load_faces(samples, face_size, cache_dir=cache_dir, workers=workers, desc="decode faces")
+        store = rdata.load_faces(samples, face_size, cache_dir=cache_dir, workers=workers, desc="decode faces", align=getattr(cfg, "align", "bbox"))
         samples, store = rdata.drop_failures(samples, store)
         excluded = list(samples.excluded)
     else:
@@ -535,7 +537,7 @@ def predict_proba(
     samples = rdata.select_samples(m, splits=[split] if split else [], num_classes=len(predictor.labels), require_labels=False)
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
-    store = rdata.load_faces(samples, face_size, workers=workers, desc="decode faces")
+    store = rdata.load_faces(samples, face_size, workers=workers, desc="decode faces", align=getattr(cfg, "align", "bbox"))
     samples, store = rdata.drop_failures(samples, store)
     lms = rdata.landmark_fractions(samples, store) if cfg is not None and cfg.crops == "landmark" else None
     res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size)
@@ -625,7 +627,7 @@ def draw_attention(samples, store, res, predictor, path: Path, n: int, lms) -> P
 
     from fercurate.images import write_image_atomic
     from fercurate.ran.crops import landmark_boxes, landmark_centres
-    from fercurate.ran.train import eval_boxes, fixed_crop_boxes
+    from fercurate.ran.crops import eval_boxes, fixed_crop_boxes
 
     cfg = predictor.config
     idx = np.linspace(0, len(samples) - 1, num=min(n, len(samples))).astype(int)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PAPER_MARGIN = 0.02
-OFFICIAL_CODE_MARGIN = 0.1
+from fercurate.ran.config import OFFICIAL_CODE_MARGIN, PAPER_MARGIN
+
+__all__ = ["OFFICIAL_CODE_MARGIN", "PAPER_MARGIN", "classification_loss", "ran_loss", "rb_loss"]
 
 
 def rb_loss(mu: torch.Tensor, margin: float = PAPER_MARGIN) -> torch.Tensor:

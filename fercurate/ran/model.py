@@ -28,12 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercurate.ran.backbone import FEATURE_DIM, ResNet18
+from fercurate.ran.config import ARCHS, ATTENTIONS, NORMALIZATIONS, TrainConfig, config_from_state
 from fercurate.ran.crops import box_thetas, crop_regions, fixed_boxes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-ATTENTIONS = ("sigmoid", "softmax")
-NORMALIZATIONS = ("imagenet", "none")
 
 
 @dataclass
@@ -207,9 +206,6 @@ class LogitsOnly(nn.Module):
         return self.model(faces).logits
 
 
-ARCHS = ("ran", "baseline")
-
-
 def build_model(
     arch: str,
     num_classes: int,
@@ -228,3 +224,16 @@ def build_model(
     if arch == "baseline":
         return BaselineResNet(num_classes, input_size=input_size, normalize=normalize, stem=stem)
     raise ValueError(f"unknown arch {arch!r} (known: {', '.join(ARCHS)})")
+
+
+def model_for_config(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """The network a (resolved) training config describes, freshly initialised."""
+    return build_model(cfg.arch, num_classes, input_size=cfg.input_size, crop_set=cfg.crop_set,
+                       attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
+
+
+def model_from_checkpoint(state: dict) -> nn.Module:
+    """Rebuild the network a checkpoint describes and load its weights."""
+    model = model_for_config(config_from_state(state["config"]).resolved(), len(state["labels"]))
+    model.load_state_dict(state["model"])
+    return model

@@ -21,8 +21,8 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from datetime import timedelta
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,118 +40,22 @@ from fercurate.progress import progress
 from fercurate.ran import data as rdata
 from fercurate.ran.backbone import load_pretrained
 from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
-from fercurate.ran.crops import CROP_MODES, CROP_SETS, fixed_boxes, random_boxes
-from fercurate.ran.loss import OFFICIAL_CODE_MARGIN, PAPER_MARGIN, ran_loss
-from fercurate.ran.model import ARCHS, RegionAttentionNetwork, build_model, head_from_baseline
+from fercurate.ran.config import FREEZABLE, RESUME_OVERRIDABLE, SCHEDULES, VARIANT_DEFAULTS, VARIANTS, TrainConfig, config_from_state
+from fercurate.ran.crops import eval_boxes, fixed_crop_boxes
+from fercurate.ran.evaluate import accuracy_summary, run_model
+from fercurate.ran.loss import ran_loss
+from fercurate.ran.model import RegionAttentionNetwork, head_from_baseline, model_for_config, model_from_checkpoint
 from fercurate.workspace import Workspace
 
-VARIANTS = ("paper", "official-code")
-SCHEDULES = ("step", "cosine")
-# What each variant implies for settings left at None.
-VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "paper": {"lr": 0.01, "attention": "sigmoid", "normalize": "imagenet", "rb_margin": PAPER_MARGIN, "crop_set": "paper"},
-    "official-code": {"lr": 0.1, "attention": "softmax", "normalize": "none", "rb_margin": OFFICIAL_CODE_MARGIN,
-                      "crop_set": "official-code"},
-}
-# Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.
-FREEZABLE = ("stem", "layer1", "layer2", "layer3", "layer4")
-# Settings a resumed run may change (everything else must match the checkpoint's config).
-RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads", "save_every_min", "log_every",
-                      "cache_dir", "out"}
+# Kept importable from here: the config, its choices and the model/crop helpers moved to their own modules.
+__all__ = ["FREEZABLE", "RESUME_OVERRIDABLE", "SCHEDULES", "VARIANTS", "VARIANT_DEFAULTS", "LRSchedule", "TrainConfig",
+           "TrainResult", "eval_boxes", "fixed_crop_boxes", "freeze_stages", "load_pretrained_head",
+           "model_from_checkpoint", "train"]
 
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run (stored in its checkpoints)."""
-
-    manifest: str
-    out: str
-    splits: list[str] = field(default_factory=lambda: ["train"])
-    subset: str | None = None
-    val_splits: list[str] = field(default_factory=list)
-    val_subset: str | None = None
-    arch: str = "ran"
-    variant: str = "paper"
-    crops: str = "fixed"
-    num_classes: int = 8
-    targets: str = "majority"
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float | None = None
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 1e-4
-    schedule: str = "step"
-    milestones: list[int] = field(default_factory=lambda: [15, 30])
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    input_size: int = 224
-    face_size: int | None = None
-    stem: str = "imagenet"
-    attention: str | None = None
-    normalize: str | None = None
-    crop_set: str | None = None
-    rb_margin: float | None = None
-    rb_weight: float = 1.0
-    label_smoothing: float = 0.0
-    augment: bool = True
-    flip: bool = True
-    rotate: float = 10.0
-    scale_min: float = 0.9
-    scale_max: float = 1.1
-    translate: float = 0.08
-    erase: float = 0.0
-    random_min_scale: float = 0.7
-    random_max_scale: float = 0.95
-    landmark_scale: float = 0.5
-    pretrained: str | None = None
-    pretrained_head: bool = False
-    freeze: list[str] = field(default_factory=list)
-    seed: int = 0
-    limit: int | None = None
-    workers: int = 0
-    decode_workers: int | None = None
-    cache: bool = True
-    cache_dir: str | None = None
-    device: str = "auto"
-    amp: str = "auto"
-    threads: int | None = None
-    save_every_min: float = 10.0
-    log_every: int = 50
-
-    def resolved(self) -> "TrainConfig":
-        """A copy with the variant's defaults filled in and every choice validated."""
-        if self.variant not in VARIANTS:
-            raise InputError(f"unknown variant {self.variant!r} (known: {', '.join(VARIANTS)})")
-        values = dataclasses.asdict(self)
-        for key, value in VARIANT_DEFAULTS[self.variant].items():
-            if values[key] is None:
-                values[key] = value
-        if values["face_size"] is None:
-            values["face_size"] = values["input_size"]
-        cfg = TrainConfig(**values)
-        checks = [
-            (cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}"),
-            (cfg.crops in CROP_MODES, f"--crops must be one of {', '.join(CROP_MODES)}"),
-            (cfg.crop_set in CROP_SETS, f"crop set must be one of {', '.join(CROP_SETS)}"),
-            (cfg.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
-            (cfg.targets in rdata.TARGET_MODES, f"--targets must be one of {', '.join(rdata.TARGET_MODES)}"),
-            (cfg.amp in ("auto", "on", "off"), "--amp must be auto, on or off"),
-            (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
-            (cfg.input_size >= 16, "--input-size must be at least 16"),
-            (cfg.arch == "ran" or cfg.crops == "fixed", "--crops random/landmark only apply to --arch ran"),
-            (cfg.pretrained is not None or not cfg.pretrained_head, "--pretrained-head needs --pretrained"),
-            (set(cfg.freeze) <= set(FREEZABLE), f"--freeze takes backbone stages: {', '.join(FREEZABLE)}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-        rdata.label_names(cfg.num_classes)
-        return cfg
-
-    def augment_config(self) -> rdata.AugmentConfig:
-        return rdata.AugmentConfig(flip=self.flip, rotate=self.rotate, scale=(self.scale_min, self.scale_max),
-                                   translate=self.translate, erase=self.erase, enabled=self.augment)
+def augment_config(cfg: TrainConfig) -> rdata.AugmentConfig:
+    """The training augmentation a config asks for."""
+    return rdata.AugmentConfig(flip=cfg.flip, rotate=cfg.rotate, scale=(cfg.scale_min, cfg.scale_max),
+                               translate=cfg.translate, erase=cfg.erase, enabled=cfg.augment)
 
 
 class LRSchedule:
@@ -201,15 +105,6 @@ class TrainResult:
     seconds: float
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the network a checkpoint describes and load its weights."""
-    cfg = TrainConfig(**state["config"]).resolved()
-    model = build_model(cfg.arch, len(state["labels"]), input_size=cfg.input_size, crop_set=cfg.crop_set,
-                        attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
-    model.load_state_dict(state["model"])
-    return model
-
-
 def load_pretrained_head(model: torch.nn.Module, path: str, labels: list[str]) -> str:
     """Start the classifier (and RAN's attention) from a fercurate checkpoint with the same label map.
 
@@ -244,12 +139,6 @@ def freeze_stages(model: torch.nn.Module, stages: list[str]) -> list[torch.nn.Mo
         for p in m.parameters():
             p.requires_grad_(False)
     return modules
-
-
-def eval_boxes(cfg: TrainConfig, num_crops: int = 5) -> torch.Tensor:
-    """The crop boxes random cropping uses at evaluation: one seeded draw, the same for every face."""
-    g = torch.Generator().manual_seed(cfg.seed + 7919)
-    return random_boxes(1, num_crops, min_scale=cfg.random_min_scale, max_scale=cfg.random_max_scale, generator=g)[0]
 
 
 # --- distributed helpers --------------------------------------------------------------------------
@@ -294,17 +183,18 @@ def _device(cfg: TrainConfig, local_rank: int) -> torch.device:
 # --- data -------------------------------------------------------------------------------------------
 
 
-def _subset_ids(name: str, manifest_path: Path, manifest_name: str) -> set[str]:
+def _subset_ids(name: str, manifest_path: Path, manifest_name: str, ws: Workspace) -> set[str]:
     from fercurate.subsets import find_subset, subset_ids
 
-    info = find_subset(name, manifest=None if name.endswith(".parquet") else manifest_name)
+    info = find_subset(name, manifest=None if name.endswith(".parquet") else manifest_name, workspace=ws)
     if info.manifest != manifest_name:
         raise InputError(f"subset {info.name!r} belongs to manifest {info.manifest!r}, not {manifest_name!r} ({manifest_path})")
     return subset_ids(info)
 
 
-def _samples(cfg: TrainConfig, manifest, splits: list[str], subset: str | None, limit: int | None) -> rdata.Samples:
-    ids = _subset_ids(subset, manifest.path, manifest.name) if subset else None
+def _samples(cfg: TrainConfig, manifest, splits: list[str], subset: str | None, limit: int | None,  # noqa: ANN001
+             ws: Workspace) -> rdata.Samples:
+    ids = _subset_ids(subset, manifest.path, manifest.name, ws) if subset else None
     samples = rdata.select_samples(manifest, splits=splits, ids=ids, num_classes=cfg.num_classes, targets=cfg.targets)
     if limit and limit < len(samples):
         keep = np.zeros(len(samples), dtype=bool)
@@ -313,15 +203,18 @@ def _samples(cfg: TrainConfig, manifest, splits: list[str], subset: str | None, 
     return samples
 
 
-def _load_store(cfg: TrainConfig, samples: rdata.Samples, d: Dist, desc: str) -> tuple[rdata.Samples, rdata.FaceStore | None]:
+def _load_store(cfg: TrainConfig, samples: rdata.Samples, d: Dist, desc: str,
+                ws: Workspace) -> tuple[rdata.Samples, rdata.FaceStore | None]:
     """Decode/cache faces (rank 0 builds the cache, the others wait and read it)."""
     if not cfg.cache:
         return rdata.drop_missing_files(samples), None
     if d.main:
-        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=cfg.decode_workers, desc=desc)
+        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=cfg.decode_workers, desc=desc,
+                                 align=cfg.align, workspace=ws)
     d.barrier()
     if not d.main:
-        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=1, desc=desc)
+        store = rdata.load_faces(samples, cfg.face_size, cache_dir=cfg.cache_dir, workers=1, desc=desc,
+                                 align=cfg.align, workspace=ws)
     return rdata.drop_failures(samples, store)
 
 
@@ -373,6 +266,7 @@ def train(
     resume: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     stop_after_steps: int | None = None,
+    workspace: Workspace | str | os.PathLike | None = None,
     echo=print,  # noqa: ANN001 - any callable taking a str
 ) -> TrainResult:
     """Train a model; returns where its checkpoint is and the logged metrics.
@@ -380,8 +274,11 @@ def train(
     ``resume`` is a checkpoint (or a run folder holding one): its config is used, except for the
     keys in ``overrides`` that :data:`RESUME_OVERRIDABLE` allows. ``stop_after_steps`` stops (after
     saving a checkpoint) once that many optimiser steps have run in total, as a kill would.
+    ``workspace`` resolves the manifest and subset names and holds the face cache (default: the
+    current workspace); relative ``out``/``cache_dir`` paths are taken from the current folder.
     """
     t_start = time.perf_counter()
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
     state: dict[str, Any] | None = None
     if resume is not None:
         ckpt_path = _resolve_resume(resume, config.arch)
@@ -404,7 +301,7 @@ def train(
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
 
-    manifest_path = Workspace.current().resolve_manifest(cfg.manifest)
+    manifest_path = ws.resolve_manifest(cfg.manifest)
     manifest = read_manifest(manifest_path)
     manifest_hash = file_sha256(manifest_path)
     if state is not None and state["manifest"]["sha256"] != manifest_hash:
@@ -414,13 +311,13 @@ def train(
         )
     labels = rdata.label_names(cfg.num_classes)
 
-    train_samples = _samples(cfg, manifest, cfg.splits, cfg.subset, cfg.limit)
-    train_samples, train_store = _load_store(cfg, train_samples, d, "decode train faces")
+    train_samples = _samples(cfg, manifest, cfg.splits, cfg.subset, cfg.limit, ws)
+    train_samples, train_store = _load_store(cfg, train_samples, d, "decode train faces", ws)
     excluded = [dict(r, part="train") for r in train_samples.excluded]
     val_samples = val_store = None
     if cfg.val_splits or cfg.val_subset:
-        val_samples = _samples(cfg, manifest, cfg.val_splits, cfg.val_subset, None)
-        val_samples, val_store = _load_store(cfg, val_samples, d, "decode val faces")
+        val_samples = _samples(cfg, manifest, cfg.val_splits, cfg.val_subset, None, ws)
+        val_samples, val_store = _load_store(cfg, val_samples, d, "decode val faces", ws)
         excluded += [dict(r, part="val") for r in val_samples.excluded]
     if d.main:
         _write_excluded(excluded, out / "excluded.parquet")
@@ -431,8 +328,7 @@ def train(
     lm_train = rdata.landmark_fractions(train_samples, train_store) if cfg.crops == "landmark" else None
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, len(labels), input_size=cfg.input_size, crop_set=cfg.crop_set,
-                        attention=cfg.attention, normalize=cfg.normalize, stem=cfg.stem)
+    model = model_for_config(cfg, len(labels))
     if cfg.pretrained and state is None:
         report = load_pretrained(model.backbone, cfg.pretrained)
         if d.main:
@@ -477,7 +373,7 @@ def train(
     metrics = _Metrics(out / "metrics.jsonl", d.main, schedule.step_count if state is not None else None)
     ckpt_file = out / f"{cfg.arch}.pt"
     best_file = out / f"{cfg.arch}.best.pt"
-    aug = cfg.augment_config()
+    aug = augment_config(cfg)
     random_eval = eval_boxes(cfg) if cfg.crops == "random" else None
     train_labels = torch.as_tensor(train_samples.labels)
     train_soft = None if train_samples.soft is None else torch.as_tensor(train_samples.soft)
@@ -528,7 +424,7 @@ def train(
         stats = dict(epoch_acc) if (first and epoch_acc) else {"loss": 0.0, "ce": 0.0, "rb": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         batches = rdata.epoch_batches(n, per_rank_batch, cfg.seed, epoch, rank=d.rank, world=d.world)
         loader = rdata.BatchLoader(batches[first:], faces=None if train_store is None else train_store.faces,
-                                   samples=train_samples, size=cfg.face_size, workers=cfg.workers)
+                                   samples=train_samples, size=cfg.face_size, workers=cfg.workers, align=cfg.align)
         net.train()
         for module in frozen:
             module.eval()  # frozen stages keep their BatchNorm statistics
@@ -539,9 +435,10 @@ def train(
             lr = schedule.apply()
             faces, boxes = rdata.prepare_batch(
                 faces_u8, input_size=cfg.input_size, train=True, augment=aug, generator=gen, crops=cfg.crops,
-                random_scale=(cfg.random_min_scale, cfg.random_max_scale),
+                num_crops=cfg.random_crops, random_scale=(cfg.random_min_scale, cfg.random_max_scale),
                 landmarks=None if lm_train is None else torch.as_tensor(lm_train[idx.numpy()]),
-                landmark_scale=cfg.landmark_scale, eval_boxes=random_eval, device=device,
+                landmark_scale=cfg.landmark_scale, landmark_clip=cfg.landmark_clip, eval_boxes=random_eval,
+                device=device,
             )
             hard = train_labels[idx].to(device)
             target = hard if train_soft is None else train_soft[idx].to(device)
@@ -600,8 +497,6 @@ def train(
             "img_per_s": round(totals["seen"] / max(stats["seconds"], 1e-9), 2),
         }
         if val_samples is not None and d.main:
-            from fercurate.ran.evaluate import accuracy_summary, run_model
-
             lm_val = rdata.landmark_fractions(val_samples, val_store) if cfg.crops == "landmark" else None
             res = run_model(model, val_samples, val_store, cfg, device=device, landmarks=lm_val, use_amp=use_amp)
             summ = accuracy_summary(val_samples.labels, res["probs"].argmax(1), len(labels))
@@ -664,7 +559,7 @@ def _resolve_resume(resume: str | os.PathLike, arch: str) -> Path:
 
 def _resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: Path) -> TrainConfig:
     # settings added after the checkpoint was written take their defaults (what that run used)
-    values = {**dataclasses.asdict(TrainConfig(manifest="", out="")), **state["config"]}
+    values = dataclasses.asdict(config_from_state(state["config"]))
     for key, value in overrides.items():
         if value is None:
             continue
@@ -676,8 +571,3 @@ def _resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: Path
                 f"{values.get(key)!r} (only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)"
             )
     return TrainConfig(**values)
-
-
-def fixed_crop_boxes(cfg: TrainConfig) -> torch.Tensor:
-    """The fixed boxes a config's model uses (for drawing attention on faces)."""
-    return fixed_boxes(cfg.resolved().crop_set)
