@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -217,7 +218,8 @@ def evaluate(
     for name, info, members in subset_members:
         cond = paper_condition(info)
         scored_list = f"{info.name}: {info.rule}" + (f" [{info.size} rows]")
-        if cond is None and published.leaderboard(m.dataset, name):
+        base = re.sub(r"-(estimated|openface|clean|sample)(-.*)?$", "", info.name).replace("occlusion-labelled", "occlusion")
+        if cond is None and published.leaderboard(m.dataset, base.removeprefix("official-")):
             notes.append(f"{name}: fercurate's own subset ({info.rule}); the papers' figures are for the official "
                          f"list, not shown beside it")
         groups.append({"group": name, "kind": "subset", "mask": np.isin(ids, np.asarray(sorted(members), dtype=object)),
