@@ -172,6 +172,11 @@ def test_onnx_model_scores_like_the_checkpoint(in_ws):
 # --- issue 17: trustworthy scores ------------------------------------------------------------------------
 
 
+# written out here (not imported) so the tests state the published orders themselves
+CANONICAL = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
+RAFDB_ORDER = ["surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"]
+
+
 def _variant(ckpt, tmp_path, name, **config):
     """A copy of the checkpoint with some config fields changed (crop mode: the weights do not depend on it)."""
     state = load_checkpoint(ckpt)
@@ -181,7 +186,6 @@ def _variant(ckpt, tmp_path, name, **config):
 
 def _export_permuted(ckpt, out, order):
     """A TorchScript model whose outputs are the checkpoint's logits for the classes of ``order``, in that order."""
-    from fercurate.labels import CANONICAL_LABELS
     from fercurate.ran.model import LogitsOnly
     from fercurate.ran.train import model_from_checkpoint
 
@@ -196,7 +200,7 @@ def _export_permuted(ckpt, out, order):
 
     net = model_from_checkpoint(load_checkpoint(ckpt))
     net.cpu_chunk_pixels = 1 << 62
-    model = Permuted(LogitsOnly(net), [CANONICAL_LABELS.index(c) for c in order]).eval()
+    model = Permuted(LogitsOnly(net), [CANONICAL.index(c) for c in order]).eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, torch.rand(2, 3, 24, 24))
     torch.jit.save(traced, str(out), _extra_files={"input_size.txt": "24"})  # no labels.txt: the order must come from --labels
@@ -204,11 +208,9 @@ def _export_permuted(ckpt, out, order):
 
 
 def test_rafdb_order_with_labels_rafdb_scores_exactly_like_the_canonical_model(in_ws, tmp_path):
-    from fercurate.labels import ORDERS
-
     ws, path, ckpt = in_ws
-    canon = _export_permuted(ckpt, tmp_path / "canon7.pt", ORDERS["canonical7"])
-    raf = _export_permuted(ckpt, tmp_path / "raf.pt", ORDERS["rafdb"])
+    canon = _export_permuted(ckpt, tmp_path / "canon7.pt", CANONICAL[:7])
+    raf = _export_permuted(ckpt, tmp_path / "raf.pt", RAFDB_ORDER)
     a = evaluate(canon, manifest="toy", splits=["test"], labels="canonical7", n_boot=50, echo=lambda s: None)
     b = evaluate(raf, manifest="toy", splits=["test"], labels="rafdb", n_boot=50, echo=lambda s: None)
     (ga,), (gb,) = a.groups, b.groups
@@ -226,9 +228,7 @@ def test_rafdb_order_with_labels_rafdb_scores_exactly_like_the_canonical_model(i
 
 def test_model_without_a_label_order_is_refused_with_how_to_give_one(in_ws, tmp_path):
     ws, path, ckpt = in_ws
-    from fercurate.labels import ORDERS
-
-    raf = _export_permuted(ckpt, tmp_path / "bare.pt", ORDERS["rafdb"])
+    raf = _export_permuted(ckpt, tmp_path / "bare.pt", RAFDB_ORDER)
     with pytest.raises(InputError, match=r"does not say in which order.*--labels ORDER.*bare\.pt\.json"):
         evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
     # a sidecar <model>.json gives the contract
@@ -243,7 +243,6 @@ def test_model_without_a_label_order_is_refused_with_how_to_give_one(in_ws, tmp_
 def test_seven_class_model_scores_only_its_classes_and_reports_the_excluded(in_ws, tmp_path):
     import pyarrow as pa
 
-    from fercurate.labels import ORDERS
     from fercurate.manifest import write_manifest
 
     ws, path, ckpt = in_ws
@@ -258,7 +257,7 @@ def test_seven_class_model_scores_only_its_classes_and_reports_the_excluded(in_w
     t = t.set_column(t.schema.get_field_index("label"), "label", pa.array(label.tolist()).dictionary_encode()
                      .cast(t.schema.field("label").type))
     write_manifest(t, ws / "manifests" / "toyc.parquet", dataset="ferplus", root=m.root)
-    raf = _export_permuted(ckpt, tmp_path / "raf7.pt", ORDERS["rafdb"])
+    raf = _export_permuted(ckpt, tmp_path / "raf7.pt", RAFDB_ORDER)
     res = evaluate(raf, manifest="toyc", splits=["test"], labels="rafdb", n_boot=0, echo=lambda s: None)
     (g,) = res.groups
     assert g["n"] == 9 and g["excluded"] == 3 + 2  # 3 contempt faces, 2 missing images
@@ -279,8 +278,7 @@ def test_two_splits_give_disjoint_groups_with_their_own_counts(in_ws):
 def test_imagenet_normalisation_follows_the_faces_device_and_dtype():
     from pathlib import Path
 
-    from fercurate.labels import CANONICAL_LABELS
-    from fercurate.ran.predictor import Predictor
+    from fercurate.ran.evaluate import Predictor
 
     class Count(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -288,13 +286,13 @@ def test_imagenet_normalisation_follows_the_faces_device_and_dtype():
 
     scripted = torch.jit.script(Count())
     for dtype in (torch.float32, torch.float64):
-        p = Predictor("torchscript", Path("m.pt"), list(CANONICAL_LABELS), 8,
-                      scripted, input_norm="imagenet", device=torch.device("meta"))
+        p = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, scripted, input_norm="imagenet",
+                      device=torch.device("meta"))
         faces = torch.rand(3, 3, 8, 8, dtype=dtype, device="meta")  # stands for CUDA: no data, strict device checks
-        x = p.model_input(faces)
-        assert x.device.type == "meta" and x.dtype == dtype and x.shape == faces.shape
         probs, _, _ = p(faces)  # the full call path, normalisation included, on the faces' device
         assert probs.shape == (3, 8)
+        x = p.model_input(faces)
+        assert x.device.type == "meta" and x.dtype == dtype and x.shape == faces.shape
 
 
 @pytest.mark.parametrize("crops", ["fixed", "random", "landmark"])
