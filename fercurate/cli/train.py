@@ -155,9 +155,9 @@ def evaluate(
     citing its paper and table. Writes metrics.json, report.txt, leaderboard.txt, confusion_<group>.png/.json,
     predictions.parquet (with RAN attention weights per crop) and excluded.parquet.
 
-    Examples:
+    Example: fercurate eval --model runs/ran-ferplus/ran.pt --subset pose45
 
-      fercurate eval --model runs/ran-ferplus/ran.pt --subset pose45
+    More examples:
 
       fercurate eval --model fer2013_model.onnx --labels fer2013 --manifest ferplus --split test
 
