@@ -368,3 +368,25 @@ def test_official_list_gets_the_published_leaderboard_and_estimated_subsets_do_n
     forced = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "-m", "toy", "--subset", "pose30", "--subset",
                                       "pose30-estimated", "--bootstrap", "0", "--overwrite"])
     assert forced.exit_code == 0, forced.output
+
+
+def test_contract_channels_and_normalisation_shape_the_input():
+    from pathlib import Path
+
+    from fercurate.ran.predictor import IMAGENET_MEAN, IMAGENET_STD, ModelContract, Predictor
+
+    faces = torch.rand(2, 3, 8, 8)
+    bgr = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, contract=ModelContract(channels="bgr"))
+    assert torch.equal(bgr.model_input(faces), faces.flip(1))
+    gray = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, contract=ModelContract(channels="gray"))
+    g = gray.model_input(faces)
+    assert g.shape == (2, 1, 8, 8)
+    assert torch.allclose(g[:, 0], 0.299 * faces[:, 0] + 0.587 * faces[:, 1] + 0.114 * faces[:, 2])
+    norm = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, input_norm="imagenet")
+    x = norm.model_input(faces)
+    assert torch.allclose(x[:, 1], (faces[:, 1] - IMAGENET_MEAN[1]) / IMAGENET_STD[1])
+    c = ModelContract()
+    with pytest.raises(InputError, match="s.json: channels must be one of rgb, bgr, gray"):
+        c.merge({"channels": "rgba"}, "sidecar", "s.json")
+    c.merge({"labels": "sadness,happiness,neutral,surprise,fear,disgust,anger", "input_size": "48"}, "sidecar", "s.json")
+    assert c.labels[:3] == ["sad", "happy", "neutral"] and c.input_size == 48 and c.sources["labels"] == "sidecar"

@@ -8,7 +8,9 @@ Modules (import what you need; they pull in torch):
 * ``loss``: cross-entropy (hard or vote-distribution targets) + the region-biased loss.
 * ``data``: manifest rows -> targets, the decoded-face cache, batches and augmentation.
 * ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
-* ``evaluate``: accuracy, CIs, confusion matrices, attention maps, ``predict_proba``; ``paper``: Table II.
+* ``metrics``: accuracy, CIs, confusion matrices; ``predictor``: any model (checkpoint, TorchScript, ONNX) with
+  its contract (label order, input size, normalisation); ``evaluate``: ``fercurate eval``, attention maps,
+  ``predict_proba``. Published figures to compare with are in :mod:`fercurate.published`.
 
 Paper vs the authors' public code (``--variant official-code`` selects the code's choices):
 

@@ -346,7 +346,8 @@ def describe(predictor: Predictor) -> str:
     known = order_name(names)
     order = f"{known} order" if known else ",".join(names)
     src = predictor.contract.sources.get("labels", "checkpoint")
-    return (f"outputs read in {order} ({len(names)} classes, from {src}), permuted to canonical; "
+    moved = "" if known in ("canonical", "canonical7") else ", permuted to canonical"
+    return (f"outputs read in {order} ({len(names)} classes, from {src}){moved}; "
             f"input {predictor.input_size}px {predictor.contract.channels}, {predictor.input_norm} values"
             + (f", alignment {predictor.contract.alignment}" if predictor.contract.alignment else ""))
 
