@@ -217,7 +217,7 @@ def evaluate(
     in_split = set(ids.tolist())
     for name, info, members in subset_members:
         cond = paper_condition(info)
-        scored_list = f"{info.name}: {info.rule}" + (f" [{info.size} rows]")
+        scored_list = f"{info.name}: {info.rule} [{info.size} rows]"
         base = re.sub(r"-(estimated|openface|clean|sample)(-.*)?$", "", info.name).replace("occlusion-labelled", "occlusion")
         if cond is None and published.leaderboard(m.dataset, base.removeprefix("official-")):
             notes.append(f"{name}: fercurate's own subset ({info.rule}); the papers' figures are for the official "
@@ -235,8 +235,7 @@ def evaluate(
         mask = g["mask"]
         summ = accuracy_summary(samples.labels[mask], preds[mask], len(CANONICAL_LABELS), n_boot=n_boot, seed=seed)
         summ["per_class"] = [c for c in summ["per_class"] if c["class"] in predictor.labels]
-        keep = scored_ids
-        summ["confusion"] = np.asarray(summ["confusion"])[np.ix_(keep, keep)].tolist()
+        summ["confusion"] = np.asarray(summ["confusion"])[np.ix_(scored_ids, scored_ids)].tolist()
         rows = published.leaderboard(m.dataset, g["condition"], k) if g["condition"] else []
         size = published.subset_size(m.dataset, g["condition"]) if g["kind"] == "subset" and g["condition"] else None
         summ.update({
