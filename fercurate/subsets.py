@@ -4,6 +4,11 @@ A subset is a layer file ``manifests/subsets/<manifest>-<subset>.parquet``: one 
 the rule that admitted it (``rule``, ``threshold``, ``source``, ``built_at`` and the value compared,
 e.g. the pose angle), and the manifest it belongs to in its metadata, so ``fercurate eval --subset
 pose45`` can find both.
+
+Naming follows the papers: ``pose30`` / ``pose45`` / ``occlusion`` (and ``occlusion-upper`` ...) are
+the RAN authors' official lists where imported (``official-*``); subsets fercurate computes carry a
+suffix, ``pose45-estimated`` (the pose layer) and ``occlusion-labelled`` (labels from the App), so a
+paper figure is only ever shown beside the list it was measured on.
 """
 
 from __future__ import annotations
@@ -167,7 +172,13 @@ def list_subsets(workspace: Workspace | None = None, manifest: str | None = None
 def find_subset(
     subset: str, *, manifest: str | None = None, workspace: Workspace | None = None
 ) -> SubsetInfo:
-    """Resolve a subset by file path or by name (and manifest name, when several manifests have it)."""
+    """Resolve a subset by file path or by name (and manifest name, when several manifests have it).
+
+    The papers' names (``pose30``, ``pose45``, ``occlusion``, ``occlusion-<type>``) resolve to the
+    official list (``official-pose45``) where it is imported; a subset literally named so is used only
+    for a manifest without that official list; otherwise the error says how to import the list and
+    names fercurate's own subset (``pose45-estimated``, ``occlusion-labelled``).
+    """
     if subset.endswith(".parquet"):
         path = Path(subset)
         if not path.exists():
