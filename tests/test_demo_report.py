@@ -78,7 +78,9 @@ def test_report_renders_in_chromium(demo, tmp_path: Path) -> None:
         assert broken == []
         assert page.locator("img").count() >= 8  # label bars x5, pose, contact sheet, confusion matrices
         body = page.inner_text("body")
-        assert "1,171" in body and "89.16" in body  # the paper's Table I / II figures beside ours
+        # published results beside the whole test split, each with its table; the demo has no official
+        # lists, so no paper figure appears beside its estimated Pose subsets
+        assert "89.16" in body and "RAN Table VI" in body and "RAN Table I: Pose-FERPlus 1171" in body
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
