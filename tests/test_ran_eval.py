@@ -354,7 +354,7 @@ def test_official_list_gets_the_published_leaderboard_and_estimated_subsets_do_n
     assert "official-pose30: official RAN list: pose30" in r.output
     assert "published size 1171 (RAN Table I)" in r.output
     assert "pose30-estimated: fercurate's own subset" in r.output
-    rep = ckpt.parent / "eval" / "pose30+pose30-estimated"
+    rep = ckpt.parent / "eval" / "ran-pose30+pose30-estimated"
     metrics = json.loads((rep / "metrics.json").read_text())
     groups = {g["group"]: g for g in metrics["groups"]}
     assert groups["pose30"]["n"] == 8 and groups["pose30"]["condition"] == "pose30"

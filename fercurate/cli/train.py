@@ -133,7 +133,7 @@ def evaluate(
     manifest: str = typer.Option(None, "--manifest", "-m", help="Manifest path or name (default: the one the subsets belong to, else the model's)."),
     split: list[str] = typer.Option(None, "--split", help="Split(s) to score, each its own group (default: test when no --subset is given)."),
     subset: list[str] = typer.Option(None, "--subset", help="Subset(s) to score, each reported separately (repeatable). pose30 / pose45 / occlusion name the official RAN lists where imported; fercurate's own are pose45-estimated, occlusion-labelled."),
-    report: Path = typer.Option(None, "--report", help="Report folder (default: <model folder>/eval/<groups>, e.g. eval/pose45)."),
+    report: Path = typer.Option(None, "--report", help="Report folder (default: <model folder>/eval/<model name>-<groups>, e.g. eval/ran-pose45)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report in the report folder (default: refuse)."),
     save_probs: Path = typer.Option(None, "--save-probs", help="Write per-sample class probabilities (sample_id, prob_0.., canonical order) to this Parquet file."),
     draw_attention: int = typer.Option(0, "--draw-attention", help="Draw RAN's crop weights on N sample faces (attention.png)."),

@@ -114,9 +114,13 @@ def _all_subsets(ws: Workspace):  # noqa: ANN202
 
 
 def report_folder(model_path: str | os.PathLike, groups: list[str]) -> Path:
-    """The default report folder of an evaluation: ``<model folder>/eval/<groups>`` (e.g. ``eval/pose45``)."""
+    """The default report folder: ``<model folder>/eval/<model name>-<groups>`` (e.g. ``eval/ran-pose45``).
+
+    Named by model and groups so that two models in one folder, or two subsets, never share a report.
+    """
+    model = Path(model_path)
     name = "+".join(_slug(g) for g in groups) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return Path(model_path).resolve().parent / "eval" / name[:120]
+    return model.resolve().parent / "eval" / f"{_slug(model.stem)}-{name}"[:120]
 
 
 REPORT_FILES = ("metrics.json", "report.txt", "leaderboard.txt", "excluded.parquet", "predictions.parquet",
