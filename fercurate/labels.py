@@ -107,31 +107,31 @@ def check_order(names: list[str] | tuple[str, ...], where: str) -> list[str]:
     return out
 
 
-def parse_labels(spec: str | os.PathLike | list[str] | tuple[str, ...]) -> list[str]:
+def parse_labels(spec: str | os.PathLike | list[str] | tuple[str, ...], *, where: str = "--labels") -> list[str]:
     """``--labels``: a named order (``rafdb``), a file with one name per line, or ``a,b,c`` -> canonical names.
 
     The file may start with a UTF-8 byte-order mark and use CRLF line ends; blank lines and lines
     starting with ``#`` are skipped.
     """
     if isinstance(spec, (list, tuple)):
-        return check_order(list(spec), "--labels")
+        return check_order(list(spec), where)
     text = str(spec)
     path = Path(text)
     if "," not in text and (path.suffix.lower() in (".txt", ".csv", ".labels") or path.exists()) \
             and _order_key(text) not in ORDERS:
         if not path.is_file():
-            raise InputError(f"--labels {text}: file not found")
+            raise InputError(f"{where} {text}: file not found")
         lines = path.read_text(encoding="utf-8-sig").splitlines()
         names = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
         if not names:
             raise InputError(f"{path}: no class names in the file (one name per line expected)")
         return check_order(names, str(path))
     if "," in text:
-        return check_order([n for n in text.split(",") if n.strip()], "--labels")
+        return check_order([n for n in text.split(",") if n.strip()], where)
     key = _order_key(text)
     if key in ORDERS:
         return list(ORDERS[key])
-    raise InputError(f"--labels {text!r}: not a known order ({', '.join(ORDERS)}), a file, or a comma-separated "
+    raise InputError(f"{where} {text!r}: not a known order ({', '.join(ORDERS)}), a file, or a comma-separated "
                      f"list of class names")
 
 

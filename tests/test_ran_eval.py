@@ -235,6 +235,12 @@ def test_model_without_a_label_order_is_refused_with_how_to_give_one(in_ws, tmp_
     (tmp_path / "bare.pt.json").write_text(json.dumps({"labels": "rafdb", "input_size": 24}))
     res = evaluate(raf, manifest="toy", splits=["test"], n_boot=0, echo=lambda s: None)
     assert res.groups[0]["n"] == 12
+    (tmp_path / "bare.pt.json").write_text(json.dumps({"label": "rafdb"}))
+    with pytest.raises(InputError, match=r"bare\.pt\.json: unknown key\(s\) label"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
+    (tmp_path / "bare.pt.json").write_text(json.dumps({"labels": "affectnet9"}))
+    with pytest.raises(InputError, match=r"bare\.pt\.json 'affectnet9': not a known order"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
     (tmp_path / "bare.pt.json").write_text("{not json")
     with pytest.raises(InputError, match=r"bare\.pt\.json: not valid JSON"):
         evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)

@@ -80,7 +80,8 @@ class ModelContract:
             if key in self.sources:
                 continue
             if key == "labels":
-                value = check_order(list(value), where) if isinstance(value, (list, tuple)) else parse_labels(str(value))
+                value = check_order(list(value), where) if isinstance(value, (list, tuple)) \
+                    else parse_labels(str(value), where=where)
             elif key == "input_size":
                 try:
                     value = int(value)
@@ -123,17 +124,11 @@ def read_sidecar(model: str | os.PathLike) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with keys labels, input_size, channels, input_norm, alignment")
+        raise InputError(f"{path}: expected a JSON object with keys {', '.join(CONTRACT_KEYS)}")
+    unknown = sorted(set(data) - set(CONTRACT_KEYS))
+    if unknown:
+        raise InputError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(CONTRACT_KEYS)})")
     return data
-
-
-def write_sidecar(model: str | os.PathLike, contract: dict[str, Any]) -> Path:
-    """Write a model's contract sidecar atomically (``<model file>.json``)."""
-    from fercurate.atomic import write_text
-
-    path = sidecar_path(model)
-    write_text(path, json.dumps(contract, indent=2) + "\n")
-    return path
 
 
 @dataclass
