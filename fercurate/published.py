@@ -190,8 +190,6 @@ SUBSET_SIZES: dict[tuple[str, str], tuple[int, str]] = {
     ("rafdb", "pose30"): (1248, "SCAN-CCI section 6.1"),
     ("rafdb", "pose45"): (558, "SCAN-CCI section 6.1"),
 }
-# Kept for the report's Table I section: (dataset, subset) -> size.
-TABLE_I_SIZES: dict[tuple[str, str], int] = {k: v[0] for k, v in SUBSET_SIZES.items() if v[1].startswith("RAN")}
 
 PAPER_SUBSETS: tuple[str, ...] = ("pose30", "pose45", "occlusion", "occlusion-upper", "occlusion-bottom",
                                   "occlusion-left_right", "occlusion-glasses|mask")
