@@ -81,7 +81,7 @@ RESULTS: tuple[PublishedResult, ...] = tuple(
     + _rows(RAN, "Table VI", "ref. [1] (cited by RAN)", "SeNet50", "VGGFace2", "ferplus", "test", 8, {"test": 88.8},
             "label distributions as supervision")
     + _rows(RAN, "Table VI", "RAN-ResNet18", "ResNet-18", "MS-Celeb-1M", "ferplus", "test", 8, {"test": 88.55},
-            "majority-vote labels")
+            "majority-vote labels (no * in Table VI)")
     + _rows(RAN, "Table VI", "RAN-VGG16", "VGG16", "VGGFace", "ferplus", "test", 8, {"test": 89.16},
             "label distributions with KL-divergence loss")
     # --- RAN, Table VII: AffectNet (8 classes, validation set) ---
