@@ -261,13 +261,14 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         base = stage("B: baseline", TrainConfig(out=str(runs / "B-baseline"), arch="baseline", **fine, **common), results)
         for name, ckpt in (("ran", ran), ("baseline", base)):
             t = time.perf_counter()
-            res = evaluate(ckpt, manifest=str(manifest), splits=["test"], subsets=list(SUBSETS),
-                           report_dir=ws / "eval" / name, echo=lambda s: print(s, flush=True))
+            res = evaluate(ckpt, workspace=ws, manifest=str(manifest), splits=["test"], subsets=list(SUBSETS),
+                           report_dir=ws / "eval" / name, overwrite=True, echo=lambda s: print(s, flush=True))
             results["eval"][name] = {
                 g["group"]: {"n": g["n"], "accuracy": round(100 * g["accuracy"], 2),
                              "ci95": [round(100 * v, 2) for v in g["ci95"]["accuracy"]],
                              "mean_class_accuracy": round(100 * g["mean_class_accuracy"], 2),
-                             "paper_ran": g["paper_ran"], "paper_baseline": g["paper_baseline"]}
+                             "published": [(p["method"], p["accuracy"], f"{p['paper']} {p['table']}")
+                                           for p in g["published"]]}
                 for g in res.groups
             }
             results["eval"][name]["wall_s"] = round(time.perf_counter() - t, 1)
@@ -297,8 +298,9 @@ def main() -> None:  # noqa: PLR0915 - a linear script
           f"{'McNemar p':>9} {'paper RAN':>9} {'paper base':>10}")
     r, b = results["eval"]["ran"], results["eval"]["baseline"]
     for g in ["test", *SUBSETS]:
-        pr = r[g]["paper_ran"]
-        pb = r[g]["paper_baseline"]
+        paper = {m: a for m, a, src in r[g]["published"] if src.startswith("RAN ")}
+        pr = paper.get("RAN (w RB-Loss)", paper.get("RAN-ResNet18"))
+        pb = paper.get("ResNet-18 baseline")
         d = results["paired"][g]
         diff = f"{d['diff']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
         print(f"{g:<22} {r[g]['n']:>5} {r[g]['accuracy']:>7.2f} {b[g]['accuracy']:>10.2f} {diff:>25} "

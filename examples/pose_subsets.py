@@ -30,12 +30,13 @@ def main() -> None:
     print(f"method {meta['provenance']['method']}; failures: {pose['failure'].notna().sum()} of {len(pose)}")
     print(pose[["sample_id", "yaw", "pitch", "roll", "confidence"]].describe().round(1))
 
-    # Pose-T keeps faces with max(|yaw|, |pitch|) > T, as the RAN paper defines it.
+    # Pose-T keeps faces with max(|yaw|, |pitch|) > T, as the RAN paper defines it. fercurate's own
+    # estimate is named poseT-estimated; pose30 / pose45 name the RAN authors' lists (import-ran-lists).
     for info in subsets.build("manifests/ferplus.parquet", pose=[15, 30, 45]):
         print(info.line())
 
     # Subset members are Parquet too: join them back onto the manifest to get paths and labels.
-    members, meta = subsets.read_subset("manifests/subsets/ferplus-pose15.parquet")
+    members, meta = subsets.read_subset("manifests/subsets/ferplus-pose15-estimated.parquet")
     manifest = pd.read_parquet("manifests/ferplus.parquet")
     print(manifest[manifest.sample_id.isin(members.column("sample_id").to_pylist())][["sample_id", "split", "label"]])
 

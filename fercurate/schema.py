@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from fercurate.labels import CANONICAL_LABELS, LABEL_TO_ID
+
 SCHEMA_VERSION = "1"
 
-# Canonical label space: AffectNet order, the RAN paper's 8 classes.
-CANONICAL_LABELS: tuple[str, ...] = (
-    "neutral",
-    "happy",
-    "sad",
-    "surprise",
-    "fear",
-    "disgust",
-    "anger",
-    "contempt",
-)
-LABEL_TO_ID: dict[str, int] = {name: i for i, name in enumerate(CANONICAL_LABELS)}
+# Canonical label space: AffectNet order, the RAN paper's 8 classes (defined in fercurate.labels).
 NO_LABEL_ID = -1
 
 DATASETS: tuple[str, ...] = ("affectnet", "ferplus", "rafdb", "sfew")

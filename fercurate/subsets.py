@@ -4,6 +4,11 @@ A subset is a layer file ``manifests/subsets/<manifest>-<subset>.parquet``: one 
 the rule that admitted it (``rule``, ``threshold``, ``source``, ``built_at`` and the value compared,
 e.g. the pose angle), and the manifest it belongs to in its metadata, so ``fercurate eval --subset
 pose45`` can find both.
+
+Naming follows the papers: ``pose30`` / ``pose45`` / ``occlusion`` (and ``occlusion-upper`` ...) are
+the RAN authors' official lists where imported (``official-*``); subsets fercurate computes carry a
+suffix, ``pose45-estimated`` (the pose layer) and ``occlusion-labelled`` (labels from the App), so a
+paper figure is only ever shown beside the list it was measured on.
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ SUBSET_SCHEMA = pa.schema(
 )
 # The official RAN lists, as imported by ``fercurate import-ran-lists`` (see fercurate.ingest.ran_lists).
 OFFICIAL_LAYER = "official"
+OFFICIAL_PREFIX = "official-"
+OFFICIAL_RULE = "official RAN list: "
+# Names a reader of the papers types: where the official list is imported they resolve to it
+# (``pose45`` -> ``official-pose45``); fercurate's own subsets carry a suffix (``pose45-estimated``,
+# ``occlusion-labelled``) so a paper figure is only ever shown beside the list it was measured on.
+PAPER_NAMES: tuple[str, ...] = ("pose30", "pose45", "occlusion", "occlusion-upper", "occlusion-bottom",
+                                "occlusion-left_right", "occlusion-glasses-or-mask")
+ESTIMATED_SUFFIX = "-estimated"
+LABELLED_NAME = "occlusion-labelled"
 
 
 @dataclass(frozen=True)
@@ -158,7 +172,13 @@ def list_subsets(workspace: Workspace | None = None, manifest: str | None = None
 def find_subset(
     subset: str, *, manifest: str | None = None, workspace: Workspace | None = None
 ) -> SubsetInfo:
-    """Resolve a subset by file path or by name (and manifest name, when several manifests have it)."""
+    """Resolve a subset by file path or by name (and manifest name, when several manifests have it).
+
+    The papers' names (``pose30``, ``pose45``, ``occlusion``, ``occlusion-<type>``) resolve to the
+    official list (``official-pose45``) where it is imported; a subset literally named so is used only
+    for a manifest without that official list; otherwise the error says how to import the list and
+    names fercurate's own subset (``pose45-estimated``, ``occlusion-labelled``).
+    """
     if subset.endswith(".parquet"):
         path = Path(subset)
         if not path.exists():
@@ -169,13 +189,25 @@ def find_subset(
                           prov.get("rule", "?"), int(prov.get("size", 0)), path, Path(mp) if mp else None,
                           prov.get("built_at"))
     name = subset_file_name(subset)
-    matches = [s for s in list_subsets(workspace, manifest) if s.name == name]
+    every = list_subsets(workspace, manifest)
+    matches = [s for s in every if s.name == name]
+    if name in PAPER_NAMES:
+        official = [s for s in every if s.name == OFFICIAL_PREFIX + name]
+        # the official list wins; a subset literally named so (older fercurate, a user's own) is used
+        # only for manifests that have no official list
+        have = {s.manifest for s in official}
+        matches = official + [s for s in matches if s.manifest not in have]
     if len(matches) == 1:
         return matches[0]
     where = f" for manifest {manifest!r}" if manifest else ""
     if not matches:
-        known = sorted({s.name for s in list_subsets(workspace, manifest)})
+        known = sorted({s.name for s in every})
         hint = f" (known: {', '.join(known)})" if known else " (none built yet: run 'fercurate subsets build')"
+        if name in PAPER_NAMES:
+            ours = name.replace("occlusion", LABELLED_NAME, 1) if name.startswith("occlusion") else name + ESTIMATED_SUFFIX
+            raise InputError(
+                f"no official list {name!r}{where}: {name!r} names the RAN authors' published list; import it with "
+                f"'fercurate import-ran-lists DIR --manifest M', or score fercurate's own subset {ours!r}{hint}")
         raise InputError(f"no subset named {name!r}{where}{hint}")
     names = ", ".join(sorted(s.manifest for s in matches))
     raise InputError(f"subset {name!r} exists for several manifests ({names}): pass --manifest")
@@ -184,6 +216,33 @@ def find_subset(
 def subset_ids(info: SubsetInfo) -> set[str]:
     table, _ = read_subset(info.path)
     return set(table.column("sample_id").to_pylist())
+
+
+def paper_condition(info: SubsetInfo) -> str | None:
+    """The paper condition an official list was measured on (``pose45``, ``occlusion-upper`` ...), else None.
+
+    Only a subset built from an official RAN list has one; fercurate's estimated or labelled subsets,
+    samples and ``-clean`` variants of a list do not, so no paper figure is shown beside them.
+    """
+    if not info.rule.startswith(OFFICIAL_RULE):
+        return None
+    cond = info.rule[len(OFFICIAL_RULE):].strip()
+    return cond if cond in ("pose30", "pose45", "occlusion") or cond.startswith("occlusion-") else None
+
+
+def compare_with_official(info: SubsetInfo, workspace: Workspace | None = None) -> str | None:
+    """For an estimated/labelled subset, one line: the official list's size, ours, and their overlap."""
+    base = info.name.removesuffix(ESTIMATED_SUFFIX)
+    if info.name.startswith(LABELLED_NAME):
+        base = "occlusion" + info.name[len(LABELLED_NAME):]
+    if base == info.name or base not in PAPER_NAMES:
+        return None
+    official = [s for s in list_subsets(workspace, info.manifest) if s.name == OFFICIAL_PREFIX + base]
+    if not official:
+        return None
+    ours, theirs = subset_ids(info), subset_ids(official[0])
+    return (f"{info.name}: official list {base} has {len(theirs):,}, ours {len(ours):,}, overlap {len(ours & theirs):,} "
+            f"({official[0].name})")
 
 
 # --- rules -------------------------------------------------------------------------------------
@@ -222,7 +281,7 @@ def pose_subsets(
     out = []
     for t in thresholds:
         member = ok & (np.nan_to_num(score, nan=-np.inf) > t)
-        name = f"pose{t:g}" + (f"-{calibration}" if calibration else "")
+        name = f"pose{t:g}" + (f"-{calibration}" if calibration else ESTIMATED_SUFFIX)
         out.append(
             write_subset(manifest, name, ids[member].tolist(), rule=f"{rule_value} > {t:g}", threshold=float(t),
                          values=score[member].tolist(), source=f"{lp.name} ({method})", workspace=workspace)
@@ -244,19 +303,25 @@ def occlusion_subsets(manifest: Manifest, *, workspace: Workspace | None = None)
     labels = labels[labels["sample_id"].isin(in_manifest)]
     src = f"{ann.name} (current labels)"
     occluded = labels[labels["occluded"]]
-    out = [write_subset(manifest, "occlusion", occluded["sample_id"].tolist(), rule="occlusion types ∌ none",
+    out = [write_subset(manifest, LABELLED_NAME, occluded["sample_id"].tolist(), rule="occlusion types ∌ none",
                         source=src, workspace=ws)]
     from fercurate.annotations import occlusion_types_present
 
     for t in occlusion_types_present(labels):
         members = labels[labels["types"].map(lambda ts, t=t: t in ts)]["sample_id"].tolist()
-        out.append(write_subset(manifest, f"occlusion-{t}", members, rule=f"occlusion type = {t}",
+        out.append(write_subset(manifest, f"{LABELLED_NAME}-{t}", members, rule=f"occlusion type = {t}",
                                 source=src, workspace=ws))
     return out
 
 
 def official_subsets(manifest: Manifest, *, workspace: Workspace | None = None) -> list[SubsetInfo]:
-    """One subset per official RAN list imported for this manifest (``official-<list>``)."""
+    """One subset per official RAN list imported for this manifest (``official-<list>``).
+
+    The FERPlus occlusion list also gives one subset per occlusion type it codes
+    (``official-occlusion-upper`` ..., the rows of RAN Table I).
+    """
+    from fercurate.ingest.ran_lists import FERPLUS_OCCLUSION_CODES
+
     lp = layer_path(manifest.path, OFFICIAL_LAYER)
     if not lp.exists():
         raise InputError(f"{lp}: no official lists imported; run 'fercurate import-ran-lists DIR --manifest {manifest.path}'")
@@ -268,8 +333,17 @@ def official_subsets(manifest: Manifest, *, workspace: Workspace | None = None) 
     for name in sorted(set(lists)):
         members = sorted({i for i, lst in zip(ids, lists) if lst == name})
         source = sorted({f for f, lst in zip(files, lists) if lst == name})
-        out.append(write_subset(manifest, f"official-{name}", members, rule=f"official RAN list: {name}",
+        out.append(write_subset(manifest, f"{OFFICIAL_PREFIX}{name}", members, rule=f"{OFFICIAL_RULE}{name}",
                                 source=", ".join(source), workspace=workspace))
+    codes = table.column("source_code").to_pylist()
+    if manifest.dataset == "ferplus" and "occlusion" in lists:
+        for code, types in sorted(FERPLUS_OCCLUSION_CODES.items()):
+            members = sorted({i for i, lst, c in zip(ids, lists, codes) if lst == "occlusion" and c == code})
+            if members:
+                sub = f"occlusion-{types[0]}"
+                source = sorted({f for f, lst in zip(files, lists) if lst == "occlusion"})
+                out.append(write_subset(manifest, f"{OFFICIAL_PREFIX}{sub}", members, rule=f"{OFFICIAL_RULE}{sub}",
+                                        source=f"{', '.join(source)} (code {code})", workspace=workspace))
     return out
 
 

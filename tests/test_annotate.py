@@ -264,8 +264,8 @@ def test_human_label_supersedes_official_and_occlusion_subsets_ignore_suggestion
     labels = labels.set_index("sample_id")
     assert labels.loc[ids[0], ("types")] == ["glasses"] and labels.loc[ids[0], "source"] == "human"
     built = {s.name: s for s in build(toy, occlusion=True)}
-    assert subset_ids(built["occlusion"]) == {ids[0], ids[1]}  # the suggestion is not a label
-    assert subset_ids(built["occlusion-glasses"]) == {ids[0]}
+    assert subset_ids(built["occlusion-labelled"]) == {ids[0], ids[1]}  # the suggestion is not a label
+    assert subset_ids(built["occlusion-labelled-glasses"]) == {ids[0]}
 
 
 def test_pull_of_unknown_dataset_and_status_of_unknown_manifest_are_clear(workspace: Path) -> None:

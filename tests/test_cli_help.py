@@ -29,7 +29,7 @@ COMMANDS = _leaf_commands()
 def test_the_cli_has_every_documented_command() -> None:
     names = {" ".join(c) for c in COMMANDS}
     for expected in ("demo", "report", "ingest ferplus", "pose", "subsets build", "annotate launch",
-                     "synth mask", "train", "eval", "quality dups", "import-ran-lists", "info"):
+                     "synth mask", "train", "eval", "leaderboard", "quality dups", "import-ran-lists", "info"):
         assert expected in names
 
 

@@ -59,7 +59,7 @@ def test_demo_outputs_are_real(demo) -> None:
     pose = pd.read_parquet(ws.manifests / "ferplus.pose.parquet")
     assert len(pose) == len(read_manifest(ws.manifest_path("ferplus")))
     metrics = json.loads((result.workdir / "runs" / "ran-demo" / "eval" / "metrics.json").read_text())
-    assert {g["group"] for g in metrics["groups"]} >= {"test", "pose30", "pose45"}
+    assert {g["group"] for g in metrics["groups"]} >= {"test", "pose30-estimated", "pose45-estimated"}
     assert (result.workdir / "runs" / "ran-demo" / "ran.pt").exists()
     assert (result.workdir / "quality" / "duplicates.parquet").exists()
 
@@ -82,7 +82,9 @@ def test_report_renders_in_chromium(demo, tmp_path: Path) -> None:
         assert broken == []
         assert page.locator("img").count() >= 8  # label bars x5, pose, contact sheet, confusion matrices
         body = page.inner_text("body")
-        assert "1,171" in body and "89.16" in body  # the paper's Table I / II figures beside ours
+        # published results beside the whole test split, each with its table; the demo has no official
+        # lists, so no paper figure appears beside its estimated Pose subsets
+        assert "89.16" in body and "RAN Table VI" in body and "RAN Table I: Pose-FERPlus 1171" in body
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
         browser.close()

@@ -40,10 +40,10 @@ def test_pose_subsets(tmp_path: Path) -> None:
     pose = pd.read_parquet(tmp_path / "manifests" / "ferplus.pose.parquet")
     assert len(pose) == 32 and pose["yaw"].notna().any()
     for t in (15, 30, 45):
-        members = pd.read_parquet(tmp_path / "manifests" / "subsets" / f"ferplus-pose{t}.parquet")
+        members = pd.read_parquet(tmp_path / "manifests" / "subsets" / f"ferplus-pose{t}-estimated.parquet")
         flagged = pose[pose[["yaw", "pitch"]].abs().max(axis=1) > t]
         assert set(members.sample_id) == set(flagged.sample_id)
-        assert f"pose{t}" in out
+        assert f"pose{t}-estimated" in out
 
 
 def test_masks_and_quality(tmp_path: Path) -> None:

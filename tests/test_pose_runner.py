@@ -131,7 +131,7 @@ def test_cli_pose_then_pose_subsets(manifest: Path, workspace: Path) -> None:
 
     ws = Workspace.current(workspace)
     infos = build(manifest, pose=(30, 45), workspace=ws)
-    assert [i.name for i in infos] == ["pose30", "pose45"]
+    assert [i.name for i in infos] == ["pose30-estimated", "pose45-estimated"]
     pose30, pose45 = (subset_ids(i) for i in infos)
     assert pose45 <= pose30
     table = _table(layer_path(manifest, "pose"))

@@ -17,7 +17,6 @@ from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.ran.checkpoint import export_torchscript, load_checkpoint, save_checkpoint
 from fercurate.ran.evaluate import accuracy_summary, bootstrap_ci, evaluate, predict_proba
-from fercurate.ran.paper import condition, paper_figures
 from fercurate.ran.train import TrainConfig, train
 from fercurate.subsets import write_subset
 from fercurate.workspace import Workspace
@@ -59,12 +58,13 @@ def test_eval_subset_without_manifest_writes_the_report(in_ws):
     r = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "--subset", "pose45", "--draw-attention", "4",
                                  "--report", str(ws / "rep1"), "--bootstrap", "200"])
     assert r.exit_code == 0, r.output
-    assert "paper RAN" in r.output and "pose45" in r.output and "80.40" in r.output  # Table II beside ours
+    assert "pose45" in r.output and "scored list" in r.output
+    assert "80.40" not in r.output  # a toy subset is not the official list: no paper figure beside it
     assert "per-class accuracy" in r.output and "contempt" in r.output
     rep = ws / "rep1"
     metrics = json.loads((rep / "metrics.json").read_text())
     (group,) = metrics["groups"]
-    assert group["group"] == "pose45" and group["n"] == 6 and group["paper_baseline"] == 75.50
+    assert group["group"] == "pose45" and group["n"] == 6 and group["condition"] is None and group["published"] == []
     lo, hi = group["ci95"]["accuracy"]
     assert 0 <= lo <= group["accuracy"] <= hi <= 1
     assert np.asarray(group["confusion"]).sum() == 6
@@ -97,10 +97,12 @@ def test_eval_split_and_subsets_one_table_with_missing_images(in_ws):
 def test_eval_rejects_wrong_label_map_and_foreign_subset(in_ws, tmp_path):
     ws, path, ckpt = in_ws
     state = load_checkpoint(ckpt)
-    state["labels"] = ["anger", "disgust", "fear", "happy", "sad", "surprise", "neutral", "contempt"]
+    state["labels"] = ["anger", "disgust", "fear", "happy", "sad", "surprise", "neutral", "grumpy"]
     bad = save_checkpoint({k: v for k, v in state.items() if k not in ("format", "format_version")}, tmp_path / "bad.pt")
-    with pytest.raises(InputError, match="label map"):
+    with pytest.raises(InputError, match="unknown class name 'grumpy'"):
         evaluate(bad, manifest="toy", splits=["test"], echo=lambda s: None)
+    with pytest.raises(InputError, match="differ from the checkpoint's label map"):
+        evaluate(ckpt, manifest="toy", splits=["test"], labels="rafdb", echo=lambda s: None)
     other = make_toy_manifest(ws, name="other", size=24, per_class={"test": 1})
     m2 = read_manifest(other)
     write_subset(m2, "pose30", m2.table.column("sample_id").to_pylist()[:2], rule="toy", workspace=Workspace(ws))
@@ -132,7 +134,7 @@ def test_torchscript_model_scores_like_the_checkpoint(in_ws):
     a = predict_proba(ckpt, path, split="test")
     b = predict_proba(ts, path, split="test")
     assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-4)
-    with pytest.raises(InputError, match="label map"):
+    with pytest.raises(InputError, match="must name the 8 expression classes"):
         evaluate(ts, manifest="toy", splits=["test"], labels=["happy", "neutral"], echo=lambda s: None)
 
 
@@ -149,19 +151,9 @@ def test_metrics_on_hand_made_predictions():
     assert 0.70 < ci[0] < 0.8 < ci[1] <= 0.9  # binomial 95% interval of 0.8 with n=100: about 0.72-0.88
 
 
-def test_paper_conditions_match_subset_names():
-    assert condition("official-pose45") == "pose45"
-    assert condition("pose30-clean") == "pose30"
-    assert condition("official-occlusion") == "occlusion"
-    assert condition("occlusion-upper") is None
-    assert condition("official-aligned-test") is None
-    assert paper_figures("ferplus", "official-occlusion")["paper_ran"] == 83.63
-    assert paper_figures("ferplus", "split:test")["paper_ran"] == 89.16
-
-
 def test_onnx_model_scores_like_the_checkpoint(in_ws):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime", reason="ONNX scoring needs onnxruntime (pip install 'fercurate[test]')")
+    pytest.importorskip("onnx", reason="exporting the test model needs onnx (pip install 'fercurate[test]')")
     from fercurate.ran.model import LogitsOnly
     from fercurate.ran.train import model_from_checkpoint
 
@@ -171,5 +163,236 @@ def test_onnx_model_scores_like_the_checkpoint(in_ws):
     torch.onnx.export(model, (torch.rand(2, 3, 24, 24),), str(onnx_path), dynamo=False, input_names=["faces"],
                       output_names=["logits"], dynamic_axes={"faces": {0: "batch"}})
     a = predict_proba(ckpt, path, split="test")
-    b = predict_proba(onnx_path, path, split="test")
+    with pytest.raises(InputError, match="does not say in which order"):
+        predict_proba(onnx_path, path, split="test")
+    b = predict_proba(onnx_path, path, split="test", labels="canonical")
     assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-4)
+
+
+# --- issue 17: trustworthy scores ------------------------------------------------------------------------
+
+
+# written out here (not imported) so the tests state the published orders themselves
+CANONICAL = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt"]
+RAFDB_ORDER = ["surprise", "fear", "disgust", "happy", "sad", "anger", "neutral"]
+
+
+def _variant(ckpt, tmp_path, name, **config):
+    """A copy of the checkpoint with some config fields changed (crop mode: the weights do not depend on it)."""
+    state = load_checkpoint(ckpt)
+    state["config"] = {**state["config"], **config}
+    return save_checkpoint({k: v for k, v in state.items() if k not in ("format", "format_version")}, tmp_path / name)
+
+
+def _export_permuted(ckpt, out, order):
+    """A TorchScript model whose outputs are the checkpoint's logits for the classes of ``order``, in that order."""
+    from fercurate.ran.model import LogitsOnly
+    from fercurate.ran.train import model_from_checkpoint
+
+    class Permuted(torch.nn.Module):
+        def __init__(self, inner, idx):
+            super().__init__()
+            self.inner = inner
+            self.register_buffer("idx", torch.as_tensor(idx))
+
+        def forward(self, x):
+            return self.inner(x).index_select(1, self.idx)
+
+    net = model_from_checkpoint(load_checkpoint(ckpt))
+    net.cpu_chunk_pixels = 1 << 62
+    model = Permuted(LogitsOnly(net), [CANONICAL.index(c) for c in order]).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.rand(2, 3, 24, 24))
+    torch.jit.save(traced, str(out), _extra_files={"input_size.txt": "24"})  # no labels.txt: the order must come from --labels
+    return out
+
+
+def test_rafdb_order_with_labels_rafdb_scores_exactly_like_the_canonical_model(in_ws, tmp_path):
+    ws, path, ckpt = in_ws
+    canon = _export_permuted(ckpt, tmp_path / "canon7.pt", CANONICAL[:7])
+    raf = _export_permuted(ckpt, tmp_path / "raf.pt", RAFDB_ORDER)
+    a = evaluate(canon, manifest="toy", splits=["test"], labels="canonical7", n_boot=50, echo=lambda s: None)
+    b = evaluate(raf, manifest="toy", splits=["test"], labels="rafdb", n_boot=50, echo=lambda s: None)
+    (ga,), (gb,) = a.groups, b.groups
+    for key in ("n", "correct", "accuracy", "mean_class_accuracy", "per_class", "confusion", "ci95"):
+        assert ga[key] == gb[key], key
+    # the same outputs read in the canonical order would score differently: the permutation matters
+    wrong = evaluate(raf, manifest="toy", splits=["test"], labels="canonical7", n_boot=0, echo=lambda s: None)
+    assert wrong.groups[0]["confusion"] != ga["confusion"]
+    # aliases and a names file with a BOM and CRLF line ends give the same order
+    names = tmp_path / "raf.txt"
+    names.write_bytes("\ufeffsurprised\r\nfearful\r\ndisgusted\r\nhappiness\r\nsadness\r\nangry\r\nneutral\r\n".encode())
+    c = evaluate(raf, manifest="toy", splits=["test"], labels=str(names), n_boot=50, echo=lambda s: None)
+    assert c.groups[0]["confusion"] == ga["confusion"]
+
+
+def test_model_without_a_label_order_is_refused_with_how_to_give_one(in_ws, tmp_path):
+    ws, path, ckpt = in_ws
+    raf = _export_permuted(ckpt, tmp_path / "bare.pt", RAFDB_ORDER)
+    with pytest.raises(InputError, match=r"does not say in which order.*--labels ORDER.*bare\.pt\.json"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
+    # a sidecar <model>.json gives the contract
+    (tmp_path / "bare.pt.json").write_text(json.dumps({"labels": "rafdb", "input_size": 24}))
+    res = evaluate(raf, manifest="toy", splits=["test"], n_boot=0, echo=lambda s: None)
+    assert res.groups[0]["n"] == 12
+    (tmp_path / "bare.pt.json").write_text(json.dumps({"label": "rafdb"}))
+    with pytest.raises(InputError, match=r"bare\.pt\.json: unknown key\(s\) label"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
+    (tmp_path / "bare.pt.json").write_text(json.dumps({"labels": "affectnet9"}))
+    with pytest.raises(InputError, match=r"bare\.pt\.json 'affectnet9': not a known order"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
+    (tmp_path / "bare.pt.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"bare\.pt\.json: not valid JSON"):
+        evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
+
+
+def test_seven_class_model_scores_only_its_classes_and_reports_the_excluded(in_ws, tmp_path):
+    import pyarrow as pa
+
+    from fercurate.manifest import write_manifest
+
+    ws, path, ckpt = in_ws
+    m = read_manifest(path)
+    t = m.table
+    lid = t.column("label_id").to_numpy().copy()
+    split = np.asarray(t.column("split").cast(pa.string()).to_pylist())
+    lid[(lid == 6) & (split == "test")] = 7  # the test split's anger faces become contempt
+    t = t.set_column(t.schema.get_field_index("label_id"), "label_id", pa.array(lid, type=pa.int8()))
+    label = np.asarray(t.column("label").cast(pa.string()).to_pylist(), dtype=object)
+    label[lid == 7] = "contempt"
+    t = t.set_column(t.schema.get_field_index("label"), "label", pa.array(label.tolist()).dictionary_encode()
+                     .cast(t.schema.field("label").type))
+    write_manifest(t, ws / "manifests" / "toyc.parquet", dataset="ferplus", root=m.root)
+    raf = _export_permuted(ckpt, tmp_path / "raf7.pt", RAFDB_ORDER)
+    res = evaluate(raf, manifest="toyc", splits=["test"], labels="rafdb", n_boot=0, echo=lambda s: None)
+    (g,) = res.groups
+    assert g["n"] == 9 and g["excluded"] == 3 + 2  # 3 contempt faces, 2 missing images
+    assert len(g["per_class"]) == 7 and np.asarray(g["confusion"]).shape == (7, 7)
+    reasons = [e["reason"] for e in res.excluded if e["kind"] == "label"]
+    assert len(reasons) == 3 and all("contempt is not in the 7-class label space" in r for r in reasons)
+
+
+def test_two_splits_give_disjoint_groups_with_their_own_counts(in_ws):
+    ws, path, ckpt = in_ws
+    res = evaluate(ckpt, manifest="toy", splits=["val", "test"], n_boot=0, echo=lambda s: None)
+    groups = {g["group"]: g for g in res.groups}
+    assert groups["val"]["n"] == 4 and groups["test"]["n"] == 12  # 4 classes x 1 and x 3
+    assert groups["val"]["excluded"] == 0 and groups["test"]["excluded"] == 2  # the missing images are test rows
+    assert int(np.asarray(groups["val"]["confusion"]).sum()) == 4
+
+
+def test_imagenet_normalisation_follows_the_faces_device_and_dtype():
+    from pathlib import Path
+
+    from fercurate.ran.evaluate import Predictor
+
+    class Count(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(x.shape[0], 8)  # made on the CPU whatever the input's device
+
+    scripted = torch.jit.script(Count())
+    for dtype in (torch.float32, torch.float64):
+        p = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, scripted, input_norm="imagenet",
+                      device=torch.device("meta"))
+        faces = torch.rand(3, 3, 8, 8, dtype=dtype, device="meta")  # stands for CUDA: no data, strict device checks
+        probs, _, _ = p(faces)  # the full call path, normalisation included, on the faces' device
+        assert probs.shape == (3, 8)
+        x = p.model_input(faces)
+        assert x.device.type == "meta" and x.dtype == dtype and x.shape == faces.shape
+
+
+@pytest.mark.parametrize("crops", ["fixed", "random", "landmark"])
+def test_torchscript_export_keeps_the_crop_mode(in_ws, tmp_path, crops):
+    ws, path, ckpt = in_ws
+    if not (ws / "manifests" / "toylm.parquet").exists():
+        make_toy_manifest(ws, name="toylm", size=24, per_class={"test": 2}, landmarks=True)
+    variant = _variant(ckpt, tmp_path, f"{crops}.pt", crops=crops)
+    ts = export_torchscript(variant, tmp_path / f"{crops}_ts.pt")
+    a = predict_proba(variant, "toylm", split="test")
+    b = predict_proba(ts, "toylm", split="test")
+    assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-4)
+    if crops != "fixed":  # the crop mode changes the scores, so the agreement above is not trivial
+        fixed = predict_proba(_variant(ckpt, tmp_path, "fixed-ref.pt", crops="fixed"), "toylm", split="test")
+        assert not np.allclose(a.filter(like="prob_").to_numpy(), fixed.filter(like="prob_").to_numpy(), atol=1e-4)
+
+
+def test_onnx_model_with_a_fixed_batch_of_8_scores_21_faces(in_ws, tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX scoring needs onnxruntime (pip install 'fercurate[test]')")
+    onnx = pytest.importorskip("onnx", reason="exporting the test model needs onnx (pip install 'fercurate[test]')")
+    from fercurate.ran.model import LogitsOnly
+    from fercurate.ran.train import model_from_checkpoint
+
+    ws, path, ckpt = in_ws
+    if not (ws / "manifests" / "toy24.parquet").exists():
+        make_toy_manifest(ws, name="toy24", size=24, per_class={"test": 6})
+    m = read_manifest(ws / "manifests" / "toy24.parquet")
+    write_subset(m, "twentyone", sorted(m.table.column("sample_id").to_pylist())[:21], rule="toy", workspace=Workspace(ws))
+    net = model_from_checkpoint(load_checkpoint(ckpt))
+    net.cpu_chunk_pixels = 1 << 62
+    onnx_path = tmp_path / "fixed8.onnx"
+    torch.onnx.export(LogitsOnly(net).eval(), (torch.rand(8, 3, 24, 24),), str(onnx_path), dynamo=False,
+                      input_names=["faces"], output_names=["logits"])
+    proto = onnx.load(str(onnx_path))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "fercurate.labels", "canonical"
+    onnx.save(proto, str(onnx_path))
+    a = evaluate(onnx_path, manifest="toy24", subsets=["twentyone"], n_boot=0, batch_size=16,
+                 save_probs=tmp_path / "onnx.parquet", echo=lambda s: None)
+    b = evaluate(ckpt, manifest="toy24", subsets=["twentyone"], n_boot=0, save_probs=tmp_path / "ckpt.parquet",
+                 echo=lambda s: None)
+    assert a.groups[0]["n"] == 21
+    pa_, pb = pd.read_parquet(tmp_path / "onnx.parquet"), pd.read_parquet(tmp_path / "ckpt.parquet")
+    assert len(pa_) == 21 and np.allclose(pa_.filter(like="prob_").to_numpy(), pb.filter(like="prob_").to_numpy(), atol=1e-4)
+
+
+def test_official_list_gets_the_published_leaderboard_and_estimated_subsets_do_not(in_ws):
+    ws, path, ckpt = in_ws
+    m = read_manifest(path)
+    test_ids = sorted(s for s, sp in zip(m.table.column("sample_id").to_pylist(),
+                                         m.table.column("split").cast("string").to_pylist()) if sp == "test")
+    write_subset(m, "official-pose30", test_ids[:8], rule="official RAN list: pose30", workspace=Workspace(ws))
+    write_subset(m, "pose30-estimated", test_ids[4:10], rule="max(|yaw|,|pitch|) > 30", workspace=Workspace(ws))
+    r = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "-m", "toy", "--subset", "pose30", "--subset", "pose30-estimated",
+                                 "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    assert "RAN Table II" in r.output and "82.23" in r.output and "SCAN-CCI Table 3" in r.output
+    assert "official-pose30: official RAN list: pose30" in r.output
+    assert "published size 1171 (RAN Table I)" in r.output
+    assert "pose30-estimated: fercurate's own subset" in r.output
+    rep = ckpt.parent / "eval" / "ran-pose30+pose30-estimated"
+    metrics = json.loads((rep / "metrics.json").read_text())
+    groups = {g["group"]: g for g in metrics["groups"]}
+    assert groups["pose30"]["n"] == 8 and groups["pose30"]["condition"] == "pose30"
+    assert [p["accuracy"] for p in groups["pose30"]["published"]] == [88.89, 88.52, 82.23, 78.11]
+    assert groups["pose30-estimated"]["published"] == []
+    assert "82.23" in (rep / "leaderboard.txt").read_text()
+    # the same report folder again: refused, then replaced with --overwrite
+    again = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "-m", "toy", "--subset", "pose30", "--subset", "pose30-estimated",
+                                     "--bootstrap", "0"])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    forced = CliRunner().invoke(app, ["eval", "--model", str(ckpt), "-m", "toy", "--subset", "pose30", "--subset",
+                                      "pose30-estimated", "--bootstrap", "0", "--overwrite"])
+    assert forced.exit_code == 0, forced.output
+
+
+def test_contract_channels_and_normalisation_shape_the_input():
+    from pathlib import Path
+
+    from fercurate.ran.predictor import IMAGENET_MEAN, IMAGENET_STD, ModelContract, Predictor
+
+    faces = torch.rand(2, 3, 8, 8)
+    bgr = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, contract=ModelContract(channels="bgr"))
+    assert torch.equal(bgr.model_input(faces), faces.flip(1))
+    gray = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, contract=ModelContract(channels="gray"))
+    g = gray.model_input(faces)
+    assert g.shape == (2, 1, 8, 8)
+    assert torch.allclose(g[:, 0], 0.299 * faces[:, 0] + 0.587 * faces[:, 1] + 0.114 * faces[:, 2])
+    norm = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, input_norm="imagenet")
+    x = norm.model_input(faces)
+    assert torch.allclose(x[:, 1], (faces[:, 1] - IMAGENET_MEAN[1]) / IMAGENET_STD[1])
+    c = ModelContract()
+    with pytest.raises(InputError, match="s.json: channels must be one of rgb, bgr, gray"):
+        c.merge({"channels": "rgba"}, "sidecar", "s.json")
+    c.merge({"labels": "sadness,happiness,neutral,surprise,fear,disgust,anger", "input_size": "48"}, "sidecar", "s.json")
+    assert c.labels[:3] == ["sad", "happy", "neutral"] and c.input_size == 48 and c.sources["labels"] == "sidecar"

@@ -76,7 +76,11 @@ def test_real_ferplus_lists(real_ferplus_import) -> None:
     # Subsets.
     sizes = {s.name: s.size for s in list_subsets(ws, "ferplus")}
     assert sizes == {"official-aligned-test": 3_137, "official-aligned-train": 28_236, "official-occlusion": 605,
-                     "official-pose30": 1_170, "official-pose30-mn": 1_170, "official-pose45": 633}
+                     "official-pose30": 1_170, "official-pose30-mn": 1_170, "official-pose45": 633,
+                     # one per occlusion type, the rows of RAN Table I
+                     "official-occlusion-upper": 70, "official-occlusion-bottom": 138,
+                     "official-occlusion-left_right": 213, "official-occlusion-glasses-or-mask": 184}
+    assert find_subset("pose45", workspace=ws).name == "official-pose45"  # the paper's name is the paper's list
     assert subset_ids(find_subset("official-pose45", workspace=ws)) <= subset_ids(find_subset("official-pose30", workspace=ws))
 
 
@@ -221,7 +225,11 @@ def test_bad_lines_are_reported_with_file_and_line(small, workspace: Path) -> No
         ("fer0000005.png", ("bottom",), "1"), ("fer0000009.png", ("upper",), "0"),
         ("fer0000011.png", ("glasses|mask",), "3")]
     assert {e["labelled_at"] for e in events} == {datetime(2019, 5, 10, tzinfo=timezone.utc)}
-    assert sorted(s.name for s in list_subsets()) == ["official-aligned-test", "official-occlusion", "official-pose30"]
+    names = sorted(s.name for s in list_subsets())
+    assert [n for n in names if not n.startswith("official-occlusion-")] == [
+        "official-aligned-test", "official-occlusion", "official-pose30"]
+    occluded = subset_ids(find_subset("official-occlusion"))
+    assert all(subset_ids(find_subset(n)) <= occluded for n in names if n.startswith("official-occlusion-"))
 
 
 def test_strict_and_cli(small, workspace: Path) -> None:

@@ -185,7 +185,7 @@ def test_bad_settings_are_clear_errors(workspace):
         train(tiny(workspace, workspace / "runs" / "x", arch="vgg"))
     with pytest.raises(InputError, match="--classes must be 7 or 8"):
         train(tiny(workspace, workspace / "runs" / "x", num_classes=5))
-    with pytest.raises(InputError, match="no subset named"):
+    with pytest.raises(InputError, match="no official list 'pose45'"):
         train(tiny(workspace, workspace / "runs" / "x", subset="pose45"))
     with pytest.raises(InputError, match="no rows in split"):
         train(tiny(workspace, workspace / "runs" / "x", splits=["dev"]))

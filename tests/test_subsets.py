@@ -42,9 +42,9 @@ def toy(workspace: Path) -> Path:
 def test_pose_subsets_follow_the_paper_rule(toy: Path) -> None:
     built = subsets.build(toy, pose=[30, 45])
     by_name = {b.name: b for b in built}
-    assert subsets.subset_ids(by_name["pose30"]) == {"toy/1.png", "toy/2.png", "toy/3.png"}  # roll ignored
-    assert subsets.subset_ids(by_name["pose45"]) == {"toy/2.png", "toy/3.png"}
-    table, prov = subsets.read_subset(by_name["pose45"].path)
+    assert subsets.subset_ids(by_name["pose30-estimated"]) == {"toy/1.png", "toy/2.png", "toy/3.png"}  # roll ignored
+    assert subsets.subset_ids(by_name["pose45-estimated"]) == {"toy/2.png", "toy/3.png"}
+    table, prov = subsets.read_subset(by_name["pose45-estimated"].path)
     assert prov["manifest"] == "toy" and prov["threshold"] == 45
     assert sorted(table.column("value").to_pylist()) == [46.0, 50.0]
 
@@ -58,18 +58,37 @@ def test_occlusion_subsets_from_current_labels(toy: Path) -> None:
         make_event("toy/2.png", ["glasses|mask"], annotator="ran-authors", source="official", labelled_at=t0),
     ])
     built = {b.name: b for b in subsets.build(toy, occlusion=True)}
-    assert subsets.subset_ids(built["occlusion"]) == {"toy/0.png", "toy/2.png"}
-    assert subsets.subset_ids(built["occlusion-mask"]) == {"toy/0.png"}
-    assert subsets.subset_ids(built["occlusion-glasses-or-mask"]) == {"toy/2.png"}
+    assert subsets.subset_ids(built["occlusion-labelled"]) == {"toy/0.png", "toy/2.png"}
+    assert subsets.subset_ids(built["occlusion-labelled-mask"]) == {"toy/0.png"}
+    assert subsets.subset_ids(built["occlusion-labelled-glasses-or-mask"]) == {"toy/2.png"}
 
 
 def test_find_and_list(toy: Path) -> None:
     subsets.build(toy, pose=[45])
-    info = subsets.find_subset("pose45")
+    info = subsets.find_subset("pose45-estimated")
     assert info.manifest == "toy" and info.manifest_path == toy.resolve() and info.size == 2
-    with pytest.raises(InputError, match="no subset named 'pose99'.*known: pose45"):
+    with pytest.raises(InputError, match="no subset named 'pose99'.*known: pose45-estimated"):
         subsets.find_subset("pose99")
-    assert [s.name for s in subsets.list_subsets()] == ["pose45"]
+    # 'pose45' is the paper's list: without an official list it is not the estimate, and says so
+    with pytest.raises(InputError, match="no official list 'pose45'.*import-ran-lists.*'pose45-estimated'"):
+        subsets.find_subset("pose45")
+    assert [s.name for s in subsets.list_subsets()] == ["pose45-estimated"]
+
+
+def test_paper_names_resolve_to_the_official_lists(toy: Path) -> None:
+    m = read_manifest(toy)
+    subsets.build(toy, pose=[30])
+    official = subsets.write_subset(m, "official-pose30", ["toy/1.png", "toy/4.png"], rule="official RAN list: pose30")
+    info = subsets.find_subset("pose30")
+    assert info.path == official.path and subsets.paper_condition(info) == "pose30"
+    assert subsets.paper_condition(subsets.find_subset("pose30-estimated")) is None
+    line = subsets.compare_with_official(subsets.find_subset("pose30-estimated"))
+    assert line == ("pose30-estimated: official list pose30 has 2, ours 3, overlap 1 (official-pose30)")
+    res = CliRunner().invoke(app, ["subsets", "build", "toy", "--pose", "30"])
+    assert res.exit_code == 0 and "official list pose30 has 2, ours 3, overlap 1" in res.output
+    # a subset literally named like a paper list is used only where no official list exists
+    subsets.write_subset(m, "pose45", ["toy/2.png"], rule="a user's own")
+    assert subsets.find_subset("pose45").name == "pose45"
 
 
 def test_missing_layers_give_clear_errors(workspace: Path) -> None:
@@ -93,8 +112,8 @@ def test_cli_build_and_list(toy: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["subsets", "build", "toy", "--pose", "30"])
     assert res.exit_code == 0, res.output
-    assert "pose30" in res.output and "3" in res.output
+    assert "pose30-estimated" in res.output and "3" in res.output
     res = runner.invoke(app, ["subsets", "list"])
-    assert res.exit_code == 0 and "pose30" in res.output and "max(|yaw|,|pitch|) > 30" in res.output
+    assert res.exit_code == 0 and "pose30-estimated" in res.output and "max(|yaw|,|pitch|) > 30" in res.output
     res = runner.invoke(app, ["subsets", "build", "nosuch", "--pose", "30"])
     assert res.exit_code == 1 and "no manifest named 'nosuch'" in res.output

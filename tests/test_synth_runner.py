@@ -154,8 +154,8 @@ def test_occlusion_events_flow_into_subsets(made):
     assert all(list(t) == ["mask"] for t in labels["types"])
     built = build_subsets(result.manifest_path, occlusion=True, workspace=Workspace(ws))
     names = {info.name: info for info in built}
-    assert "occlusion" in names and "occlusion-mask" in names
-    assert names["occlusion-mask"].size == result.rows
+    assert "occlusion-labelled" in names and "occlusion-labelled-mask" in names
+    assert names["occlusion-labelled-mask"].size == result.rows
 
 
 def test_same_seed_same_bytes_any_worker_count_other_seed_differs(made, shared_data, tmp_path):

@@ -297,7 +297,7 @@ def train_scorer(
     import torch
     import torch.nn.functional as F
 
-    from fercurate.ran.evaluate import pick_device
+    from fercurate.ran.predictor import pick_device
 
     dev = pick_device(config.device)
     torch.manual_seed(config.seed)
@@ -450,7 +450,7 @@ def suggest(
     ``train_labels`` (output of :func:`label_targets`) replaces the labels read from the table;
     ``use_table_labels=False`` trains on synthetic occlusions only.
     """
-    from fercurate.ran.evaluate import pick_device
+    from fercurate.ran.predictor import pick_device
 
     ws = workspace or Workspace.current()
     config = config or TrainConfig()

@@ -18,12 +18,12 @@ subsets_app = new_app(
 @subsets_app.command("build")
 def build(
     manifest: str = typer.Argument(..., help="Manifest path or name."),
-    pose: list[float] = typer.Option([], "--pose", help="Pose-T subset: max(|yaw|,|pitch|) > T degrees (repeatable)."),
+    pose: list[float] = typer.Option([], "--pose", help="Pose-T subset poseT-estimated: max(|yaw|,|pitch|) > T degrees from fercurate's pose layer (repeatable)."),
     calibration: str = typer.Option(
         None, "--calibration", help="Compare a calibrated pose score instead of raw angles (e.g. 'openface' = paper-compatible)."
     ),
-    occlusion: bool = typer.Option(False, "--occlusion", help="Occlusion subset + one per occlusion type, from annotations/."),
-    official: bool = typer.Option(False, "--official", help="One subset per imported official RAN list (official-*)."),
+    occlusion: bool = typer.Option(False, "--occlusion", help="occlusion-labelled subset + one per occlusion type, from annotations/."),
+    official: bool = typer.Option(False, "--official", help="One subset per imported official RAN list (official-*; the names pose30/pose45/occlusion resolve to them)."),
     exclude_leaked: bool = typer.Option(
         False, "--exclude-leaked", help="Also write <subset>-clean and <split>-clean without samples leaked across splits/datasets."
     ),
@@ -42,6 +42,10 @@ def build(
     )
     for info in built:
         typer.echo(f"{info.line()}  -> {info.path}")
+    for info in built:
+        line = subsets.compare_with_official(info, ws)
+        if line:
+            typer.echo(line)
 
 
 @subsets_app.command("list")

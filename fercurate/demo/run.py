@@ -107,8 +107,9 @@ def run_demo(
               "--input-size", str(input_size), "--epochs", str(epochs), "--milestones", f"{max(1, epochs - 1)}",
               "--lr", "0.05", "--batch-size", "32", "--seed", str(seed), "--out", "runs/ran-demo", *jobs])
         step(["eval", "--model", "runs/ran-demo/ran.pt", "--manifest", "manifests/ferplus.parquet", "--split", "test",
-              "--subset", "pose30", "--subset", "pose45", "--bootstrap", "200", "--report", "runs/ran-demo/eval", *jobs])
-        step(["eval", "--model", "runs/ran-demo/ran.pt", "--subset", "occlusion", "--bootstrap", "200",
+              "--subset", "pose30-estimated", "--subset", "pose45-estimated", "--bootstrap", "200", "--report",
+              "runs/ran-demo/eval", *jobs])
+        step(["eval", "--model", "runs/ran-demo/ran.pt", "--subset", "occlusion-labelled", "--bootstrap", "200",
               "--report", "runs/ran-demo/eval-masked", *jobs])
         step(["quality", "dups", "manifests/ferplus.parquet", "manifests/rafdb.parquet", *jobs])
         step(["report", "--out", "report"])

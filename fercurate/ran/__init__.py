@@ -13,7 +13,9 @@ direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``dat
 * ``data``: manifest rows -> targets, the decoded-face cache (faces cut by :mod:`fercurate.faces.crop`,
   optionally dlib-aligned), batches and augmentation.
 * ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
-* ``evaluate``: accuracy, CIs, confusion matrices, attention maps, ``predict_proba``; ``paper``: Table II.
+* ``metrics``: accuracy, CIs, confusion matrices; ``predictor``: any model (checkpoint, TorchScript, ONNX) with
+  its contract (label order, input size, normalisation); ``evaluate``: ``fercurate eval``, attention maps,
+  ``predict_proba``. Published figures to compare with are in :mod:`fercurate.published`.
 
 Paper vs the authors' public code (``--variant official-code`` selects the code's choices; the README's
 "RAN: paper vs fercurate" lists every remaining difference and its flag):

@@ -1,4 +1,4 @@
-"""Checkpoints and model files: saving/loading fercurate checkpoints, TorchScript export, label-map checks.
+"""Checkpoints and model files: saving/loading fercurate checkpoints, TorchScript export.
 
 A fercurate checkpoint (``ran.pt`` / ``baseline.pt``) is a ``torch.save`` dict holding everything needed
 to evaluate it or to continue its training exactly: model, optimiser, LR schedule and AMP scaler states,
@@ -6,12 +6,13 @@ epoch and batch position, RNG states, the full training config, the label map an
 manifest it was trained on. It loads with ``torch.load(weights_only=True)`` (tensors and plain types only).
 
 ``--model`` for evaluation may also be a TorchScript file or an ONNX model; see
-:mod:`fercurate.ran.evaluate` for their input contract.
+:mod:`fercurate.ran.predictor` for their contract (label order, input size, normalisation).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import warnings
 import zipfile
@@ -22,7 +23,7 @@ import torch
 
 from fercurate.atomic import atomic_path
 from fercurate.errors import InputError
-from fercurate.schema import CANONICAL_LABELS
+from fercurate.labels import check_order
 
 FORMAT = "fercurate-ran-checkpoint"
 FORMAT_VERSION = 1
@@ -78,41 +79,66 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise InputError(f"{path}: not a fercurate checkpoint (no '{FORMAT}' marker; pass TorchScript/ONNX files as they are)")
     if int(state.get("format_version", 0)) > FORMAT_VERSION:
         raise InputError(f"{path}: checkpoint format v{state['format_version']} is newer than this fercurate reads")
-    check_label_map(state.get("labels"), str(path))
+    labels = state.get("labels")
+    if not isinstance(labels, (list, tuple)):
+        raise InputError(f"{path}: no label map (a list of class names) in the checkpoint")
+    check_order(list(labels), f"{path} (label map)")
     return state
 
 
-def check_label_map(labels: Any, where: str) -> list[str]:
-    """A model's label map must be the canonical label space (8 classes, or 7 without contempt), in order.
+class _WithBoxes(torch.nn.Module):
+    """faces (and boxes) -> logits, for export: random crops carry their evaluation boxes as a buffer;
+    landmark crops take each face's boxes as a second input."""
 
-    Anything else (another order, other names) would silently score the wrong classes, so it is an error.
-    """
-    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
-        raise InputError(f"{where}: no label map (a list of class names) in the model")
-    labels = list(labels)
-    expected = list(CANONICAL_LABELS[: len(labels)])
-    if len(labels) not in (7, 8) or labels != expected:
-        raise InputError(
-            f"{where}: label map {labels} is not fercurate's canonical label space "
-            f"{list(CANONICAL_LABELS)} (or its first 7); refusing to score with a mismatched label map"
-        )
-    return labels
+    def __init__(self, model: torch.nn.Module, boxes: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.model = model
+        if boxes is not None:
+            self.register_buffer("boxes", boxes.clone())
+
+    def forward(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> torch.Tensor:
+        if boxes is None:
+            boxes = self.boxes.unsqueeze(0).expand(faces.shape[0], -1, -1)
+        return self.model(faces, boxes).logits
 
 
 def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Trace a checkpoint's model (faces in [0, 1] -> logits) to a TorchScript file with its label map."""
-    from fercurate.ran.model import LogitsOnly
+    """Trace a checkpoint's model (faces in [0, 1] -> logits) to a TorchScript file carrying its contract.
+
+    The crop mode is kept: fixed crops are built into the model; random-crop checkpoints carry the
+    boxes they are evaluated with (:func:`fercurate.ran.crops.eval_boxes`); landmark-crop checkpoints
+    take ``(faces, boxes)``, the boxes (B, k, 4) cut around each face's landmarks. The extra files
+    ``labels.txt``, ``input_size.txt`` and ``contract.json`` say how to feed it.
+    """
+    from fercurate.ran.crops import landmark_boxes
+    from fercurate.ran.config import TrainConfig
+    from fercurate.ran.crops import eval_boxes
     from fercurate.ran.model import model_from_checkpoint
 
     state = load_checkpoint(checkpoint)
-    net = model_from_checkpoint(state)
+    cfg = TrainConfig(**state["config"]).resolved()
+    net = model_from_checkpoint(state).eval()
     if hasattr(net, "cpu_chunk_pixels"):
         net.cpu_chunk_pixels = 1 << 62  # trace one backbone batch: a traced slice loop would fix the batch size
-    model = LogitsOnly(net).eval()
     size = int(state["config"]["input_size"])
-    example = torch.rand(2, 3, size, size)
+    faces = torch.rand(2, 3, size, size)
+    crops = cfg.crops if state.get("arch", cfg.arch) == "ran" else "fixed"
+    if crops == "random":
+        model: torch.nn.Module = _WithBoxes(net, eval_boxes(cfg)).eval()
+        example: tuple[torch.Tensor, ...] = (faces,)
+    elif crops == "landmark":
+        model = _WithBoxes(net).eval()
+        centres = torch.rand(2, 5, 2) * 0.5 + 0.25
+        example = (faces, landmark_boxes(centres, cfg.landmark_scale))
+    else:
+        from fercurate.ran.model import LogitsOnly
+
+        model = LogitsOnly(net).eval()
+        example = (faces,)
     out = Path(out)
-    extra = {"labels.txt": "\n".join(state["labels"]), "input_size.txt": str(size)}
+    contract = {"labels": list(state["labels"]), "input_size": size, "channels": "rgb", "input_norm": "unit",
+                "alignment": "manifest face box made square", "crops": crops, "landmark_scale": cfg.landmark_scale}
+    extra = {"labels.txt": "\n".join(state["labels"]), "input_size.txt": str(size), "contract.json": json.dumps(contract)}
     with warnings.catch_warnings():
         # tracing is exact here: shapes only decide which crops are cut, never the data path
         warnings.simplefilter("ignore")

@@ -1,30 +1,25 @@
 """Scoring a model on a manifest's split and subsets: ``fercurate eval``.
 
 For every group (a split, and each subset within it) the report gives accuracy with a bootstrap 95%
-confidence interval, mean per-class accuracy, a per-class table and the confusion matrix (JSON and PNG),
-beside the RAN paper's Table II figures. RAN's attention weights per crop are saved for every face and
-can be drawn on sample faces.
+confidence interval, mean per-class accuracy, a per-class table and the confusion matrix (JSON and PNG).
+Where a group is a paper's test condition (the whole test split, or an official RAN list such as
+``pose45``), the scored model's row is placed among the published results on that condition with the
+same class count (:mod:`fercurate.published`), each citing its table; fercurate's own estimated subsets
+(``pose45-estimated``) are never shown beside a paper figure. RAN's attention weights per crop are saved
+for every face and can be drawn on sample faces.
 
-``--model`` may be:
-
-* a fercurate checkpoint (``ran.pt`` / ``baseline.pt`` from ``fercurate train``);
-* a TorchScript file, or
-* an ONNX model (needs the optional ``onnxruntime`` package).
-
-Input contract for TorchScript and ONNX models: one float32 tensor (B, 3, H, W), RGB, values in [0, 1]
-(``input_norm="imagenet"`` feeds ImageNet mean/std-normalised values instead), H = W = ``input_size``
-(TorchScript files exported by fercurate carry it; ONNX models with a fixed input shape give it;
-otherwise 224). The face is the manifest's bounding box made square (the whole image when there is
-none), resized to H x W. Output: (B, K) logits or probabilities, K = 8 classes in fercurate's canonical
-order (neutral, happy, sad, surprise, fear, disgust, anger, contempt) or 7 (without contempt).
+Models and their contracts (label order, input size, channels, normalisation) are loaded by
+:mod:`fercurate.ran.predictor`; the scores are computed by :mod:`fercurate.ran.metrics`. Each
+evaluation writes its own report folder and refuses to overwrite one without ``overwrite=True``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,275 +29,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from fercurate import published
 from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
+from fercurate.labels import CANONICAL_LABELS
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.ran import data as rdata
-from fercurate.ran.checkpoint import check_label_map, load_checkpoint, model_kind
-from fercurate.ran.paper import paper_figures
-from fercurate.schema import CANONICAL_LABELS
+from fercurate.ran.metrics import accuracy_summary, bootstrap_ci, confusion_matrix
+from fercurate.ran.predictor import Predictor, describe, load_predictor, pick_device, run_model
+from fercurate.subsets import SubsetInfo, paper_condition
 from fercurate.workspace import Workspace
 
-INPUT_NORMS = ("unit", "imagenet")
-
-
-# --- models -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Predictor:
-    """A loaded model of any supported kind, scoring float faces in [0, 1]."""
-
-    kind: str
-    path: Path
-    labels: list[str]
-    input_size: int
-    model: Any = None
-    config: Any = None  # TrainConfig for fercurate checkpoints
-    manifest_path: Path | None = None
-    input_norm: str = "unit"
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-
-    @property
-    def has_attention(self) -> bool:
-        return self.kind == "checkpoint" and self.config.arch == "ran"
-
-    def __call__(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """faces (B, 3, S, S) in [0, 1] -> probabilities (B, K), mu and nu (B, k+1) or None."""
-        if self.kind == "checkpoint":
-            with torch.no_grad():
-                out = self.model(faces.to(self.device), boxes)
-            probs = torch.softmax(out.logits.float(), 1).cpu().numpy()
-            mu = None if out.mu is None else out.mu.float().cpu().numpy()
-            nu = None if out.nu is None else out.nu.float().cpu().numpy()
-            return probs, mu, nu
-        x = faces
-        if self.input_norm == "imagenet":
-            from fercurate.ran.model import IMAGENET_MEAN, IMAGENET_STD
-
-            x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        if self.kind == "torchscript":
-            with torch.no_grad():
-                raw = self.model(x.to(self.device))
-            if isinstance(raw, (tuple, list)):
-                raw = raw[0]
-            elif hasattr(raw, "logits"):
-                raw = raw.logits
-            out = raw.float().cpu().numpy()
-        else:
-            out = self._onnx(x.numpy().astype(np.float32))
-        return _as_probs(out, self.labels, self.path), None, None
-
-    def _onnx(self, x: np.ndarray) -> np.ndarray:
-        name = self.model.get_inputs()[0].name
-        batch = self.model.get_inputs()[0].shape[0]
-        if isinstance(batch, int) and batch != x.shape[0]:
-            return np.concatenate([self.model.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
-        return self.model.run(None, {name: x})[0]
-
-
-def _as_probs(out: np.ndarray, labels: list[str], path: Path) -> np.ndarray:
-    if out.ndim != 2 or out.shape[1] != len(labels):
-        raise InputError(f"{path}: model output has shape {tuple(out.shape)}, expected (batch, {len(labels)})")
-    is_prob = np.all(out >= 0) and np.allclose(out.sum(1), 1.0, atol=1e-3)
-    if is_prob:
-        return out.astype(np.float32)
-    e = np.exp(out - out.max(1, keepdims=True))
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
-
-
-def pick_device(device: str) -> torch.device:
-    """auto (CUDA if present, else CPU) | cpu | cuda | cuda:N; asking for CUDA without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda requested but no CUDA GPU is available")
-    return torch.device(device)
-
-
-def load_predictor(
-    path: str | os.PathLike,
-    *,
-    device: str = "auto",
-    input_size: int | None = None,
-    labels: list[str] | None = None,
-    input_norm: str = "unit",
-) -> Predictor:
-    """Load a fercurate checkpoint, TorchScript file or ONNX model for scoring."""
-    from fercurate.ran.config import TrainConfig
-    from fercurate.ran.model import model_from_checkpoint
-
-    path = Path(path)
-    kind = model_kind(path)
-    dev = pick_device(device)
-    if input_norm not in INPUT_NORMS:
-        raise InputError(f"--input-norm must be one of {', '.join(INPUT_NORMS)}")
-    if kind == "checkpoint":
-        state = load_checkpoint(path)
-        if labels is not None and list(labels) != list(state["labels"]):
-            raise InputError(f"{path}: --labels {labels} differ from the checkpoint's label map {state['labels']}")
-        model = model_from_checkpoint(state).to(dev).eval()
-        cfg = TrainConfig(**state["config"]).resolved()
-        mp = Path(state["manifest"]["path"]) if state.get("manifest") else None
-        return Predictor(kind, path, list(state["labels"]), cfg.input_size, model, cfg, mp, device=dev)
-    if kind == "torchscript":
-        extra = {"labels.txt": "", "input_size.txt": ""}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model = torch.jit.load(str(path), map_location=dev, _extra_files=extra).eval()
-        except Exception as exc:  # noqa: BLE001 - a bad user file
-            raise InputError(f"{path}: cannot load as TorchScript ({exc})") from exc
-        text = {k: v.decode() if isinstance(v, bytes) else v for k, v in extra.items()}
-        stored = [s for s in text["labels.txt"].split("\n") if s] if text["labels.txt"] else None
-        size = input_size or (int(text["input_size.txt"]) if text["input_size.txt"] else 224)
-        names = _labels_for(path, labels or stored, model_out=None)
-        return Predictor(kind, path, names, size, model, input_norm=input_norm, device=dev)
-    try:
-        import onnxruntime as ort  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise InputError(f"{path}: scoring ONNX models needs the optional onnxruntime package (pip install onnxruntime)") from exc
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - a bad user file
-        raise InputError(f"{path}: cannot load as an ONNX model ({exc})") from exc
-    shape = session.get_inputs()[0].shape
-    size = input_size or (shape[-1] if isinstance(shape[-1], int) else 224)
-    out_shape = session.get_outputs()[0].shape
-    names = _labels_for(path, labels, model_out=out_shape[-1] if isinstance(out_shape[-1], int) else None)
-    return Predictor(kind, path, names, int(size), session, input_norm=input_norm)
-
-
-def _labels_for(path: Path, labels: list[str] | None, model_out: int | None) -> list[str]:
-    if labels is not None:
-        return check_label_map(list(labels), str(path))
-    if model_out == 7:
-        return list(CANONICAL_LABELS[:7])
-    return list(CANONICAL_LABELS)
-
-
-# --- running a model over samples ----------------------------------------------------------------------
-
-
-def run_model(
-    model: torch.nn.Module | Predictor,
-    samples: rdata.Samples,
-    store: rdata.FaceStore | None,
-    cfg: Any,
-    *,
-    device: torch.device | str = "cpu",
-    landmarks: np.ndarray | None = None,
-    use_amp: bool = False,
-    batch_size: int = 128,
-    workers: int = 0,
-) -> dict[str, np.ndarray | None]:
-    """Probabilities (N, K) and, for RAN, attention weights mu / nu (N, k+1) for every sample, in order."""
-    from fercurate.ran.crops import eval_boxes
-
-    predictor = model if isinstance(model, Predictor) else None
-    net = None if predictor else model
-    size = predictor.input_size if predictor else cfg.input_size
-    face_size = cfg.face_size if cfg is not None else size
-    crops = cfg.crops if cfg is not None else "fixed"
-    boxes_eval = eval_boxes(cfg) if crops == "random" else None
-    batches = [np.arange(i, min(i + batch_size, len(samples))) for i in range(0, len(samples), batch_size)]
-    loader = rdata.BatchLoader(batches, faces=None if store is None else store.faces, samples=samples,
-                               size=face_size, workers=workers, align=getattr(cfg, "align", "bbox"))
-    probs, mus, nus = [], [], []
-    was_training = net.training if net is not None else False
-    if net is not None:
-        net.eval()
-    dev = torch.device(device)
-    for faces_u8, idx in loader:
-        faces, boxes = rdata.prepare_batch(
-            faces_u8, input_size=size, train=False, augment=rdata.AugmentConfig(enabled=False), generator=None,
-            crops=crops, landmarks=None if landmarks is None else torch.as_tensor(landmarks[idx.numpy()]),
-            landmark_scale=getattr(cfg, "landmark_scale", 0.5), landmark_clip=getattr(cfg, "landmark_clip", False),
-            eval_boxes=boxes_eval, device=dev,
-        )
-        if predictor is not None:
-            p, mu, nu = predictor(faces, boxes)
-        else:
-            with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16, enabled=use_amp):
-                out = net(faces, boxes)
-            p = torch.softmax(out.logits.float(), 1).cpu().numpy()
-            mu = None if out.mu is None else out.mu.float().cpu().numpy()
-            nu = None if out.nu is None else out.nu.float().cpu().numpy()
-        probs.append(p)
-        if mu is not None:
-            mus.append(mu)
-            nus.append(nu)
-    if net is not None and was_training:
-        net.train()
-    return {
-        "probs": np.concatenate(probs) if probs else np.zeros((0, 0), dtype=np.float32),
-        "mu": np.concatenate(mus) if mus else None,
-        "nu": np.concatenate(nus) if nus else None,
-    }
-
-
-# --- metrics ---------------------------------------------------------------------------------------------
-
-
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
-    """(K, K) counts: rows = true class, columns = predicted class."""
-    return np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
-
-
-def bootstrap_ci(correct: np.ndarray, labels: np.ndarray, k: int, *, n_boot: int = 1000, seed: int = 0) -> dict[str, list[float]]:
-    """Percentile 95% intervals of accuracy and mean per-class accuracy over ``n_boot`` resamples."""
-    n = len(correct)
-    if n == 0 or n_boot <= 0:
-        return {"accuracy": [float("nan")] * 2, "mean_class_accuracy": [float("nan")] * 2}
-    rng = np.random.default_rng(seed)
-    acc = np.empty(n_boot)
-    mca = np.empty(n_boot)
-    step = max(1, 2_000_000 // n)
-    for start in range(0, n_boot, step):
-        stop = min(n_boot, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        c = correct[idx]
-        acc[start:stop] = c.mean(1)
-        lab = labels[idx] + (np.arange(stop - start) * k)[:, None]
-        tot = np.bincount(lab.ravel(), minlength=(stop - start) * k).reshape(-1, k)
-        hit = np.bincount(lab.ravel(), weights=c.ravel(), minlength=(stop - start) * k).reshape(-1, k)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mca[start:stop] = np.nanmean(np.where(tot > 0, hit / np.maximum(tot, 1), np.nan), axis=1)
-    return {"accuracy": [float(np.percentile(acc, 2.5)), float(np.percentile(acc, 97.5))],
-            "mean_class_accuracy": [float(np.nanpercentile(mca, 2.5)), float(np.nanpercentile(mca, 97.5))]}
-
-
-def accuracy_summary(labels: np.ndarray, preds: np.ndarray, k: int, *, n_boot: int = 0, seed: int = 0) -> dict[str, Any]:
-    """Accuracy, mean per-class accuracy (over classes present), per-class table, confusion matrix, CI."""
-    labels = np.asarray(labels, dtype=np.int64)
-    preds = np.asarray(preds, dtype=np.int64)
-    valid = labels >= 0
-    labels, preds = labels[valid], preds[valid]
-    cm = confusion_matrix(labels, preds, k)
-    support = cm.sum(1)
-    correct_per = np.diag(cm)
-    predicted = cm.sum(0)
-    per_class = []
-    for i in range(k):
-        per_class.append({
-            "class": CANONICAL_LABELS[i], "n": int(support[i]), "correct": int(correct_per[i]),
-            "accuracy": float(correct_per[i] / support[i]) if support[i] else None,
-            "precision": float(correct_per[i] / predicted[i]) if predicted[i] else None,
-        })
-    present = support > 0
-    n = int(len(labels))
-    correct = (labels == preds).astype(np.float64)
-    out = {
-        "n": n,
-        "correct": int(correct.sum()),
-        "accuracy": float(correct.mean()) if n else float("nan"),
-        "mean_class_accuracy": float(np.mean(correct_per[present] / support[present])) if present.any() else float("nan"),
-        "per_class": per_class,
-        "confusion": cm.tolist(),
-    }
-    if n_boot:
-        out["ci95"] = bootstrap_ci(correct, labels, k, n_boot=n_boot, seed=seed)
-    return out
+__all__ = [
+    "EvalResult", "Predictor", "accuracy_summary", "bootstrap_ci", "confusion_matrix", "evaluate", "load_predictor",
+    "pick_device", "predict_proba", "report_folder", "run_model",
+]
 
 
 # --- the evaluation command ----------------------------------------------------------------------------
@@ -319,8 +60,12 @@ class EvalResult:
 
 def _resolve_inputs(
     predictor: Predictor, manifest: str | None, subsets: list[str], ws: Workspace
-) -> tuple[Manifest, list[tuple[str, set[str]]]]:
-    """The manifest to read and each subset's ids, checking that every subset belongs to that manifest."""
+) -> tuple[Manifest, list[tuple[str, SubsetInfo, set[str]]]]:
+    """The manifest to read and each subset (name asked for, what it resolved to, its ids).
+
+    Every subset must belong to that manifest. Paper names (``pose45``) resolve to the official list
+    where one is imported (see :func:`fercurate.subsets.find_subset`).
+    """
     from fercurate.subsets import find_subset, subset_ids
 
     infos = []
@@ -329,7 +74,7 @@ def _resolve_inputs(
         m = read_manifest(mpath)
         for s in subsets:
             if s.endswith(".parquet"):
-                info = find_subset(s)
+                info = find_subset(s, workspace=ws)
             else:
                 try:
                     info = find_subset(s, manifest=m.name, workspace=ws)
@@ -358,7 +103,8 @@ def _resolve_inputs(
         m = read_manifest(predictor.manifest_path)
     else:
         raise InputError("nothing to evaluate on: pass --manifest (and --split / --subset)")
-    return m, [(i.name, subset_ids(i)) for i in infos]
+    asked = [s if not s.endswith(".parquet") else i.name for s, i in zip(subsets, infos)]
+    return m, [(a, i, subset_ids(i)) for a, i in zip(asked, infos)]
 
 
 def _all_subsets(ws: Workspace):  # noqa: ANN202
@@ -367,18 +113,45 @@ def _all_subsets(ws: Workspace):  # noqa: ANN202
     return list_subsets(ws)
 
 
+def report_folder(model_path: str | os.PathLike, groups: list[str]) -> Path:
+    """The default report folder: ``<model folder>/eval/<model name>-<groups>`` (e.g. ``eval/ran-pose45``).
+
+    Named by model and groups so that two models in one folder, or two subsets, never share a report.
+    """
+    model = Path(model_path)
+    name = "+".join(_slug(g) for g in groups) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return model.resolve().parent / "eval" / f"{_slug(model.stem)}-{name}"[:120]
+
+
+REPORT_FILES = ("metrics.json", "report.txt", "leaderboard.txt", "excluded.parquet", "predictions.parquet",
+                "attention.png")
+
+
+def _claim_report_dir(out: Path, overwrite: bool) -> None:
+    """Refuse to overwrite a previous report unless asked; with ``overwrite`` clear its files first."""
+    if not (out / "metrics.json").exists():
+        return
+    if not overwrite:
+        raise InputError(f"{out}: a report is already there (metrics.json); pass --overwrite to replace it, "
+                         f"or --report DIR to write elsewhere")
+    for f in [*(out / n for n in REPORT_FILES), *out.glob("confusion_*.png"), *out.glob("confusion_*.json")]:
+        f.unlink(missing_ok=True)
+
+
 def evaluate(
     model_path: str | os.PathLike,
     *,
+    workspace: Workspace | str | os.PathLike | None = None,
     manifest: str | None = None,
     splits: list[str] | None = None,
     subsets: list[str] | None = None,
     report_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     device: str = "auto",
     batch_size: int = 128,
     input_size: int | None = None,
-    labels: list[str] | None = None,
-    input_norm: str = "unit",
+    labels: str | list[str] | None = None,
+    input_norm: str | None = None,
     n_boot: int = 1000,
     seed: int = 0,
     save_probs: str | os.PathLike | None = None,
@@ -389,73 +162,108 @@ def evaluate(
     strict: bool = False,
     echo=print,  # noqa: ANN001
 ) -> EvalResult:
-    """Evaluate a model on a manifest's split(s) and subsets and write the report (see module doc)."""
-    ws = Workspace.current()
+    """Evaluate a model on a manifest's split(s) and subsets and write the report (see module doc).
+
+    ``workspace`` is the folder holding manifests/ and runs/ (a :class:`Workspace`, a path, or None for
+    the current one). ``labels`` gives a TorchScript/ONNX model's output order (see
+    :func:`fercurate.labels.parse_labels`).
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
     predictor = load_predictor(model_path, device=device, input_size=input_size, labels=labels, input_norm=input_norm)
     subsets = list(subsets or [])
     m, subset_members = _resolve_inputs(predictor, manifest, subsets, ws)
-    splits = list(splits or [])
+    splits = list(dict.fromkeys(splits or []))
     if not splits and not subsets:
         present = set(m.table.column("split").cast(pa.string()).to_pylist())
         splits = ["test"] if "test" in present else []
+    out_dir = Path(report_dir) if report_dir else None
+    if out_dir is not None:
+        _claim_report_dir(out_dir, overwrite)
     k = len(predictor.labels)
-    union = set().union(*(ids for _, ids in subset_members)) if subset_members and not splits else None
+    union = set().union(*(ids for _, _, ids in subset_members)) if subset_members and not splits else None
     samples = rdata.select_samples(m, splits=splits, ids=union, num_classes=k, require_labels=False)
-    excluded = list(samples.excluded)
-    notes: list[str] = []
+    notes: list[str] = [describe(predictor)]
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
     store = None
     if cache:
-        store = rdata.load_faces(samples, face_size, cache_dir=cache_dir, workers=workers, desc="decode faces", align=getattr(cfg, "align", "bbox"))
+        store = rdata.load_faces(samples, face_size, cache_dir=cache_dir or ws.root / "cache" / "faces", workers=workers,
+                                 desc="decode faces", align=getattr(cfg, "align", "bbox"))
         samples, store = rdata.drop_failures(samples, store)
-        excluded = list(samples.excluded)
     else:
         samples = rdata.drop_missing_files(samples)
-        excluded = list(samples.excluded)
+    excluded = list(samples.excluded)
     failed = [e for e in excluded if e["kind"] == "unreadable"]
     if strict and failed:
         raise InputError(f"{len(failed)} images could not be read (first: {failed[0]['sample_id']}: {failed[0]['reason']})")
     if len(samples) == 0:
         raise InputError(f"{m.path}: no readable rows to evaluate ({excluded[0]['reason'] if excluded else 'empty selection'})")
     lms = None
-    if cfg is not None and cfg.crops == "landmark":
+    if predictor.crops == "landmark":
         lms = rdata.landmark_fractions(samples, store)
-    res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size)
+    res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size,
+                    desc="eval")
     probs = res["probs"]
-    preds = probs.argmax(1)
+    scored_ids = np.asarray([CANONICAL_LABELS.index(c) for c in predictor.labels])
+    preds = scored_ids[probs.argmax(1)]
     ids = samples.sample_ids
-    excluded_ids = {e["sample_id"] for e in excluded}
-    groups: list[tuple[str, np.ndarray, set[str] | None]] = []
+    excluded_ids = np.asarray(sorted({e["sample_id"] for e in excluded}), dtype=object)
+    all_ids = np.asarray(m.table.column("sample_id").to_pylist(), dtype=object)
+    all_splits = np.asarray(m.table.column("split").cast(pa.string()).to_pylist(), dtype=object)
+    split_of = dict(zip(all_ids.tolist(), all_splits.tolist()))
+    sample_split = np.asarray([split_of[i] for i in ids.tolist()], dtype=object)
+    excluded_split = np.asarray([split_of.get(i) for i in excluded_ids.tolist()], dtype=object)
+    groups: list[dict[str, Any]] = []
     for split in splits:
-        groups.append((split, np.ones(len(samples), dtype=bool), None))
+        groups.append({"group": split, "kind": "split", "mask": sample_split == split,
+                       "excluded": int((excluded_split == split).sum()), "condition": split,
+                       "list": f"split {split} (all rows)"})
     in_split = set(ids.tolist())
-    for name, members in subset_members:
-        groups.append((name, np.isin(ids, np.asarray(sorted(members), dtype=object)), members))
+    for name, info, members in subset_members:
+        cond = paper_condition(info)
+        scored_list = f"{info.name}: {info.rule} [{info.size} rows]"
+        base = re.sub(r"-(estimated|openface|clean|sample)(-.*)?$", "", info.name).replace("occlusion-labelled", "occlusion")
+        if cond is None and published.leaderboard(m.dataset, base.removeprefix("official-")):
+            notes.append(f"{name}: fercurate's own subset ({info.rule}); the papers' figures are for the official "
+                         f"list, not shown beside it")
+        groups.append({"group": name, "kind": "subset", "mask": np.isin(ids, np.asarray(sorted(members), dtype=object)),
+                       "excluded": int(np.isin(excluded_ids, np.asarray(sorted(members), dtype=object)).sum()),
+                       "condition": cond, "list": scored_list})
         if splits:
-            outside = len(members - in_split - excluded_ids)
+            outside = len(members - in_split - set(excluded_ids.tolist()))
             if outside:
                 notes.append(f"{name}: {outside} of its {len(members)} samples are not in split "
                              f"{', '.join(splits)} and were not scored")
     results = []
-    for name, mask, members in groups:
-        summ = accuracy_summary(samples.labels[mask], preds[mask], k, n_boot=n_boot, seed=seed)
+    for g in groups:
+        mask = g["mask"]
+        summ = accuracy_summary(samples.labels[mask], preds[mask], len(CANONICAL_LABELS), n_boot=n_boot, seed=seed)
+        summ["per_class"] = [c for c in summ["per_class"] if c["class"] in predictor.labels]
+        summ["confusion"] = np.asarray(summ["confusion"])[np.ix_(scored_ids, scored_ids)].tolist()
+        rows = published.leaderboard(m.dataset, g["condition"], k) if g["condition"] else []
+        size = published.subset_size(m.dataset, g["condition"]) if g["kind"] == "subset" and g["condition"] else None
         summ.update({
-            "group": name,
+            "group": g["group"],
+            "list": g["list"],
+            "condition": g["condition"],
             "unlabelled": int(((samples.labels < 0) & mask).sum()),
-            # rows of this group that could not be scored (unreadable image, label outside the label space)
-            "excluded": len(excluded_ids) if members is None else len(members & excluded_ids),
-            **paper_figures(m.dataset, f"split:{name}" if members is None else name),
+            # rows of this group that could not be scored (unreadable image, label outside the model's classes)
+            "excluded": g["excluded"],
+            "published": [r.as_dict() for r in rows],
+            "published_size": None if size is None else {"size": size[0], "source": size[1]},
         })
         results.append(summ)
     table = format_table(results, predictor, m) + "\n\n" + format_per_class(results, predictor.labels)
-    out_dir = Path(report_dir) if report_dir else None
+    boards = format_leaderboards(results, predictor, m)
     probs_path = None
     if out_dir is not None:
-        _write_report(out_dir, results, samples, probs, res, predictor, m, excluded, notes, table, draw_attention, store, lms)
+        _write_report(out_dir, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards,
+                      draw_attention, store, lms)
     if save_probs:
         probs_path = write_probs(probs_frame(ids, probs), save_probs, predictor, m)
     echo(table)
+    if boards:
+        echo("\n" + boards)
     for note in notes:
         echo(f"note: {note}")
     if excluded:
@@ -470,19 +278,36 @@ def evaluate(
 
 
 def format_table(results: list[dict[str, Any]], predictor: Predictor, m: Manifest) -> str:
-    """One text table: every group with our figures and the paper's beside them."""
+    """One text table: every group with our figures and the list that was scored."""
     arch = predictor.config.arch if predictor.config is not None else predictor.kind
     head = f"{predictor.path.name} ({arch}, {len(predictor.labels)} classes) on {m.name}"
-    cols = f"{'group':<28} {'n':>6} {'acc %':>7} {'95% CI':>15} {'mean-cls %':>10} {'paper RAN':>9} {'paper base':>10} {'excl.':>6}"
+    cols = f"{'group':<28} {'n':>6} {'acc %':>7} {'95% CI':>15} {'mean-cls %':>10} {'excl.':>6}  scored list"
     lines = [head, cols, "-" * len(cols)]
     for r in results:
         ci = r.get("ci95", {}).get("accuracy")
         ci_s = f"{100 * ci[0]:.2f}-{100 * ci[1]:.2f}" if ci and np.isfinite(ci[0]) else "-"
-        pr = f"{r['paper_ran']:.2f}" if r.get("paper_ran") is not None else "-"
-        pb = f"{r['paper_baseline']:.2f}" if r.get("paper_baseline") is not None else "-"
         lines.append(f"{r['group']:<28} {r['n']:>6} {100 * r['accuracy']:>7.2f} {ci_s:>15} "
-                     f"{100 * r['mean_class_accuracy']:>10.2f} {pr:>9} {pb:>10} {r['excluded'] + r['unlabelled']:>6}")
+                     f"{100 * r['mean_class_accuracy']:>10.2f} {r['excluded'] + r['unlabelled']:>6}  {r['list']}")
     return "\n".join(lines)
+
+
+def format_leaderboards(results: list[dict[str, Any]], predictor: Predictor, m: Manifest) -> str:
+    """For each group on a paper's condition: our row placed among the published rows (same classes)."""
+    blocks = []
+    k = len(predictor.labels)
+    for r in results:
+        if not r["condition"]:
+            continue
+        rows = published.leaderboard(m.dataset, r["condition"], k)
+        others = published.leaderboard(m.dataset, r["condition"])
+        if not others:
+            continue
+        size = r.get("published_size")
+        size_s = f"; published size {size['size']} ({size['source']}), scored here {r['n']}" if size else ""
+        title = (f"{r['group']} on {m.dataset} ({k} classes), published results{size_s}"
+                 + ("" if rows else f" — none with {k} classes; other class counts are not comparable"))
+        blocks.append(published.format_leaderboard(rows, (predictor.path.name, 100 * r["accuracy"], r["n"]), title=title))
+    return "\n\n".join(blocks)
 
 
 def format_per_class(results: list[dict[str, Any]], labels: list[str]) -> str:
@@ -526,21 +351,26 @@ def predict_proba(
     device: str = "auto",
     batch_size: int = 128,
     workers: int | None = None,
+    labels: str | list[str] | None = None,
+    workspace: Workspace | str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Class probabilities for every readable row of a manifest (or one split).
 
     Returns DataFrame(sample_id, prob_0 .. prob_{K-1}) with column j = canonical class j (K = 8, or 7 for
     7-class models). Rows whose image cannot be read are left out and listed in ``df.attrs['excluded']``.
     """
-    predictor = load_predictor(model_path, device=device)
-    m = read_manifest(Workspace.current().resolve_manifest(str(manifest_path)))
+    predictor = load_predictor(model_path, device=device, labels=labels)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
+    m = read_manifest(ws.resolve_manifest(str(manifest_path)))
     samples = rdata.select_samples(m, splits=[split] if split else [], num_classes=len(predictor.labels), require_labels=False)
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
-    store = rdata.load_faces(samples, face_size, workers=workers, desc="decode faces", align=getattr(cfg, "align", "bbox"))
+    store = rdata.load_faces(samples, face_size, cache_dir=ws.root / "cache" / "faces", workers=workers, desc="decode faces",
+                             align=getattr(cfg, "align", "bbox"))
     samples, store = rdata.drop_failures(samples, store)
-    lms = rdata.landmark_fractions(samples, store) if cfg is not None and cfg.crops == "landmark" else None
-    res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size)
+    lms = rdata.landmark_fractions(samples, store) if predictor.crops == "landmark" else None
+    res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size,
+                    desc="predict")
     df = probs_frame(samples.sample_ids, res["probs"])
     df.attrs["excluded"] = list(samples.excluded)
     df.attrs["labels"] = list(predictor.labels)
@@ -550,15 +380,18 @@ def predict_proba(
 # --- report files --------------------------------------------------------------------------------------
 
 
-def _write_report(out: Path, results, samples, probs, res, predictor, m, excluded, notes, table, draw_n, store, lms) -> None:  # noqa: ANN001, PLR0913
+def _write_report(out: Path, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards, draw_n, store, lms) -> None:  # noqa: ANN001, PLR0913
     out.mkdir(parents=True, exist_ok=True)
     summary = {
         "model": str(predictor.path), "model_kind": predictor.kind, "labels": predictor.labels,
+        "model_label_order": predictor.model_labels, "contract_sources": predictor.contract.sources,
         "manifest": str(m.path), "dataset": m.dataset, "groups": results, "notes": notes,
         "excluded": len(excluded),
     }
     write_text(out / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
-    write_text(out / "report.txt", table + "\n" + "".join(f"note: {n}\n" for n in notes))
+    write_text(out / "report.txt", table + "\n" + (f"\n{boards}\n\n" if boards else "") + "".join(f"note: {n}\n" for n in notes))
+    if boards:
+        write_text(out / "leaderboard.txt", boards + "\n")
     for r in results:
         slug = _slug(r["group"])
         write_text(out / f"confusion_{slug}.json", json.dumps({"labels": predictor.labels, "rows": "true", "columns": "predicted",
@@ -569,7 +402,6 @@ def _write_report(out: Path, results, samples, probs, res, predictor, m, exclude
                               schema=pa.schema([("sample_id", pa.string()), ("kind", pa.string()), ("reason", pa.string())]))
     with atomic_path(out / "excluded.parquet", suffix=".parquet.tmp") as tmp:
         pq.write_table(ex, tmp)
-    preds = probs.argmax(1)
     cols: dict[str, Any] = {"sample_id": samples.sample_ids.tolist(), "label": samples.labels, "pred": preds,
                             "confidence": probs.max(1)}
     if res["mu"] is not None:

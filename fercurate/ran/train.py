@@ -42,7 +42,8 @@ from fercurate.ran.backbone import load_pretrained
 from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from fercurate.ran.config import FREEZABLE, RESUME_OVERRIDABLE, SCHEDULES, VARIANT_DEFAULTS, VARIANTS, TrainConfig, config_from_state
 from fercurate.ran.crops import eval_boxes, fixed_crop_boxes
-from fercurate.ran.evaluate import accuracy_summary, run_model
+from fercurate.ran.metrics import accuracy_summary
+from fercurate.ran.predictor import run_model
 from fercurate.ran.loss import ran_loss
 from fercurate.ran.model import RegionAttentionNetwork, head_from_baseline, model_for_config, model_from_checkpoint
 from fercurate.workspace import Workspace

@@ -113,11 +113,14 @@ def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: 
     return f"{len(rows)} pose layers", body
 
 
-def _paper_size(dataset: str, subset: str) -> int | None:
-    from fercurate.ran.paper import TABLE_I_SIZES
+def _paper_size(info: Any) -> str | None:
+    """The published size of an official list (with its source); None for fercurate's own subsets."""
+    from fercurate.published import subset_size
+    from fercurate.subsets import paper_condition
 
-    key = subset.removeprefix("official-").removesuffix("-clean").replace("-or-", "|")
-    return TABLE_I_SIZES.get((dataset, key))
+    cond = paper_condition(info)
+    found = subset_size(info.dataset, cond) if cond else None
+    return None if found is None else f"{found[0]} ({found[1]})"
 
 
 def subsets_section(ws: Workspace) -> tuple[str, str]:
@@ -126,11 +129,13 @@ def subsets_section(ws: Workspace) -> tuple[str, str]:
     found = list_subsets(ws)
     if not found:
         return "no subsets", _hint("No subsets yet:", "fercurate subsets build manifests/NAME.parquet --pose 30 --pose 45")
-    rows = [[s.manifest, s.name, s.rule, s.size, _paper_size(s.dataset, s.name)] for s in found]
+    rows = [[s.manifest, s.name, s.rule, s.size, _paper_size(s)] for s in found]
     body = (
-        '<p class="muted">Paper sizes are the RAN paper\'s Table I (Pose-FERPlus 1171 / 634, Occlusion-FERPlus 605, '
-        "Pose-AffectNet 1949 / 985, Occlusion-AffectNet 682).</p>"
-        + table(["manifest", "subset", "rule", "size", "paper (Table I)"], rows, left=3)
+        '<p class="muted">Published sizes are shown beside the official RAN lists only (RAN Table I: Pose-FERPlus '
+        "1171 / 634, Occlusion-FERPlus 605, Pose-AffectNet 1949 / 985, Occlusion-AffectNet 682); fercurate's own "
+        "estimated (<code>-estimated</code>) and labelled (<code>occlusion-labelled</code>) subsets are not the "
+        "papers' lists.</p>"
+        + table(["manifest", "subset", "rule", "size", "published size"], rows, left=4)
     )
     return f"{len(found)} subsets", body
 
@@ -202,13 +207,20 @@ def evaluation_section(runs: Sequence[Path], out: Path, figs: list[Path]) -> tup
             groups = data["groups"]
         except (OSError, ValueError, KeyError):
             continue
-        rows, pics = [], []
+        rows, pics, boards = [], [], []
         for g in groups:
             ci = (g.get("ci95") or {}).get("accuracy")
             ci_text = f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else "—"
-            paper_ran, paper_base = g.get("paper_ran"), g.get("paper_baseline")
             ours = _pct(g.get("accuracy"))
-            rows.append([g["group"], g.get("n"), ours, ci_text, _pct(g.get("mean_class_accuracy")), paper_ran, paper_base])
+            rows.append([g["group"], g.get("n"), ours, ci_text, _pct(g.get("mean_class_accuracy")), g.get("list", "")])
+            if g.get("published"):
+                board = sorted([[p["accuracy"], p["method"], p["backbone"], p["pretraining"], p["num_classes"],
+                                 f"{p['paper'].split(' (')[0]} {p['table']}", p["notes"]] for p in g["published"]]
+                               + [[ours, "this run", "", "", len(data.get("labels", [])), "", f"n={g.get('n')}"]],
+                               key=lambda r: -(r[0] or 0))
+                boards.append(f"<h4>{esc(g['group'])}: published results, same subset and class count</h4>"
+                              + table(["accuracy %", "method", "backbone", "pre-training", "classes", "source", "notes"],
+                                      board, left=7))
             slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in g["group"])
             src = metrics.parent / f"confusion_{slug}.png"
             if src.exists():
@@ -219,13 +231,15 @@ def evaluation_section(runs: Sequence[Path], out: Path, figs: list[Path]) -> tup
         title = f"{Path(data.get('model', '?')).name} on {Path(data.get('manifest', '?')).name}"
         blocks.append(
             f"<h3>{esc(title)}</h3><p class=\"muted\">{esc(metrics.parent)}</p>"
-            + table(["group", "n", "accuracy %", "95% CI", "mean per-class %", "paper RAN %", "paper baseline %"], rows)
+            + table(["group", "n", "accuracy %", "95% CI", "mean per-class %", "scored list"], rows, left=6)
+            + "".join(boards)
             + f'<div class="figs">{"".join(pics)}</div>'
         )
     if not blocks:
         return "no evaluations", _hint("No evaluations yet:", "fercurate eval --model runs/NAME/ran.pt --subset pose45 --report runs/eval")
-    note = ('<p class="muted">Paper columns: the RAN paper\'s Table II (Occlusion / Pose-30 / Pose-45) and its full-test '
-            "accuracies (FERPlus 89.16, AffectNet-8 59.5, RAF-DB 86.9, SFEW 56.4).</p>")
+    note = ('<p class="muted">Published results (RAN, SCAN-CCI, MA-Net; see fercurate.published) are shown only '
+            "beside a group scored on the same subset (the official list, or the whole test split) with the same "
+            "class count, each with its table.</p>")
     return f"{len(blocks)} evaluations", note + "".join(blocks)
 
 
