@@ -1,0 +1,146 @@
+"""What the report reads from other commands' outputs, each in one small function.
+
+Eval folders (``fercurate eval --report``), training runs (``fercurate train``) and subset names are
+looked up only here, so a change of their names or file layout is one edit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fercurate.workspace import Workspace
+
+
+@dataclass
+class EvalRun:
+    """One ``fercurate eval --report`` folder: its metrics.json plus the per-row files beside it."""
+
+    folder: Path
+    metrics: dict[str, Any]
+    model: Path | None  # the scored model file, resolved against the workspace
+    manifest: Path | None
+    predictions: pd.DataFrame | None  # sample_id, label, pred, confidence[, mu_j, nu_j]
+    excluded: pd.DataFrame | None  # sample_id, kind, reason
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        return list(self.metrics.get("groups", []))
+
+
+@dataclass
+class TrainRun:
+    """One ``fercurate train`` folder: metrics.jsonl records and the checkpoint's settings."""
+
+    folder: Path
+    records: list[dict[str, Any]]
+    checkpoint: Path | None
+    state: dict[str, Any] = field(default_factory=dict)  # the checkpoint without weights and optimiser
+
+
+def _resolve(ws: Workspace, value: str | None) -> Path | None:
+    if not value:
+        return None
+    p = Path(value)
+    return p if p.is_absolute() else ws.root / p
+
+
+def find_eval_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Every eval folder (holding ``metrics.json``) under runs/ and the ``extra`` folders."""
+    found = set()
+    for root in [ws.runs, *map(Path, extra)]:
+        if root.exists():
+            found.update(p.parent.resolve() for p in root.rglob("metrics.json"))
+    return sorted(found)
+
+
+def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
+    """An eval folder's outputs; None when metrics.json is missing or not an eval report."""
+    try:
+        metrics = json.loads((folder / "metrics.json").read_text())  # NaN reads as float nan
+    except (OSError, ValueError):
+        return None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("groups"), list):
+        return None
+    preds = pd.read_parquet(folder / "predictions.parquet") if (folder / "predictions.parquet").exists() else None
+    excl = pd.read_parquet(folder / "excluded.parquet") if (folder / "excluded.parquet").exists() else None
+    return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds, excl)
+
+
+def find_train_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Every training run folder (holding ``metrics.jsonl``) under runs/ and the ``extra`` folders."""
+    found = set()
+    for root in [ws.runs, *map(Path, extra)]:
+        if root.exists():
+            found.update(p.parent.resolve() for p in root.rglob("metrics.jsonl"))
+    return sorted(found)
+
+
+_HEAVY = ("model", "optimizer", "scheduler", "scaler", "rng")
+
+
+def read_train_run(folder: Path) -> TrainRun:
+    """A run's metrics.jsonl records (bad lines skipped) and its checkpoint's settings (weights dropped)."""
+    records = []
+    for line in (folder / "metrics.jsonl").read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    ckpts = sorted(p for p in folder.glob("*.pt") if not p.name.endswith(".best.pt"))
+    state: dict[str, Any] = {}
+    if ckpts:
+        import torch
+
+        try:
+            full = torch.load(ckpts[0], map_location="cpu", weights_only=True)
+            state = {k: v for k, v in full.items() if k not in _HEAVY}
+        except Exception:  # noqa: BLE001 - an unreadable checkpoint still leaves the curves
+            state = {}
+    return TrainRun(folder, records, ckpts[0] if ckpts else None, state)
+
+
+# Which subsets may be compared with the RAN paper's Table I (the paper used its own lists, built with
+# OpenFace head pose and human occlusion labels): the official lists as imported, and pose subsets built
+# with the OpenFace calibration. fercurate's own estimator subsets are a different measurement.
+COMPARABLE = "official list"
+CALIBRATED = "paper-compatible (OpenFace-calibrated)"
+ESTIMATOR = "fercurate estimator"
+OTHER = "fercurate"
+
+
+def subset_kind(name: str) -> str:
+    """How a subset was made, from its name: official list, OpenFace-calibrated, fercurate estimator, other."""
+    base = name.removesuffix("-clean")
+    if base.startswith("official-"):
+        return COMPARABLE
+    if base.startswith("pose") and base.endswith("-openface"):
+        return CALIBRATED
+    if base.startswith("pose"):
+        return ESTIMATOR
+    return OTHER
+
+
+def paper_subset_key(name: str) -> str:
+    """The Table I key of a subset name: 'official-pose30' / 'pose30-openface' -> 'pose30'."""
+    key = name.removesuffix("-clean").removeprefix("official-").removesuffix("-openface")
+    return key.replace("-or-", "|")
+
+
+def subset_members(ws: Workspace, manifest: str, name: str) -> set[str] | None:
+    """The sample ids of subset ``name`` of ``manifest`` (None: no such subset, e.g. a split's group)."""
+    from fercurate.errors import InputError
+    from fercurate.subsets import find_subset, subset_ids
+
+    try:
+        return subset_ids(find_subset(name, manifest=manifest, workspace=ws))
+    except InputError:
+        return None
