@@ -82,7 +82,7 @@ def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, fi
             unlabelled = {s: int(v) for s, v in counts.loc[NO_LABEL].items() if v}
             counts = counts.drop(index=NO_LABEL)
             caption += " (not drawn: images without a label, " + ", ".join(f"{s} {v:,}" for s, v in unlabelled.items()) + ")"
-        counts = counts.loc[:, counts.sum(0) > 0]
+        counts = counts.loc[:, counts.sum(axis=0) > 0]
         block = table(["label", *info.counts.columns], ([lab, *map(int, r)] for lab, r in info.counts.iterrows()))
         if len(counts.columns):
             png = figures.label_bars(counts, f"{m.name}: labelled images per label and split", out / f"labels_{m.name}.png")

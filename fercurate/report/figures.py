@@ -143,7 +143,7 @@ def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -
 
 
 def attention_bars(mu: np.ndarray, nu: np.ndarray | None, title: str, path: Path) -> Path:
-    """Mean (and 10th-90th percentile) of RAN's attention weights per crop (crop 0 = the whole face)."""
+    """Median (and 10th-90th percentile) of RAN's attention weights per crop (crop 0 = the whole face)."""
     crops = np.arange(mu.shape[1])
     fig, ax = plt.subplots(figsize=(6.5, 3))
     width = 0.38 if nu is not None else 0.7
@@ -151,11 +151,10 @@ def attention_bars(mu: np.ndarray, nu: np.ndarray | None, title: str, path: Path
                                   (width / 2, nu, "relation-attention ν")):
         if values is None:
             continue
-        mean = values.mean(0)
-        lo, hi = np.percentile(values, 10, axis=0), np.percentile(values, 90, axis=0)
-        ax.bar(crops + offset, mean, width, yerr=[mean - lo, hi - mean], capsize=3, label=label)
+        lo, mid, hi = np.percentile(values, [10, 50, 90], axis=0)
+        ax.bar(crops + offset, mid, width, yerr=[mid - lo, hi - mid], capsize=3, label=label)
     ax.set_xticks(crops, ["face" if c == 0 else f"crop {c}" for c in crops], fontsize=8)
-    ax.set_ylabel("weight (mean, 10-90 %)")
+    ax.set_ylabel("weight (median, 10th-90th pct.)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)

@@ -140,7 +140,7 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
         else:
             outside = 0
         reasons = excl["reason"].astype(str).map(lambda r: r.rsplit(": ", 1)[-1])
-        left_out += [(f"not scored: {r}", int(c)) for r, c in reasons.value_counts().items()]
+        left_out += [(f"not scored ({r})", int(c)) for r, c in reasons.value_counts().items()]
         if unl:
             left_out.append(("scored but without a label in the label space", len(unl)))
         if outside:
@@ -150,11 +150,14 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
             left_out.append(("without a label", int(group["unlabelled"])))
         if group.get("excluded"):
             left_out.append(("not scored (unreadable image or label outside the label space)", int(group["excluded"])))
-    of = f" of the subset's {len(members):,} faces" if members is not None else " faces of the split"
+    name = group["group"]
+    if members is not None and not members:
+        return f"{name}: the subset has no faces, so there is no accuracy and no confusion matrix.", left_out
+    whole = f"of the subset's {len(members):,} faces" if members is not None else "faces of the split"
     if n == 0:
-        text = f"No face of {group['group']} was scored"
+        text = f"{name}: no face was scored with a label, so there is no accuracy and no confusion matrix"
     else:
-        text = f"n = {n:,}: labelled{of} that were scored"
+        text = f"{name}: n = {n:,} {whole} (scored, with a label)"
     if left_out:
         text += "; left out: " + ", ".join(f"{c:,} {r}" for r, c in left_out)
     return text + ".", left_out
@@ -176,7 +179,7 @@ def _attention(ev: sources.EvalRun, anchor: str, out: Path, figs: list[Path]) ->
     nu = p[nu_cols].to_numpy(dtype=float) if nu_cols else None
     png = figures.attention_bars(mu, nu, f"RAN attention per crop over {len(p):,} faces", out / f"{anchor}_attention.png")
     figs.append(png)
-    return figure(png.name, "RAN's attention weights per crop (mean and 10th-90th percentile over the scored faces)", 640)
+    return figure(png.name, "RAN's attention weights per crop (median and 10th-90th percentile over the scored faces)", 640)
 
 
 def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Sequence[tuple[str, sources.TrainRun]],
@@ -189,7 +192,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
     for anchor, ev in evals:
         manifest_name = Path(str(ev.metrics.get("manifest", "?"))).stem
         labels = list(ev.metrics.get("labels") or [])
-        rows, pics, notes, explained = [], [], [], []
+        rows, pics, explained = [], [], []
         for g in ev.groups:
             members = sources.subset_members(ws, manifest_name, str(g["group"]))
             text, _ = explain_n(ev, g, members)
@@ -197,16 +200,14 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             rows.append([g["group"], n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), _ci(g) if n else "—",
                          Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"), g.get("paper_ran"),
                          g.get("paper_baseline")])
-            explained.append(f"{g['group']}: {text}")
+            explained.append(text)
             if n and labels and g.get("confusion"):
                 png = figures.confusion_pair(np.asarray(g["confusion"]), labels,
                                              f"{g['group']}: accuracy {pct(g.get('accuracy'))} over {n:,} faces",
                                              out / f"{anchor}_confusion_{_slug(str(g['group']))}.png")
                 figs.append(png)
-                pics.append(figure(png.name, f"{g['group']}: confusion matrix, counts and row-normalised "
-                                             "(click for full size). " + text))
-            elif not n:
-                notes.append(f"{g['group']}: no confusion matrix and no accuracy, as no face was scored.")
+                pics.append(figure(png.name, "Confusion matrix, counts and row-normalised (click for full size). "
+                                             + text))
         model = ev.model
         run_anchor = by_folder.get(model.parent.resolve()) if model is not None else None
         prov = [["eval folder", _rel(ev.folder, ws)],
@@ -219,7 +220,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
                 ["rows not scored", f"{int(ev.metrics.get('excluded', 0)):,}"],
                 ["not recorded by fercurate eval", NOT_RECORDED_EVAL]]
         title = f"{model.name if model else '?'} on {manifest_name}"
-        body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *ev.metrics.get("notes", []), *notes])
+        body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *ev.metrics.get("notes", [])])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
             + table(["group", "n", "accuracy", "95% CI", "mean per-class", "paper RAN %", "paper baseline %",
