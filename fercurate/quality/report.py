@@ -197,15 +197,15 @@ TABLE_ROWS = 50  # rows shown on the page; the CSV beside it has all
 
 
 def _nonfaces_html(line: str, flagged: pd.DataFrame) -> str:
-    rows = [[r.sample_id, r.manifest, "—" if pd.isna(r.label) else r.label,
+    rows = [[r.sample_id, r.manifest, "—" if pd.isna(r.label) else r.label, r.reasons or "—",
              None if pd.isna(r.nf_votes) else int(r.nf_votes), _round(r.gray_std, 1), _round(r.mesh_score, 2),
-             _round(r.detector_score, 2), r.reasons or "—"] for r in flagged.head(TABLE_ROWS).itertuples(index=False)]
+             _round(r.detector_score, 2)] for r in flagged.head(TABLE_ROWS).itertuples(index=False)]
     return (f"<p>{html.escape(line)}</p>"
             + figure("nonfaces.png", "flagged images, strongest evidence first, each with its label and reason")
             + f"<h3>First {min(TABLE_ROWS, len(flagged)):,} of {len(flagged):,}</h3>"
             + '<p class="muted">All rows: <a href="nonfaces.csv">nonfaces.csv</a>.</p>'
-            + html_table(["sample", "manifest", "label", "NF votes", "grey std", "mesh score", "detector score", "reasons"],
-                         rows, left=3))
+            + html_table(["sample", "manifest", "label", "reasons", "NF votes", "grey std", "mesh score", "detector score"],
+                         rows, left=4))
 
 
 def _noise_html(line: str, what: str, flagged: pd.DataFrame) -> str:

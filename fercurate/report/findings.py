@@ -137,6 +137,10 @@ def quality_findings(q: QualityLayers, quality_href: str) -> list[Finding]:
     return out
 
 
+def _diff(d: int) -> str:
+    return "the same" if d == 0 else f"{'+' if d > 0 else '−'}{abs(d):,}"
+
+
 def subset_findings(found: Sequence) -> list[Finding]:
     """Subset sizes beside the paper's Table I, only for subsets made the way the paper made its own."""
     from fercurate.ran.paper import TABLE_I_SIZES
@@ -152,7 +156,7 @@ def subset_findings(found: Sequence) -> list[Finding]:
             diff = s.size - paper
             out.append(Finding("subsets", (
                 f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)}): {_v(key, s.size)} faces against "
-                f"{_v(key + ':paper', paper)} in the paper's Table I ({'+' if diff >= 0 else '−'}{abs(diff):,}). "
+                f"{_v(key + ':paper', paper)} in the paper's Table I ({_diff(diff)}). "
                 + link("#subsets", "subsets")), {key: s.size, key + ":paper": paper}))
         else:
             if kind == sources.ESTIMATOR:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def _rel(path: Path | None, ws: Workspace) -> str:
         return str(path)
 
 
+def _written(path: Path | None) -> str:
+    """A file's modification time in UTC (when the command that wrote it finished), '—' if absent."""
+    if path is None or not path.exists():
+        return "—"
+    return datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _sha_now(path: Path | None) -> str | None:
     from fercurate.ran.checkpoint import file_sha256
 
@@ -70,7 +78,7 @@ def run_settings(run: sources.TrainRun, ws: Workspace) -> list[list[Any]]:
     """(setting, value) rows: the training config, the data it saw (with hashes) and what it cost."""
     st, cfg = run.state, run.state.get("config", {}) or {}
     epochs = [r for r in run.records if r.get("event") == "epoch"]
-    rows: list[list[Any]] = [["checkpoint", _rel(run.checkpoint, ws)]]
+    rows: list[list[Any]] = [["checkpoint", _rel(run.checkpoint, ws)], ["checkpoint written", _written(run.checkpoint)]]
     man = st.get("manifest") or {}
     if man:
         path = Path(man.get("path", ""))
@@ -210,7 +218,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
                                              + text))
         model = ev.model
         run_anchor = by_folder.get(model.parent.resolve()) if model is not None else None
-        prov = [["eval folder", _rel(ev.folder, ws)],
+        prov = [["eval folder", _rel(ev.folder, ws)], ["metrics.json written", _written(ev.folder / "metrics.json")],
                 ["model", Raw(esc(_rel(model, ws)) + (" (" + link(f"#{run_anchor}", "its training run") + ")"
                                                        if run_anchor else ""))],
                 ["model kind", ev.metrics.get("model_kind", "—")],
