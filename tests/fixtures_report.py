@@ -58,9 +58,10 @@ def expected_values(ws: Path) -> dict[str, float]:
         nf = ws / "manifests" / f"{n}.nonface.parquet"
         if nf.exists():
             df = pd.read_parquet(nf)
-            out |= {f"nonface:{n}:flagged": int(df["flagged"].sum()), f"nonface:{n}:total": len(df),
-                    f"nonface:{n}:nf_majority": int(df["nf_majority"].fillna(False).sum()),
-                    f"nonface:{n}:no_face": int(df["no_face"].fillna(False).sum())}
+            out |= {f"nonface:{n}:flagged": int(df["flagged"].sum()), f"nonface:{n}:total": len(df)}
+            for col in ("nf_majority", "blank", "unreadable", "no_face"):
+                if df[col].notna().any():  # no_face is null when the face models were not run
+                    out[f"nonface:{n}:{col}"] = int(df[col].fillna(False).astype(bool).sum())
         nz = ws / "manifests" / f"{n}.noise.parquet"
         if nz.exists():
             df = pd.read_parquet(nz)

@@ -16,7 +16,7 @@ from fercurate.report.html import fmt, pct
 
 
 @pytest.mark.parametrize(("value", "text"), [(None, "—"), (math.nan, "—"), (math.inf, "—"), (0.23612, "23.6 %"),
-                                             (1.0, "100.0 %")])
+                                             (1.0, "100.0 %"), (4 / 35710, "< 0.1 %"), (0.0, "0.0 %")])
 def test_percentages_for_people(value, text) -> None:
     assert pct(value) == text
 

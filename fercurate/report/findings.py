@@ -111,15 +111,20 @@ def quality_findings(q: QualityLayers, quality_href: str) -> list[Finding]:
     for name, df in q.nonface.items():
         key = f"nonface:{name}"
         flagged = int(df["flagged"].sum())
-        votes = int(df["nf_majority"].fillna(False).astype(bool).sum())
-        noface = int(df["no_face"].fillna(False).astype(bool).sum())
+        values = {key + ":flagged": flagged, key + ":total": len(df)}
+        why = []
+        for col, what in (("nf_majority", "by a majority of NF votes"), ("blank", "blank"), ("unreadable", "unreadable"),
+                          ("no_face", "with no face found by the face models")):
+            if df[col].notna().any():
+                values[f"{key}:{col}"] = int(df[col].fillna(False).astype(bool).sum())
+                why.append(f"{_v(f'{key}:{col}', values[f'{key}:{col}'])} {what}")
+        if df["no_face"].isna().all():
+            why.append("the face models were not run: <code>fercurate quality nonface</code> without "
+                       "<code>--no-detect</code> also finds images with no face")
         out.append(Finding("non-faces", (
             f"{_v(key + ':flagged', flagged)} of {_v(key + ':total', len(df))} {esc(name)} images "
-            f"({pct(flagged / len(df) if len(df) else None)}) are flagged as non-faces "
-            f"({_v(key + ':nf_majority', votes)} by a majority of NF votes, {_v(key + ':no_face', noface)} with no face "
-            f"found by the face models). " + link(f"{quality_href}#nonfaces", "contact sheet and list")),
-            {key + ":flagged": flagged, key + ":total": len(df), key + ":nf_majority": votes, key + ":no_face": noface},
-            "bad" if flagged else "info"))
+            f"({pct(flagged / len(df) if len(df) else None)}) are flagged as non-faces ({'; '.join(why)}). "
+            + link(f"{quality_href}#nonfaces", "contact sheet and list")), values, "bad" if flagged else "info"))
     for name, df in q.noise.items():
         key = f"noise:{name}"
         voted = df[df["votes_total"].fillna(0) > 0]

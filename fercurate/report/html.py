@@ -54,8 +54,13 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 
 def pct(fraction: float | None, digits: int = 1) -> str:
-    """A fraction as a percentage for people: ``0.23612`` -> ``23.6 %``; '—' when missing."""
-    return "—" if missing(fraction) else f"{100 * float(fraction):,.{digits}f} %"
+    """A fraction as a percentage for people: ``0.23612`` -> ``23.6 %``; '—' when missing, '< 0.1 %' when tiny."""
+    if missing(fraction):
+        return "—"
+    value = 100 * float(fraction)
+    if 0 < abs(value) < 10 ** -digits:
+        return f"< {10 ** -digits:.{digits}f} %"  # never '0.0 %' for a few rows out of many
+    return f"{value:,.{digits}f} %"
 
 
 def num(value: int | float | None, *, key: str | None = None) -> str:
