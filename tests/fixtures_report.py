@@ -83,11 +83,11 @@ def expected_values(ws: Path) -> dict[str, float]:
         data = json.loads(mj.read_text())
         for g in data["groups"]:
             if g["n"] and g["accuracy"] == g["accuracy"]:
-                k = (data["dataset"], g["group"])
+                k = (Path(data["manifest"]).name.removesuffix(".parquet"), g["group"])
                 if k not in best or g["accuracy"] > best[k][0]:
                     best[k] = (g["accuracy"], g["n"])
-    for (dataset, group), (acc, n) in best.items():
-        out |= {f"best:{dataset}:{group}:accuracy": acc, f"best:{dataset}:{group}:n": n}
+    for (manifest, group), (acc, n) in best.items():
+        out |= {f"best:{manifest}:{group}:accuracy": acc, f"best:{manifest}:{group}:n": n}
     return out
 
 

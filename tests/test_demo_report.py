@@ -62,7 +62,8 @@ def test_report_renders_in_chromium(demo, tmp_path: Path) -> None:
     sync_api = need_chromium()
     result, _ = demo
     values = check_report(result.report, result.workdir)  # console, images, links, no nan/None, first-screen numbers
-    assert any(k.startswith("leak:") for k in values) and any(k.startswith("best:ferplus:") for k in values)
+    assert any(k.startswith("leak:") for k in values) and "best:ferplus:test:accuracy" in values
+    assert "best:ferplus-masked:occlusion:accuracy" in values
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -177,25 +177,25 @@ def subset_findings(found: Sequence) -> list[Finding]:
 
 
 def accuracy_findings(evals: Sequence[tuple[str, sources.EvalRun]]) -> list[Finding]:
-    """The best accuracy per (dataset, group) over every evaluation, with the eval it came from."""
+    """The best accuracy per (manifest, group) over every evaluation, with the eval it came from."""
     best: dict[tuple[str, str], tuple[float, int, str, sources.EvalRun, dict]] = {}
     for anchor, ev in evals:
-        dataset = str(ev.metrics.get("dataset", "?"))
+        manifest = sources.eval_manifest_name(ev)
         for g in ev.groups:
             acc, n = g.get("accuracy"), int(g.get("n") or 0)
             if n == 0 or missing(acc):
                 continue
-            k = (dataset, str(g["group"]))
+            k = (manifest, str(g["group"]))
             if k not in best or acc > best[k][0]:
                 best[k] = (float(acc), n, anchor, ev, g)
     out = []
-    for (dataset, group), (acc, n, anchor, ev, g) in sorted(best.items()):
-        key = f"best:{dataset}:{group}"
+    for (manifest, group), (acc, n, anchor, ev, g) in sorted(best.items()):
+        key = f"best:{manifest}:{group}"
         model = ev.model.name if ev.model else "?"
         paper = g.get("paper_ran")
         ref = f" (RAN paper: {paper:.2f} %)" if not missing(paper) else ""
         out.append(Finding("accuracy", (
-            f"Best accuracy on {esc(dataset)} {esc(group)}: {_v(key + ':accuracy', acc, pct(acc))} "
+            f"Best accuracy on {esc(manifest)} {esc(group)}: {_v(key + ':accuracy', acc, pct(acc))} "
             f"over {_v(key + ':n', n)} faces ({esc(model)}){esc(ref)}. " + link(f"#{anchor}", "evaluation")),
             {key + ":accuracy": acc, key + ":n": n}))
     return out

@@ -198,7 +198,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
     by_folder = {run.folder: a for a, run in trains}
     blocks = []
     for anchor, ev in evals:
-        manifest_name = Path(str(ev.metrics.get("manifest", "?"))).stem
+        manifest_name = sources.eval_manifest_name(ev)
         labels = list(ev.metrics.get("labels") or [])
         rows, pics, explained = [], [], []
         for g in ev.groups:

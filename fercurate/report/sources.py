@@ -73,6 +73,11 @@ def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
     return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds, excl)
 
 
+def eval_manifest_name(ev: EvalRun) -> str:
+    """The name of the manifest an eval scored (its file name without .parquet)."""
+    return Path(str(ev.metrics.get("manifest", "?"))).name.removesuffix(".parquet")
+
+
 def find_train_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """Every training run folder (holding ``metrics.jsonl``) under runs/ and the ``extra`` folders."""
     found = set()
