@@ -191,9 +191,10 @@ def accuracy_findings(evals: Sequence[tuple[str, sources.EvalRun]]) -> list[Find
     out = []
     for (manifest, group), (acc, n, anchor, ev, g) in sorted(best.items()):
         key = f"best:{manifest}:{group}"
-        model = ev.model.name if ev.model else "?"
+        model = f"{ev.model.parent.name}/{ev.model.name}" if ev.model else "?"
         paper = g.get("paper_ran")
-        ref = f" (RAN paper: {paper:.2f} %)" if not missing(paper) else ""
+        comparable = group == "test" or sources.subset_kind(group) in (sources.COMPARABLE, sources.CALIBRATED)
+        ref = f" (RAN paper: {paper:.2f} %)" if comparable and not missing(paper) else ""
         out.append(Finding("accuracy", (
             f"Best accuracy on {esc(manifest)} {esc(group)}: {_v(key + ':accuracy', acc, pct(acc))} "
             f"over {_v(key + ':n', n)} faces ({esc(model)}){esc(ref)}. " + link(f"#{anchor}", "evaluation")),
