@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from fercurate.workspace import Workspace
 
@@ -60,6 +61,14 @@ def find_eval_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> li
     return sorted(found)
 
 
+def _frame(path: Path) -> pd.DataFrame | None:
+    """A per-row Parquet file of an eval, or None when absent or unreadable (the report then says less)."""
+    try:
+        return pd.read_parquet(path) if path.exists() else None
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
     """An eval folder's outputs; None when metrics.json is missing or not an eval report."""
     try:
@@ -68,8 +77,7 @@ def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
         return None
     if not isinstance(metrics, dict) or not isinstance(metrics.get("groups"), list):
         return None
-    preds = pd.read_parquet(folder / "predictions.parquet") if (folder / "predictions.parquet").exists() else None
-    excl = pd.read_parquet(folder / "excluded.parquet") if (folder / "excluded.parquet").exists() else None
+    preds, excl = _frame(folder / "predictions.parquet"), _frame(folder / "excluded.parquet")
     return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds, excl)
 
 
