@@ -75,7 +75,9 @@ def expected_values(ws: Path) -> dict[str, float]:
         paper = TABLE_I.get((dataset, name.removesuffix("-clean").removeprefix("official-").removesuffix("-openface")))
         if paper is None:
             continue
-        out[f"subset:{meta['manifest']}:{name}"] = pq.read_metadata(p).num_rows
+        members = pd.read_parquet(p, columns=["sample_id"])["sample_id"]
+        rows = pd.read_parquet(meta["provenance"]["manifest_path"], columns=["sample_id", "split"])
+        out[f"subset:{meta['manifest']}:{name}"] = int((rows["sample_id"].isin(members) & (rows["split"] == "test")).sum())
         if name.startswith("official-") or name.endswith("-openface"):
             out[f"subset:{meta['manifest']}:{name}:paper"] = paper
     best: dict[tuple[str, str], tuple[float, int]] = {}

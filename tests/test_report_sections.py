@@ -34,16 +34,25 @@ def test_only_official_and_calibrated_subsets_are_comparable_with_table_i(name, 
     assert sources.subset_kind(name) == kind
 
 
-def test_subset_findings_put_the_paper_size_beside_comparable_subsets_only() -> None:
-    from fercurate.subsets import SubsetInfo
+def test_subset_findings_compare_the_test_split_with_table_i_for_comparable_subsets_only(tmp_path: Path) -> None:
+    from fercurate.manifest import build_table, read_manifest, write_manifest
+    from fercurate.subsets import write_subset
+    from fercurate.workspace import Workspace
 
-    def info(name: str, size: int) -> SubsetInfo:
-        return SubsetInfo(name, "ferplus", "ferplus", "rule", size, Path("x"), None)
-
-    out = findings.subset_findings([info("official-pose30", 1171), info("pose30-openface", 1737), info("pose30", 235)])
-    assert out[0].values == {"subset:ferplus:official-pose30": 1171, "subset:ferplus:official-pose30:paper": 1171}
-    assert out[1].values["subset:ferplus:pose30-openface:paper"] == 1171 and "+566" in out[1].html
-    assert out[2].values == {"subset:ferplus:pose30": 235} and "not comparable" in out[2].html
+    ids = [f"f/{i}" for i in range(10)]
+    table = build_table({"sample_id": ids, "dataset": ["ferplus"] * 10, "split": ["test"] * 6 + ["train"] * 4,
+                         "image_path": [f"{i}.png" for i in range(10)], "label_id": [0] * 10, "label": ["neutral"] * 10})
+    path = tmp_path / "manifests" / "ferplus.parquet"
+    write_manifest(table, path, dataset="ferplus", root=tmp_path)
+    m, ws = read_manifest(path), Workspace(tmp_path)
+    found = [write_subset(m, "official-pose30", ids[:5], rule="r", workspace=ws),
+             write_subset(m, "pose30-openface", ids[:8], rule="r", workspace=ws),
+             write_subset(m, "pose30", ids[5:], rule="r", workspace=ws)]
+    out = findings.subset_findings(found)
+    assert out[0].values == {"subset:ferplus:official-pose30": 5, "subset:ferplus:official-pose30:paper": 1171}
+    assert out[1].values["subset:ferplus:pose30-openface"] == 6 and "(8 in all splits)" in out[1].html
+    assert "−1,165" in out[1].html
+    assert out[2].values == {"subset:ferplus:pose30": 1} and "not comparable" in out[2].html
 
 
 def _eval(preds: pd.DataFrame, excluded: pd.DataFrame) -> sources.EvalRun:

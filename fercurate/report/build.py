@@ -132,6 +132,7 @@ def subsets_section(found: Sequence) -> tuple[str, str]:
     if not found:
         return "no subsets", _hint("No subsets yet:", "fercurate subsets build manifests/NAME.parquet --pose 30 --pose 45")
     rows = []
+    sizes = sources.subset_split_sizes(found)
     for s in found:
         kind = sources.subset_kind(s.name)
         paper = TABLE_I_SIZES.get((s.dataset, sources.paper_subset_key(s.name)))
@@ -141,13 +142,16 @@ def subsets_section(found: Sequence) -> tuple[str, str]:
             beside = f"{paper:,}"
         else:
             beside = f"not comparable (paper {paper:,})"
-        rows.append([s.manifest, s.name, kind, s.rule, s.size, Raw(esc(beside))])
+        per_split = sizes.get((s.manifest, s.name), {})
+        rows.append([s.manifest, s.name, kind, s.rule, s.size, per_split.get(sources.PAPER_SPLIT, 0), Raw(esc(beside))])
     body = (
         '<p class="muted">The paper\'s Table I sizes (Pose-FERPlus 1,171 / 634, Occlusion-FERPlus 605, Pose-AffectNet '
         "1,949 / 985, Occlusion-AffectNet 682) are put beside the official lists and the OpenFace-calibrated pose "
         "subsets only: those are measured the way the paper measured. fercurate's estimator subsets use other head-pose "
-        "angles, so their sizes are not comparable.</p>"
-        + table(["manifest", "subset", "made by", "rule", "size", "paper (Table I)"], rows, left=4)
+        "angles, so their sizes are not comparable. Table I counts faces of the evaluation set (FERPlus test, AffectNet "
+        f"validation), so the paper's size stands beside the subset's faces in the {sources.PAPER_SPLIT} split.</p>"
+        + table(["manifest", "subset", "made by", "rule", "size", f"in {sources.PAPER_SPLIT}", "paper (Table I)"], rows,
+                left=4)
     )
     return f"{len(found)} subsets", body
 

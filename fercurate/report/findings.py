@@ -147,22 +147,26 @@ def _diff(d: int) -> str:
 
 
 def subset_findings(found: Sequence) -> list[Finding]:
-    """Subset sizes beside the paper's Table I, only for subsets made the way the paper made its own."""
+    """Subset sizes in the evaluation split beside the paper's Table I, only for subsets made the paper's way."""
     from fercurate.ran.paper import TABLE_I_SIZES
 
+    sizes = sources.subset_split_sizes(found)
     out = []
     for s in found:
         kind = sources.subset_kind(s.name)
         paper = TABLE_I_SIZES.get((s.dataset, sources.paper_subset_key(s.name)))
-        key = f"subset:{s.manifest}:{s.name}"
-        if paper is None:
+        if paper is None or (s.manifest, s.name) not in sizes:
             continue
+        key = f"subset:{s.manifest}:{s.name}"
+        n = sizes[(s.manifest, s.name)].get(sources.PAPER_SPLIT, 0)
+        where = f"{_v(key, n)} {sources.PAPER_SPLIT} faces"
+        if s.size != n:
+            where += f" ({s.size:,} in all splits)"
         if kind in (sources.COMPARABLE, sources.CALIBRATED):
-            diff = s.size - paper
             out.append(Finding("subsets", (
-                f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)}): {_v(key, s.size)} faces against "
-                f"{_v(key + ':paper', paper)} in the paper's Table I ({_diff(diff)}). "
-                + link("#subsets", "subsets")), {key: s.size, key + ":paper": paper}))
+                f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)}): {where} against "
+                f"{_v(key + ':paper', paper)} in the paper's Table I ({_diff(n - paper)}). "
+                + link("#subsets", "subsets")), {key: n, key + ":paper": paper}))
         else:
             if kind == sources.ESTIMATOR:
                 why = ("fercurate's head-pose estimator measures other angles than the paper's OpenFace; import the "
@@ -170,9 +174,9 @@ def subset_findings(found: Sequence) -> list[Finding]:
             else:
                 why = "its labels are this workspace's, not the paper's list; import the official lists to compare"
             out.append(Finding("subsets", (
-                f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)} subset, {_v(key, s.size)} faces) is not comparable "
+                f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)} subset, {where}) is not comparable "
                 f"with the paper's {paper:,}: {why}. " + link("#subsets", "subsets")),
-                {key: s.size}))
+                {key: n}))
     return out
 
 

@@ -142,6 +142,29 @@ def subset_kind(name: str) -> str:
     return OTHER
 
 
+# Table I counts faces of the evaluation set (FERPlus test, AffectNet validation: fercurate's "test" split).
+PAPER_SPLIT = "test"
+
+
+def subset_split_sizes(found: Sequence[Any]) -> dict[tuple[str, str], dict[str, int]]:
+    """(manifest, subset) -> members per split of the manifest, for SubsetInfo-like objects."""
+    from fercurate.subsets import subset_ids
+
+    splits: dict[Path, pd.Series] = {}
+    out = {}
+    for s in found:
+        mp = s.manifest_path
+        if mp is None or not Path(mp).exists():
+            continue
+        if mp not in splits:
+            t = pd.read_parquet(mp, columns=["sample_id", "split"])
+            splits[mp] = pd.Series(t["split"].astype(str).to_numpy(), index=t["sample_id"].to_numpy())
+        ids = list(subset_ids(s))
+        counts = splits[mp].reindex(ids).dropna().value_counts()
+        out[(s.manifest, s.name)] = {str(k): int(v) for k, v in counts.items()}
+    return out
+
+
 def paper_subset_key(name: str) -> str:
     """The Table I key of a subset name: 'official-pose30' / 'pose30-openface' -> 'pose30'."""
     key = name.removesuffix("-clean").removeprefix("official-").removesuffix("-openface")
