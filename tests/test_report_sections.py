@@ -99,3 +99,14 @@ def test_training_curves_tolerate_epoch_only_records(tmp_path: Path) -> None:
     records = [{"event": "epoch", "epoch": 1, "step": 3, "lr": 0.1, "train_loss": 2.0, "train_acc": 0.2},
                {"event": "epoch", "epoch": 2, "step": 6, "lr": 0.01, "train_loss": 1.5, "train_acc": 0.4, "val_acc": 0.3}]
     assert cv2.imread(str(figures.training_curves(records, "run", tmp_path / "c.png"))) is not None
+
+
+def test_a_sheet_of_few_tiles_is_wide_enough_for_its_title(tmp_path: Path) -> None:
+    from fercurate.quality.sheets import FONT, Tile, contact_sheet
+
+    face = tmp_path / "f.png"
+    cv2.imwrite(str(face), np.full((48, 48, 3), 90, np.uint8))
+    title = "contested labels (no absolute vote majority), least agreement first"
+    contact_sheet([Tile([face], ["f.png", "sad 40% of votes"])], tmp_path / "s.png", columns=8, title=title)
+    width = cv2.imread(str(tmp_path / "s.png")).shape[1]
+    assert width >= cv2.getTextSize(title, FONT, 0.55, 1)[0][0] + 20
