@@ -95,6 +95,11 @@ def confusion_pair(cm: np.ndarray, labels: Sequence[str], title: str, path: Path
     return _save(fig, path, dpi=110)
 
 
+def _few(style: str, x: Sequence[float]) -> str:
+    """A line style with markers when there are few points (a lone point of a plain line is invisible)."""
+    return style if "o" in style or "s" in style or "^" in style or len(x) >= 30 else "." + style
+
+
 def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -> Path:
     """Loss, accuracy and learning rate against the optimiser step, from metrics.jsonl records.
 
@@ -115,7 +120,7 @@ def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -
                                     (epochs, "train_rb", "region-biased loss (epoch mean)", "s-")):
         x, y = series(rows, key)
         if x:
-            ax.plot(x, y, style, lw=1 if style == "-" else 1.6, ms=4, label=label)
+            ax.plot(x, y, _few(style, x), lw=1 if style == "-" else 1.6, ms=4, label=label)
     ax.set_title("loss", fontsize=10)
     ax = axes[1]
     for rows, key, label, style in ((steps, "acc", "train batch accuracy", "-"),
@@ -124,13 +129,14 @@ def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -
                                     (epochs, "val_mean_class_acc", "validation mean per-class", "^-")):
         x, y = series(rows, key)
         if x:
-            ax.plot(x, [100 * v for v in y], style, lw=1 if style == "-" else 1.6, ms=4, label=label)
+            ax.plot(x, [100 * v for v in y], _few(style, x), lw=1 if style == "-" else 1.6, ms=4, label=label)
     ax.set_ylim(0, 100)
     ax.set_title("accuracy (%)", fontsize=10)
     ax = axes[2]
-    x, y = series(steps or epochs, "lr")
-    if x:
-        ax.plot(x, y, "-" if steps else "o-", ms=4, label="learning rate")
+    points = sorted(zip(*series([*steps, *epochs], "lr")))  # every record that has a step and its LR
+    if points:
+        x, y = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(x, y, _few("-", x), ms=4, label="learning rate (as logged)")
     ax.set_title("learning rate", fontsize=10)
     for ax in axes:
         ax.set_xlabel("optimiser step")

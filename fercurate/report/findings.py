@@ -174,8 +174,8 @@ def subset_findings(found: Sequence) -> list[Finding]:
             else:
                 why = "its labels are this workspace's, not the paper's list; import the official lists to compare"
             out.append(Finding("subsets", (
-                f"{esc(s.name)} on {esc(s.manifest)} ({esc(kind)} subset, {where}) is not comparable "
-                f"with the paper's {paper:,}: {why}. " + link("#subsets", "subsets")),
+                f"{esc(s.name)} on {esc(s.manifest)} is a {esc(kind)} subset of {where}: not comparable "
+                f"with the paper's {paper:,}, as {why}. " + link("#subsets", "subsets")),
                 {key: n}))
     return out
 

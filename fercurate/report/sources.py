@@ -125,7 +125,7 @@ def read_train_run(folder: Path) -> TrainRun:
 # OpenFace head pose and human occlusion labels): the official lists as imported, and pose subsets built
 # with the OpenFace calibration. fercurate's own estimator subsets are a different measurement.
 COMPARABLE = "official list"
-CALIBRATED = "paper-compatible (OpenFace-calibrated)"
+CALIBRATED = "paper-compatible, OpenFace-calibrated"
 ESTIMATOR = "fercurate estimator"
 OTHER = "fercurate"
 
