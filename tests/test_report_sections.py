@@ -65,7 +65,7 @@ def test_n_says_what_it_left_out_and_why() -> None:
                          "reason": ["/x/e.png: image file missing", "/x/f.png: image file missing"]})
     ev = _eval(preds, excl)
     text, left = runs.explain_n(ev, {"group": "pose30", "n": 2}, {"a", "b", "c", "e", "z"})
-    assert left == [("not scored (image file missing)", 1), ("scored but without a label in the label space", 1),
+    assert left == [("not scored (image file missing)", 1), ("without a label in the label space (scored, not counted)", 1),
                     ("not in the evaluated split(s)", 1)]
     assert text.startswith("pose30: n = 2 of the subset's 5 faces (scored, with a label); left out: 1 not scored")
     text, _ = runs.explain_n(ev, {"group": "empty", "n": 0}, set())
@@ -110,3 +110,7 @@ def test_a_sheet_of_few_tiles_is_wide_enough_for_its_title(tmp_path: Path) -> No
     contact_sheet([Tile([face], ["f.png", "sad 40% of votes"])], tmp_path / "s.png", columns=8, title=title)
     width = cv2.imread(str(tmp_path / "s.png")).shape[1]
     assert width >= cv2.getTextSize(title, FONT, 0.55, 1)[0][0] + 20
+
+
+def test_numbers_in_eval_notes_get_thousands_separators() -> None:
+    assert runs._thousands("pose30: 16252 of its 17989 samples, 0.5234, 123") == "pose30: 16,252 of its 17,989 samples, 0.5234, 123"

@@ -197,7 +197,7 @@ TABLE_ROWS = 50  # rows shown on the page; the CSV beside it has all
 
 
 def _nonfaces_html(line: str, flagged: pd.DataFrame) -> str:
-    rows = [[r.sample_id, r.manifest, "—" if pd.isna(r.label) else r.label, r.reasons or "—",
+    rows = [[r.sample_id, r.manifest, _text(r.label), r.reasons or "—",
              None if pd.isna(r.nf_votes) else int(r.nf_votes), _round(r.gray_std, 1), _round(r.mesh_score, 2),
              _round(r.detector_score, 2)] for r in flagged.head(TABLE_ROWS).itertuples(index=False)]
     return (f"<p>{html.escape(line)}</p>"
@@ -210,13 +210,17 @@ def _nonfaces_html(line: str, flagged: pd.DataFrame) -> str:
 
 def _noise_html(line: str, what: str, flagged: pd.DataFrame) -> str:
     top = flagged.sort_values(["agreement", "manifest", "sample_id"], kind="stable").head(TABLE_ROWS)
-    rows = [[r.sample_id, r.manifest, "—" if pd.isna(r.label) else r.label, Raw(pct(None if pd.isna(r.agreement) else r.agreement)), _round(r.entropy_bits, 2),
-             "—" if pd.isna(r.vote_winner) else r.vote_winner, "—" if pd.isna(r.vote_runner_up) else r.vote_runner_up] for r in top.itertuples(index=False)]
+    rows = [[r.sample_id, r.manifest, _text(r.label), Raw(pct(_round(r.agreement, 4))), _round(r.entropy_bits, 2),
+             _text(r.vote_winner), _text(r.vote_runner_up)] for r in top.itertuples(index=False)]
     return (f"<p>{html.escape(line)}</p>" + figure("mislabels.png", what)
             + f"<h3>Least agreement first: {min(TABLE_ROWS, len(flagged)):,} of {len(flagged):,}</h3>"
             + '<p class="muted">All rows: <a href="label_noise.csv">label_noise.csv</a>.</p>'
             + html_table(["sample", "manifest", "label", "vote agreement", "entropy (bits)", "most votes", "second"],
                          rows, left=3))
+
+
+def _text(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else str(value)
 
 
 def _round(value: object, digits: int) -> float | None:

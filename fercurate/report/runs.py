@@ -7,6 +7,7 @@ Training runs come from ``metrics.jsonl`` and the checkpoint beside it; evaluati
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -150,7 +151,7 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
         reasons = excl["reason"].astype(str).map(lambda r: r.rsplit(": ", 1)[-1])
         left_out += [(f"not scored ({r})", int(c)) for r, c in reasons.value_counts().items()]
         if unl:
-            left_out.append(("scored but without a label in the label space", len(unl)))
+            left_out.append(("without a label in the label space (scored, not counted)", len(unl)))
         if outside:
             left_out.append(("not in the evaluated split(s)", outside))
     else:
@@ -169,6 +170,11 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
     if left_out:
         text += "; left out: " + ", ".join(f"{c:,} {r}" for r, c in left_out)
     return text + ".", left_out
+
+
+def _thousands(text: str) -> str:
+    """'16252 of its 17989' -> '16,252 of its 17,989' (numbers in eval's notes)."""
+    return re.sub(r"(?<![\d.,])\d{4,}(?![\d.,])", lambda m: f"{int(m.group()):,}", text)
 
 
 def _ci(group: dict[str, Any]) -> str:
@@ -228,7 +234,8 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
                 ["rows not scored", f"{int(ev.metrics.get('excluded', 0)):,}"],
                 ["not recorded by fercurate eval", NOT_RECORDED_EVAL]]
         title = f"{model.name if model else '?'} on {manifest_name}"
-        body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *ev.metrics.get("notes", [])])
+        noted = [f"fercurate eval noted: {_thousands(str(x))}" for x in ev.metrics.get("notes", [])]
+        body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
             + table(["group", "n", "accuracy", "95% CI", "mean per-class", "paper RAN %", "paper baseline %",
