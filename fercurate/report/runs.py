@@ -211,9 +211,11 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             members = sources.subset_members(ws, manifest_name, str(g["group"]))
             text, _ = explain_n(ev, g, members)
             n = int(g.get("n") or 0)
-            rows.append([g["group"], n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), _ci(g) if n else "—",
-                         Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"), g.get("paper_ran"),
-                         g.get("paper_baseline")])
+            made = "split" if members is None else sources.subset_kind(str(g["group"]))
+            comparable = made in ("split", sources.COMPARABLE, sources.CALIBRATED)
+            paper = [g.get("paper_ran"), g.get("paper_baseline")] if comparable else [Raw("not comparable")] * 2
+            rows.append([g["group"], made, n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), _ci(g) if n else "—",
+                         Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"), *paper])
             explained.append(text)
             if n and labels and g.get("confusion"):
                 png = figures.confusion_pair(np.asarray(g["confusion"]), labels,
@@ -238,14 +240,15 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
         body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
-            + table(["group", "n", "accuracy", "95% CI", "mean per-class", "paper RAN %", "paper baseline %",
-                     ], rows)
+            + table(["group", "made by", "n", "accuracy", "95% CI", "mean per-class", "paper RAN %",
+                     "paper baseline %"], rows, left=2)
             + (f"<ul>{body_notes}</ul>" if body_notes else "")
             + "".join(pics) + _attention(ev, anchor, out, figs)
             + "<details><summary>provenance</summary>" + table(["", ""], prov, left=2) + "</details>"
         )
     note = ('<p class="muted">Paper columns: the RAN paper\'s Table II (Occlusion / Pose-30 / Pose-45) and its full-test '
             "accuracies (FERPlus 89.16, AffectNet-8 59.5, RAF-DB 86.9, SFEW 56.4). Accuracy is over the labelled faces "
-            "that were scored; 95% CI by bootstrap.</p>")
+            "that were scored; 95% CI by bootstrap. The paper's figures stand beside splits and subsets made the paper's "
+            "way only (official lists, OpenFace-calibrated pose); fercurate's estimator subsets are other faces.</p>")
     return f"{len(evals)} evaluations", note + "".join(blocks)
 
