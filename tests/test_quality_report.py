@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 
 import cv2
@@ -62,6 +63,15 @@ def test_report_writes_tables_sheets_and_pages(report_ws):
     assert "## Non-faces" in md and "## Label noise" in md
     page = (out / "index.html").read_text()
     assert '<img src="dup_pairs.png"' in page and "<table" in page
+    text = re.sub(r"<[^>]+>", " ", page[page.index("<body>"):])
+    assert "37.5 %" in text  # 3 of 8 test faces leak: a percentage with one decimal, not 0.375
+    assert not re.search(r"\d\.\d{4,}", text)  # no raw fractions or 6-decimal scores
+    assert 'href="#nonfaces"' in page and 'href="nonfaces.csv"' in page
+    assert "Main report" not in page  # no report/index.html in this workspace yet: no dead link
+    (ws / "report").mkdir()
+    (ws / "report" / "index.html").write_text("<!doctype html>")
+    CliRunner().invoke(app, ["quality", "report", "-o", str(out), "-j", "1", "-w", str(ws)])
+    assert 'href="../report/index.html">Main report' in (out / "index.html").read_text()
     # a second run reuses the layers: nothing is computed again
     res = CliRunner().invoke(app, ["quality", "report", "-o", str(out), "-j", "1", "-w", str(ws)])
     assert res.exit_code == 0 and "computed:" not in res.output

@@ -42,8 +42,12 @@ def report(
 ) -> None:
     """One static HTML report (+ PNGs) of everything the workspace holds.
 
-    Datasets per split x label, pose histograms, subsets beside the paper's Table I, occlusion labelling
-    progress and agreement, mask contact sheets, evaluations beside Table II, duplicate leakage.
+    First screen: the findings that matter (leakage between splits, non-faces, contested labels, subset
+    sizes beside the paper's Table I, the best accuracy per subset), each with its number and a link.
+    Then datasets per split x label, pose histograms, subsets, occlusion labelling, mask contact sheets,
+    training curves and run settings, evaluations (full-size confusion matrices, what each n leaves out)
+    and data quality. The quality pages (tables, contact sheets) are written into OUT/quality/ from the
+    existing layers (nothing is computed: run 'fercurate quality report' or its parts first).
 
     Example: fercurate report --out report/
     """

@@ -33,6 +33,9 @@ from fercurate.quality import nonface as nonface_mod
 from fercurate.quality import noise as noise_mod
 from fercurate.quality.sheets import Tile, contact_sheet
 from fercurate.quality.tables import write_frame
+from fercurate.report.html import Raw, figure, pct
+from fercurate.report.html import page as page_html
+from fercurate.report.html import table as html_table
 from fercurate.workspace import Workspace, layer_path
 
 
@@ -164,6 +167,66 @@ def _markdown_table(df: pd.DataFrame, max_rows: int = 50) -> str:
     return "\n".join(lines) + "\n"
 
 
+def pair_kind(manifest: str, split: str, dup_manifest: str, dup_split: str) -> str:
+    """'leak' (an evaluation split meets train), 'within <split>' (same manifest and split), or 'across'."""
+    if (split == "train") != (dup_split == "train"):
+        return "leak"
+    if (manifest, split) == (dup_manifest, dup_split):
+        return f"within {split}"
+    return "across"
+
+
+def _duplicates_html(line: str, leak: pd.DataFrame, by_ds: pd.DataFrame, shown: int, n_pairs: int) -> str:
+    rows = [[r.manifest, r.split, r.dup_manifest, r.dup_split, pair_kind(r.manifest, r.split, r.dup_manifest, r.dup_split),
+             int(r.samples), int(r.total), Raw(pct(r.fraction)), int(r.pairs)] for r in leak.itertuples(index=False)]
+    ds_rows = [[r.dataset, r.dup_dataset, int(r.samples), int(r.total), Raw(pct(r.fraction)), int(r.pairs)]
+               for r in by_ds.itertuples(index=False)]
+    return (f"<p>{html.escape(line)}</p><h3>Per split pair</h3><p class=\"muted\">Samples of the first manifest/split with "
+            "at least one duplicate in the second. The second may be the same split (train → train: duplicates within "
+            "train); rows marked <b>leak</b> pair an evaluation split with train. All rows: "
+            '<a href="leakage.csv">leakage.csv</a>.</p>'
+            + html_table(["manifest", "split", "duplicate in", "its split", "kind", "samples", "of", "share", "pairs"],
+                         rows, left=5)
+            + "<h3>Per dataset pair</h3>"
+            + html_table(["dataset", "duplicate in", "samples", "of", "share", "pairs"], ds_rows, left=2)
+            + figure("dup_pairs.png", f"{shown:,} of {n_pairs:,} duplicate pairs (all in duplicates.csv): manifest/split "
+                     "of each side, kind, hash distance, similarity, file names"))
+
+
+TABLE_ROWS = 50  # rows shown on the page; the CSV beside it has all
+
+
+def _nonfaces_html(line: str, flagged: pd.DataFrame) -> str:
+    rows = [[r.sample_id, r.manifest, _text(r.label), r.reasons or "—",
+             None if pd.isna(r.nf_votes) else int(r.nf_votes), _round(r.gray_std, 1), _round(r.mesh_score, 2),
+             _round(r.detector_score, 2)] for r in flagged.head(TABLE_ROWS).itertuples(index=False)]
+    return (f"<p>{html.escape(line)}</p>"
+            + figure("nonfaces.png", "flagged images, strongest evidence first, each with its label and reason")
+            + f"<h3>First {min(TABLE_ROWS, len(flagged)):,} of {len(flagged):,}</h3>"
+            + '<p class="muted">All rows: <a href="nonfaces.csv">nonfaces.csv</a>.</p>'
+            + html_table(["sample", "manifest", "label", "reasons", "NF votes", "grey std", "mesh score", "detector score"],
+                         rows, left=4))
+
+
+def _noise_html(line: str, what: str, flagged: pd.DataFrame) -> str:
+    top = flagged.sort_values(["agreement", "manifest", "sample_id"], kind="stable").head(TABLE_ROWS)
+    rows = [[r.sample_id, r.manifest, _text(r.label), Raw(pct(_round(r.agreement, 4))), _round(r.entropy_bits, 2),
+             _text(r.vote_winner), _text(r.vote_runner_up)] for r in top.itertuples(index=False)]
+    return (f"<p>{html.escape(line)}</p>" + figure("mislabels.png", what)
+            + f"<h3>Least agreement first: {min(TABLE_ROWS, len(flagged)):,} of {len(flagged):,}</h3>"
+            + '<p class="muted">All rows: <a href="label_noise.csv">label_noise.csv</a>.</p>'
+            + html_table(["sample", "manifest", "label", "vote agreement", "entropy (bits)", "most votes", "second"],
+                         rows, left=3))
+
+
+def _text(value: object) -> str:
+    return "—" if value is None or pd.isna(value) else str(value)
+
+
+def _round(value: object, digits: int) -> float | None:
+    return None if pd.isna(value) else round(float(value), digits)
+
+
 def _load_or_compute(
     manifests: list[Manifest], ws: Workspace, *, compute: bool, face_check: bool, workers: int | None, res: ReportResult
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
@@ -224,8 +287,13 @@ def build_report(
     face_check: bool = True,
     workers: int | None = None,
     sheet_size: int = 48,
+    report_link: str | None = None,
 ) -> ReportResult:
-    """Write the quality report folder (see the module docstring)."""
+    """Write the quality report folder (see the module docstring).
+
+    ``report_link`` is the main report's page relative to ``out`` (default: the workspace's
+    ``report/index.html`` when it exists), linked from the quality page's header.
+    """
     ws = workspace or Workspace.current()
     if not manifest_paths:
         manifest_paths = [ws.manifest_path(n) for n in ws.manifest_names()]
@@ -239,7 +307,7 @@ def build_report(
     paths = _paths(manifests)
     totals = dups_mod.manifest_totals(manifests)
     md = ["# Data quality report", "", "Manifests: " + ", ".join(f"`{m.name}` ({len(m):,} rows)" for m in manifests), ""]
-    html_parts = [f"<h1>Data quality report</h1><p>Manifests: {html.escape(', '.join(m.name for m in manifests))}</p>"]
+    sections: list[tuple[str, str, str]] = []
 
     if frame is not None:
         leak = dups_mod.leakage_table(frame, totals)
@@ -261,11 +329,7 @@ def build_report(
                "### Leakage per split pair (samples of the first split with a duplicate in the second)", "",
                _markdown_table(leak), "### Per dataset pair", "", _markdown_table(by_ds),
                f"![duplicate pairs](dup_pairs.png) ({n_sheet} shown; all in `duplicates.csv`)", ""]
-        html_parts += ["<h2>Duplicates</h2>", f"<p>{html.escape(line)}</p>",
-                       "<h3>Leakage per split pair (samples of the first split with a duplicate in the second)</h3>",
-                       leak.to_html(index=False, float_format=lambda v: f"{v:.4g}"), "<h3>Per dataset pair</h3>",
-                       by_ds.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
-                       '<p><img src="dup_pairs.png" alt="duplicate pairs"></p>']
+        sections.append(("duplicates", "Duplicates and leakage", _duplicates_html(line, leak, by_ds, n_sheet, len(frame))))
 
     if nf is not None:
         flagged = flagged_nonfaces(nf)
@@ -283,8 +347,7 @@ def build_report(
                 + " (a row can have several reasons; 'no face found' = neither the landmark model nor the "
                 "detector finds a face: review, many are profiles).")
         md += ["## Non-faces", "", line, "", _markdown_table(out_nf.head(20)), "![non-faces](nonfaces.png)", ""]
-        html_parts += ["<h2>Non-faces</h2>", f"<p>{html.escape(line)}</p>",
-                       out_nf.head(100).to_html(index=False), '<p><img src="nonfaces.png" alt="non-faces"></p>']
+        sections.append(("nonfaces", "Non-faces", _nonfaces_html(line, out_nf)))
 
     if nz is not None:
         flagged = nz[nz["flagged"]]
@@ -299,16 +362,18 @@ def build_report(
         line += f"; {n_mis:,} likely mislabels among {scored:,} rows with model probabilities." if scored else \
             "; no model probabilities yet ('fercurate quality noise M --probs FILE' or '--model ran.pt')."
         md += ["## Label noise", "", line, "", f"![{what}](mislabels.png)", ""]
-        html_parts += ["<h2>Label noise</h2>", f"<p>{html.escape(line)}</p>",
-                       f'<p><img src="mislabels.png" alt="{html.escape(what)}"></p>']
+        sections.append(("noise", "Label noise", _noise_html(line, what, flagged)))
 
     if res.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in res.notes] + [""]
     write_text(out / "summary.md", "\n".join(md))
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>fercurate quality report</title>"
-            "<style>body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}img{max-width:100%}</style></head><body>"
-            + "\n".join(html_parts) + "</body></html>")
-    write_text(out / "index.html", page)
+    if res.notes:
+        sections.append(("notes", "Notes", "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in res.notes) + "</ul>"))
+    if report_link is None:
+        main = ws.root / "report" / "index.html"
+        report_link = Path(os.path.relpath(main, out)).as_posix() if main.exists() else None
+    links = [(report_link, "Main report")] if report_link else []
+    subtitle = "manifests: " + ", ".join(f"{m.name} ({len(m):,} rows)" for m in manifests)
+    write_text(out / "index.html", page_html("fercurate data quality", subtitle, sections, links))
     res.files += [out / "summary.md", out / "index.html"]
     return res

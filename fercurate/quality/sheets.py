@@ -85,11 +85,13 @@ def contact_sheet(
     h, w = cells[0].shape[:2]
     columns = max(1, min(columns, len(cells)))
     rows = -(-len(cells) // columns)
-    sheet = np.full((rows * h + (30 if title else 0), columns * w, 3), 235, np.uint8)
+    # a sheet of few tiles is widened so its title is never cut off
+    width = max(columns * w, cv2.getTextSize(title, FONT, 0.55, 1)[0][0] + 20 if title else 0)
+    sheet = np.full((rows * h + (30 if title else 0), width, 3), 235, np.uint8)
     top = 0
     if title:
         sheet[:30] = 255
-        cv2.putText(sheet, _fit(title, columns * w - 20), (10, 21), FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(sheet, _fit(title, width - 20), (10, 21), FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         top = 30
     for k, cell in enumerate(cells):
         r, c = divmod(k, columns)

@@ -1,16 +1,16 @@
 """``fercurate report``: one static HTML page (+ PNGs) for everything a workspace holds.
 
-Sections: datasets (sizes per split x label), head pose (yaw x pitch histograms), subsets beside the
-paper's Table I, occlusion labelling progress and agreement, synthetic variants (contact sheets),
-evaluations beside Table II (with confusion matrices), and data quality (leakage between splits).
-A section whose inputs do not exist yet says which command makes them.
+The first screen lists the findings that matter (leakage between splits, non-faces, contested labels,
+subset sizes beside the paper's Table I, the best accuracy per subset), each a sentence with its number
+and a link. Then: datasets (sizes per split x label), head pose, subsets, occlusion labelling, synthetic
+variants, training runs (curves and settings), evaluations (full-size confusion matrices, what each n
+leaves out and why) and data quality (the quality pages are written into ``quality/`` beside the page
+and link back to it). A section whose inputs do not exist yet says which command makes them.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,9 +24,11 @@ from fercurate import __version__
 from fercurate.atomic import write_text
 from fercurate.errors import InputError
 from fercurate.manifest import Manifest, read_manifest
-from fercurate.report import figures
-from fercurate.report.html import Raw, esc, figure, page, table
+from fercurate.report import figures, findings, runs, sources
+from fercurate.report.html import Raw, esc, figure, link, page, pct, table
 from fercurate.workspace import Workspace, layer_path
+
+QUALITY_DIR = "quality"  # the quality pages, inside the report folder
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ReportResult:
     index: Path
     sections: dict[str, str]  # anchor -> one-line summary
     figures: list[Path] = field(default_factory=list)
+    findings: list[findings.Finding] = field(default_factory=list)
 
 
 def _manifests(ws: Workspace) -> list[Manifest]:
@@ -46,8 +49,13 @@ def _manifests(ws: Workspace) -> list[Manifest]:
     return out
 
 
+def _synthetic_mask(m: Manifest) -> np.ndarray:
+    """Rows made by fercurate (``derived_from`` set), e.g. synthetic masks."""
+    return pc.is_valid(m.table.column("derived_from")).to_numpy(zero_copy_only=False)
+
+
 def _is_synthetic(m: Manifest) -> bool:
-    return m.table.column("derived_from").null_count < m.table.num_rows
+    return bool(_synthetic_mask(m).any())
 
 
 def _hint(text: str, command: str) -> str:
@@ -58,7 +66,7 @@ def _hint(text: str, command: str) -> str:
 
 
 def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: list[Path]) -> tuple[str, str]:
-    from fercurate.info import manifest_info
+    from fercurate.info import NO_LABEL, manifest_info
 
     if not manifests:
         return "no manifests", _hint("No manifests yet: ingest a dataset first, e.g.", "fercurate ingest ferplus PATH")
@@ -69,14 +77,18 @@ def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, fi
         rows.append([m.name, m.dataset, "synthetic" if _is_synthetic(m) else "ingested", info.rows,
                      ", ".join(f"{k} {v:,}" for k, v in splits.items()), sum(info.rejects.values())])
         counts = info.counts.drop(index="total").drop(columns="total")
-        png = figures.label_bars(counts, f"{m.name}: images per label and split", out / f"labels_{m.name}.png")
-        figs.append(png)
-        blocks.append(
-            f"<h3>{esc(m.name)}</h3><div class=\"figs\">"
-            + table(["label", *info.counts.columns], ([lab, *map(int, r)] for lab, r in info.counts.iterrows()))
-            + figure(png.name, f"{m.name}: labels per split", 520)
-            + "</div>"
-        )
+        caption = f"{m.name}: images per label and split"
+        if NO_LABEL in counts.index:
+            unlabelled = {s: int(v) for s, v in counts.loc[NO_LABEL].items() if v}
+            counts = counts.drop(index=NO_LABEL)
+            caption += " (not drawn: images without a label, " + ", ".join(f"{s} {v:,}" for s, v in unlabelled.items()) + ")"
+        counts = counts.loc[:, counts.sum(axis=0) > 0]
+        block = table(["label", *info.counts.columns], ([lab, *map(int, r)] for lab, r in info.counts.iterrows()))
+        if len(counts.columns):
+            png = figures.label_bars(counts, f"{m.name}: labelled images per label and split", out / f"labels_{m.name}.png")
+            figs.append(png)
+            block += figure(png.name, caption, 560)
+        blocks.append(f"<h3>{esc(m.name)}</h3><div class=\"figs\">{block}</div>")
     body = table(["manifest", "dataset", "kind", "rows", "splits", "rejects"], rows, left=3) + "".join(blocks)
     total = sum(r[3] for r in rows)
     return f"{len(manifests)} manifests, {total:,} rows", body
@@ -106,51 +118,61 @@ def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: 
         return "no pose layers", _hint("No pose layer yet:", "fercurate pose manifests/NAME.parquet")
     body = (
         '<p class="muted">Angles follow AFLW2000-3D / 300W-LP: yaw &gt; 0 turns toward the image\'s left edge, '
-        "pitch &gt; 0 is chin up; Pose-T = max(|yaw|, |pitch|) &gt; T (roll ignored, as in the paper).</p>"
+        "pitch &gt; 0 is chin up; Pose-T = max(|yaw|, |pitch|) &gt; T (roll ignored, as in the paper). These are "
+        "fercurate's estimator angles, not the OpenFace angles the paper's lists were built with.</p>"
         + table(["manifest", "method", "rows", "pose found", "> 30°", "> 45°", "top failure reasons"], rows, left=2)
         + f'<div class="figs">{"".join(blocks)}</div>'
     )
     return f"{len(rows)} pose layers", body
 
 
-def _paper_size(info: Any) -> str | None:
-    """The published size of an official list (with its source); None for fercurate's own subsets."""
-    from fercurate.published import subset_size
-    from fercurate.subsets import paper_condition
-
-    cond = paper_condition(info)
-    found = subset_size(info.dataset, cond) if cond else None
-    return None if found is None else f"{found[0]} ({found[1]})"
-
-
-def subsets_section(ws: Workspace) -> tuple[str, str]:
-    from fercurate.subsets import list_subsets
-
-    found = list_subsets(ws)
+def subsets_section(found: Sequence) -> tuple[str, str]:
     if not found:
         return "no subsets", _hint("No subsets yet:", "fercurate subsets build manifests/NAME.parquet --pose 30 --pose 45")
-    rows = [[s.manifest, s.name, s.rule, s.size, _paper_size(s)] for s in found]
+    rows = []
+    sizes = sources.subset_split_sizes(found)
+    for s in found:
+        kind = sources.subset_kind(s.name)
+        published = sources.published_size(s.dataset, s.name)
+        if published is None:
+            beside = "—"
+        elif kind in (sources.COMPARABLE, sources.CALIBRATED):
+            beside = f"{published[0]:,} ({published[1]})"
+        else:
+            beside = f"not comparable (paper {published[0]:,}, {published[1]})"
+        per_split = sizes.get((s.manifest, s.name), {})
+        rows.append([s.manifest, s.name, kind, s.rule, s.size, per_split.get(sources.PAPER_SPLIT, 0), Raw(esc(beside))])
     body = (
-        '<p class="muted">Published sizes are shown beside the official RAN lists only (RAN Table I: Pose-FERPlus '
-        "1171 / 634, Occlusion-FERPlus 605, Pose-AffectNet 1949 / 985, Occlusion-AffectNet 682); fercurate's own "
-        "estimated (<code>-estimated</code>) and labelled (<code>occlusion-labelled</code>) subsets are not the "
-        "papers' lists.</p>"
-        + table(["manifest", "subset", "rule", "size", "published size"], rows, left=4)
+        '<p class="muted">The paper\'s Table I sizes (Pose-FERPlus 1,171 / 634, Occlusion-FERPlus 605, Pose-AffectNet '
+        "1,949 / 985, Occlusion-AffectNet 682) are put beside the official lists and the OpenFace-calibrated pose "
+        "subsets only: those are measured the way the paper measured. fercurate's estimator subsets use other head-pose "
+        "angles, so their sizes are not comparable. Table I counts faces of the evaluation set (FERPlus test, AffectNet "
+        f"validation), so the paper's size stands beside the subset's faces in the {sources.PAPER_SPLIT} split.</p>"
+        + table(["manifest", "subset", "made by", "rule", "size", f"in {sources.PAPER_SPLIT}", "published size"], rows,
+                left=4)
     )
     return f"{len(found)} subsets", body
 
 
 def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str, str]:
+    """Labelling progress; labels from people, from the official lists and synthetic ones counted apart."""
     from fercurate.annotate.status import status
+    from fercurate.annotations import current_labels, label_events, read_events
 
     blocks = []
     for m in manifests:
-        if not ws.annotation_path(m.name).exists():
+        path = ws.annotation_path(m.name)
+        if not path.exists():
             continue
         st = status(m.name, workspace=ws, app=False)
+        labels = current_labels(label_events(read_events(path)))
+        labels = labels[labels["sample_id"].isin(set(m.table.column("sample_id").to_pylist()))]
+        by_source = labels["source"].value_counts()
         progress = table(
-            ["manifest", "rows", "labelled by people", "official only", "unlabelled", "suggested", "occluded", "conflicts"],
-            [[m.name, st.total, st.human, st.official_only, st.unlabelled, st.suggested, st.occluded, st.n_conflicts]],
+            ["manifest", "rows", "labelled by people", "official lists", "synthetic", "unlabelled", "suggested",
+             "occluded", "conflicts"],
+            [[m.name, st.total, int(by_source.get("human", 0)), int(by_source.get("official", 0)),
+              int(by_source.get("synthetic", 0)), st.unlabelled, st.suggested, st.occluded, st.n_conflicts]],
         )
         types = table(["type", "samples"], sorted(st.per_type.items(), key=lambda kv: -kv[1]))
         people = table(["annotator", "source", "samples", "events", "last"],
@@ -159,7 +181,9 @@ def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str
         if st.agreement:
             agree = table(["pair", "shared samples", "kappa (occluded?)", "kappa (exact set)"],
                           [[f"{p.a} / {p.b}", p.shared, p.occluded_kappa, p.exact_kappa] for p in st.agreement])
-        blocks.append(f"<h3>{esc(m.name)}</h3>{progress}<div class=\"figs\">{types}{people}</div>{agree}")
+        note = ('<p class="muted">Synthetic labels come with generated images (e.g. <code>fercurate synth mask</code>): '
+                "they are neither people's labels nor official ones.</p>") if by_source.get("synthetic", 0) else ""
+        blocks.append(f"<h3>{esc(m.name)}</h3>{progress}{note}<div class=\"figs\">{types}{people}</div>{agree}")
     if not blocks:
         return "no labels", _hint("No occlusion labels yet: label in the App or import the official lists:",
                                   "fercurate annotate launch manifests/NAME.parquet")
@@ -185,78 +209,66 @@ def synthetic_section(manifests: Sequence[Manifest], out: Path, figs: list[Path]
     return f"{len(blocks)} synthetic manifests", "".join(blocks)
 
 
-def find_eval_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
-    """Every ``metrics.json`` written by ``fercurate eval --report`` under runs/ (and ``extra`` folders)."""
-    roots = [ws.runs, *map(Path, extra)]
-    found = set()
-    for root in roots:
-        if root.exists():
-            found.update(p.resolve() for p in root.rglob("metrics.json"))
-    return sorted(found)
+def quality_section(q: findings.QualityLayers, quality_index: Path | None, out: Path) -> tuple[str, str]:
+    """Leakage per split pair, non-faces and contested labels in short, with the contact sheets."""
+    from fercurate.quality.dups import leakage_table
+    from fercurate.quality.report import pair_kind
+
+    if q.pairs is None and not q.nonface and not q.noise:
+        return "no quality checks", _hint("No quality checks yet:", "fercurate quality report manifests/NAME.parquet")
+    parts, summary = [], []
+    href = quality_index.relative_to(out).as_posix() if quality_index else None
+    if href:
+        parts.append(f"<p>All tables (CSV/Parquet) and contact sheets: {link(href, 'the data quality pages')}.</p>")
+    sheet = (lambda name, caption: figure(f"{QUALITY_DIR}/{name}", caption)
+             if quality_index and (quality_index.parent / name).exists() else "")
+    if q.pairs is not None and q.totals is not None:
+        leak = leakage_table(q.pairs, q.totals)
+        rows = [[r.manifest, r.split, r.dup_manifest, r.dup_split,
+                 pair_kind(r.manifest, r.split, r.dup_manifest, r.dup_split),
+                 int(r.samples), int(r.total), Raw(pct(r.fraction)), int(r.pairs)] for r in leak.itertuples(index=False)]
+        parts.append(
+            '<h3 id="leakage">Duplicates and leakage</h3><p class="muted">Each row: samples of the first manifest/split '
+            "with at least one exact or near duplicate in the second manifest/split. The second may be the same split "
+            "(e.g. train → train: duplicates within train, which only weight those faces twice); rows marked "
+            "<b>leak</b> pair an evaluation split with train, where a duplicate inflates test scores.</p>"
+            + table(["manifest", "split", "duplicate in", "its split", "kind", "samples", "of", "share", "pairs"], rows, left=5)
+            + sheet("dup_pairs.png", "duplicate pairs, leaks across train / evaluation splits first: kind, hash distance, "
+                    "similarity"))
+        summary.append(f"{len(q.pairs):,} duplicate pairs")
+    if q.nonface:
+        flagged = sum(int(df["flagged"].sum()) for df in q.nonface.values())
+        parts.append(f"<h3>Non-faces</h3><p>{flagged:,} images flagged (reasons under each image).</p>"
+                     + sheet("nonfaces.png", "non-faces: strongest evidence first (NF votes, blank, unreadable, no face)"))
+        summary.append(f"{flagged:,} non-faces")
+    if q.noise:
+        contested = sum(int(df["contested"].fillna(False).astype(bool).sum()) for df in q.noise.values())
+        parts.append(f"<h3>Label noise</h3><p>{contested:,} contested labels (reasons under each image).</p>"
+                     + sheet("mislabels.png", "likely mislabels or contested labels, with the votes"))
+        summary.append(f"{contested:,} contested labels")
+    return ", ".join(summary), "".join(parts)
 
 
-def _pct(v: Any) -> float | None:
-    return None if v is None else 100.0 * float(v)
+def findings_section(items: Sequence[findings.Finding]) -> tuple[str, str]:
+    if not items:
+        return "nothing yet", ('<p class="muted">No findings yet: they come from the quality checks '
+                               "(<code>fercurate quality report</code>), subsets and evaluations below.</p>")
+    return f"{len(items)} findings", findings.render(items)
 
 
-def evaluation_section(runs: Sequence[Path], out: Path, figs: list[Path]) -> tuple[str, str]:
-    blocks = []
-    for i, metrics in enumerate(runs):
-        try:
-            data = json.loads(metrics.read_text())
-            groups = data["groups"]
-        except (OSError, ValueError, KeyError):
-            continue
-        rows, pics, boards = [], [], []
-        for g in groups:
-            ci = (g.get("ci95") or {}).get("accuracy")
-            ci_text = f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}" if ci else "—"
-            ours = _pct(g.get("accuracy"))
-            rows.append([g["group"], g.get("n"), ours, ci_text, _pct(g.get("mean_class_accuracy")), g.get("list", "")])
-            if g.get("published"):
-                board = sorted([[p["accuracy"], p["method"], p["backbone"], p["pretraining"], p["num_classes"],
-                                 f"{p['paper'].split(' (')[0]} {p['table']}", p["notes"]] for p in g["published"]]
-                               + [[ours, "this run", "", "", len(data.get("labels", [])), "", f"n={g.get('n')}"]],
-                               key=lambda r: -(r[0] or 0))
-                boards.append(f"<h4>{esc(g['group'])}: published results, same subset and class count</h4>"
-                              + table(["accuracy %", "method", "backbone", "pre-training", "classes", "source", "notes"],
-                                      board, left=7))
-            slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in g["group"])
-            src = metrics.parent / f"confusion_{slug}.png"
-            if src.exists():
-                dst = out / f"eval{i}_confusion_{slug}.png"
-                shutil.copyfile(src, dst)
-                figs.append(dst)
-                pics.append(figure(dst.name, f"{g['group']}: confusion matrix", 300))
-        title = f"{Path(data.get('model', '?')).name} on {Path(data.get('manifest', '?')).name}"
-        blocks.append(
-            f"<h3>{esc(title)}</h3><p class=\"muted\">{esc(metrics.parent)}</p>"
-            + table(["group", "n", "accuracy %", "95% CI", "mean per-class %", "scored list"], rows, left=6)
-            + "".join(boards)
-            + f'<div class="figs">{"".join(pics)}</div>'
-        )
-    if not blocks:
-        return "no evaluations", _hint("No evaluations yet:", "fercurate eval --model runs/NAME/ran.pt --subset pose45 --report runs/eval")
-    note = ('<p class="muted">Published results (RAN, SCAN-CCI, MA-Net; see fercurate.published) are shown only '
-            "beside a group scored on the same subset (the official list, or the whole test split) with the same "
-            "class count, each with its table.</p>")
-    return f"{len(blocks)} evaluations", note + "".join(blocks)
+def _quality_pages(ws: Workspace, manifests: Sequence[Manifest], q: findings.QualityLayers, out: Path) -> Path | None:
+    """Write the quality pages into ``out/quality`` from the existing layers (computing nothing)."""
+    from fercurate.quality.report import build_report as build_quality
 
-
-def quality_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str, str]:
-    from fercurate.quality.dups import leakage_table, manifest_totals, pairs_from_layers, read_dups_layer
-
-    scanned = [m for m in manifests if not _is_synthetic(m) and read_dups_layer(m) is not None]
-    frame = pairs_from_layers(scanned) if scanned else None
-    if frame is None:
-        return "no duplicate scan", _hint("No duplicate scan yet:", "fercurate quality dups manifests/NAME.parquet ...")
-    leak = leakage_table(frame, manifest_totals(scanned))
-    rows = [[r.manifest, r.split, r.dup_manifest, r.dup_split, int(r.samples), int(r.total), 100 * float(r.fraction),
-             int(r.pairs)] for r in leak.itertuples(index=False)]
-    body = ('<p class="muted">Samples of each manifest/split with at least one exact or near duplicate in another '
-            "manifest/split (from <code>fercurate quality dups</code>).</p>"
-            + table(["manifest", "split", "duplicate in", "its split", "samples", "of", "%", "pairs"], rows, left=4))
-    return f"{len(frame):,} duplicate pairs", body
+    names = {*q.nonface, *q.noise}
+    if q.pairs is not None:
+        names |= set(q.pairs["a_manifest"]) | set(q.pairs["b_manifest"])
+    scanned = [m for m in manifests if m.name in names or layer_path(m.path, "dups").exists()]
+    if not scanned:
+        return None
+    res = build_quality(out / QUALITY_DIR, [m.path for m in scanned], workspace=ws, compute=False,
+                        report_link="../index.html")
+    return res.out / "index.html"
 
 
 # --- the page ----------------------------------------------------------------------------------------
@@ -269,21 +281,37 @@ def build_report(
     eval_dirs: Sequence[str | os.PathLike] = (),
     echo: Callable[[str], Any] | None = None,
 ) -> ReportResult:
-    """Write ``out/index.html`` (+ PNGs) for the workspace; same as ``fercurate report --out OUT``."""
+    """Write ``out/index.html`` (+ PNGs, + ``out/quality/``); same as ``fercurate report --out OUT``."""
+    from fercurate.subsets import list_subsets
+
     ws = workspace or Workspace.current()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifests = _manifests(ws)
     originals = [m for m in manifests if not _is_synthetic(m)]
     figs: list[Path] = []
+    q = findings.read_quality_layers(originals)
+    try:
+        quality_index = _quality_pages(ws, originals, q, out)
+    except InputError as exc:
+        quality_index = None
+        if echo:
+            echo(f"quality pages: {exc}")
+    found_subsets = list_subsets(ws)
+    evals = runs.load_evals(ws, eval_dirs)
+    trains = runs.load_trains(ws, eval_dirs)
+    items = (findings.quality_findings(q, quality_index.relative_to(out).as_posix() if quality_index else "#quality")
+             + findings.subset_findings(found_subsets) + findings.accuracy_findings(evals))
     parts: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
+        ("findings", "Findings", lambda: findings_section(items)),
         ("datasets", "Datasets", lambda: datasets_section(ws, manifests, out, figs)),
         ("pose", "Head pose", lambda: pose_section(ws, originals, out, figs)),
-        ("subsets", "Subsets vs Table I", lambda: subsets_section(ws)),
+        ("subsets", "Subsets vs Table I", lambda: subsets_section(found_subsets)),
         ("occlusion", "Occlusion labelling", lambda: occlusion_section(ws, manifests)),
         ("synthetic", "Synthetic variants", lambda: synthetic_section(manifests, out, figs)),
-        ("evaluation", "Evaluation vs Table II", lambda: evaluation_section(find_eval_runs(ws, eval_dirs), out, figs)),
-        ("quality", "Data quality", lambda: quality_section(ws, manifests)),
+        ("training", "Training runs", lambda: runs.training_section(trains, ws, out, figs)),
+        ("evaluation", "Evaluation vs Table II", lambda: runs.evaluation_section(evals, trains, ws, out, figs)),
+        ("quality", "Data quality", lambda: quality_section(q, quality_index, out)),
     ]
     sections, summaries = [], {}
     for anchor, title, make in parts:
@@ -292,11 +320,12 @@ def build_report(
         except InputError as exc:  # one broken input must not sink the whole report
             summary, body = "error", f'<p class="bad">{esc(exc)}</p>'
         summaries[anchor] = summary
-        sections.append((anchor, f"{title}", Raw(body)))
+        sections.append((anchor, title, Raw(body)))
         if echo:
             echo(f"{title}: {summary}")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    html_text = page("fercurate report", f"workspace {ws.root} · {now} · fercurate {__version__}", sections)
+    links = [(quality_index.relative_to(out).as_posix(), "Quality pages")] if quality_index else []
+    html_text = page("fercurate report", f"workspace {ws.root} · {now} · fercurate {__version__}", sections, links)
     index = out / "index.html"
     write_text(index, html_text)
-    return ReportResult(index, summaries, figs)
+    return ReportResult(index, summaries, figs, items)

@@ -1,8 +1,13 @@
-"""Tiny HTML building blocks for the static report (no template engine, everything escaped)."""
+"""Tiny HTML building blocks for the static reports (no template engine, everything escaped).
+
+The main report (``fercurate report``) and the quality pages (``fercurate quality report``) share
+:data:`STYLE`, :func:`page` and the number formats below, so both read as one document.
+"""
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,8 +22,12 @@ table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
 th,td{border:1px solid #dfe3e8;padding:3px 9px;text-align:right}th{background:#eef1f5}
 td.l,th.l{text-align:left}.muted{color:#6b7682}.ok{color:#1a7f37}.bad{color:#b42318}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.figs figure{margin:0}
-figure img{max-width:100%;border:1px solid #dfe3e8;border-radius:4px}figcaption{font-size:12px;color:#6b7682}
+figure{margin:8px 0}figure img{max-width:100%;border:1px solid #dfe3e8;border-radius:4px}
+figcaption{font-size:12px;color:#6b7682}
 code{background:#eef1f5;padding:1px 4px;border-radius:3px}
+ul.findings{padding-left:22px;margin:6px 0;font-size:15px}ul.findings li{margin:6px 0}
+ul.findings li.bad{color:inherit}ul.findings li.bad::marker{content:"⚠  ";color:#b42318}ul.findings b{font-variant-numeric:tabular-nums}
+details{margin:6px 0}summary{cursor:pointer;color:#35506b}
 """
 
 
@@ -26,9 +35,14 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def missing(value: Any) -> bool:
+    """None or a float NaN / infinity: shown as '—', never as 'nan' or 'None'."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def fmt(value: Any, digits: int = 2) -> str:
     """Numbers for tables: thousands separators, fixed decimals, '—' for missing."""
-    if value is None or (isinstance(value, float) and value != value):
+    if missing(value):
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -37,6 +51,23 @@ def fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return esc(value)
+
+
+def pct(fraction: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage for people: ``0.23612`` -> ``23.6 %``; '—' when missing, '< 0.1 %' when tiny."""
+    if missing(fraction):
+        return "—"
+    value = 100 * float(fraction)
+    if 0 < abs(value) < 10 ** -digits:
+        return f"< {10 ** -digits:.{digits}f} %"  # never '0.0 %' for a few rows out of many
+    return f"{value:,.{digits}f} %"
+
+
+def num(value: int | float | None, *, key: str | None = None) -> str:
+    """A count in bold with thousands separators; ``key`` adds ``data-key`` so tests can find it."""
+    attr = f' data-key="{esc(key)}"' if key else ""
+    raw = "" if missing(value) else f' data-value="{value}"'
+    return f"<b{attr}{raw}>{fmt(value)}</b>"
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[Any]], left: int = 1) -> str:
@@ -56,16 +87,25 @@ class Raw(str):
 
 
 def figure(src: str, caption: str, width: int | None = None) -> str:
+    """An image that opens full size when clicked, with its caption."""
     w = f' style="width:{width}px"' if width else ""
-    return f'<figure{w}><img src="{esc(src)}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    return (f'<figure{w}><a href="{esc(src)}"><img src="{esc(src)}" alt="{esc(caption)}"></a>'
+            f"<figcaption>{esc(caption)}</figcaption></figure>")
+
+
+def link(href: str, text: str) -> str:
+    return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
 def section(anchor: str, title: str, body: str) -> str:
     return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>{body}</section>'
 
 
-def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]]) -> str:
+def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]],
+         links: Sequence[tuple[str, str]] = ()) -> str:
+    """A whole page: header with a nav bar (one entry per section, then ``links`` to other pages)."""
     nav = "".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t, _ in sections)
+    nav += "".join(f'<a href="{esc(href)}">{esc(text)}</a>' for href, text in links)
     body = "".join(section(a, t, b) for a, t, b in sections)
     return (
         f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>"
