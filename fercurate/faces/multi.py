@@ -3,10 +3,11 @@
 :func:`fercurate.faces.detection.detect_faces` answers "where is *the* face" (dlib only runs when
 BlazeFace finds nothing). Masking a group photo needs every face, and neither detector finds them all
 alone: on ``insightface_t1.jpg`` (6 people) BlazeFace's short-range model finds 3 and dlib 6; on
-``pyfeat_multi_face.jpg`` (5 people) BlazeFace finds 5 and dlib 4. So both run, unless the picture is
-a close-up of one face (one confident BlazeFace face whose box spans at least :data:`CLOSE_UP` of the
-picture's shorter side: a portrait or a dataset crop, where a second face is unlikely and dlib's HOG
-pass would triple the cost).
+``pyfeat_multi_face.jpg`` (5 people) BlazeFace finds 5 and dlib 4; next to one large face BlazeFace
+misses faces a third its size that dlib finds. So both run, unless the picture is a close-up of one
+face (one confident BlazeFace face whose box covers at least :data:`CLOSE_UP` of the picture's area:
+a portrait or a dataset crop, where there is little room for a second face and dlib's HOG pass would
+cost several times the rest of the work).
 
 Boxes are returned in the dataset face-box convention that
 :func:`fercurate.faces.landmarks.detect_batch` expects for a given ``bbox`` (about the whole face,
@@ -25,8 +26,8 @@ from fercurate.faces.alignment import Bbox
 # fires at 0.57 on the ear of prnet_1.jpg; true faces in faces/ score >= 0.69 (BlazeFace) or
 # >= 0.70 (dlib).
 MIN_SCORE = 0.6
-# One confident BlazeFace face at least this share of the picture's shorter side: no dlib pass.
-CLOSE_UP = 0.4
+# One confident BlazeFace face covering at least this share of the picture's area: no dlib pass.
+CLOSE_UP = 0.15
 CONFIDENT = 0.7
 # Two boxes are the same face when this share of the smaller one lies inside the other.
 SAME_FACE = 0.5
@@ -81,7 +82,7 @@ def find_faces(image: np.ndarray) -> list[Face]:
         len(first) == 1
         and first[0].method == "mediapipe"
         and first[0].score >= CONFIDENT
-        and min(first[0].bbox[2], first[0].bbox[3]) >= CLOSE_UP * min(h, w)
+        and first[0].area >= CLOSE_UP * h * w
     )
     if first and not close_up and all(f.method == "mediapipe" for f in first):
         found += [(_face_box(f.bbox, f.method), f.method, f.score) for f in detect_faces(image, "dlib")]
@@ -93,8 +94,10 @@ def find_faces(image: np.ndarray) -> list[Face]:
         elif method not in same[1]:
             same[1].append(method)
             same[2] = max(same[2], score)
+    # boxes rounded to 1/100 px: BlazeFace's low float bits vary with what the process ran before, and a
+    # landmark model's answer on a hard face (a near profile) can flip on a 1e-6 px change of its box
     faces = [
-        Face(tuple(float(v) for v in box), "+".join(methods), float(score))  # type: ignore[arg-type]
+        Face(tuple(round(float(v), 2) for v in box), "+".join(methods), float(score))  # type: ignore[arg-type]
         for box, methods, score in merged
         if score >= MIN_SCORE or len(methods) > 1
     ]
