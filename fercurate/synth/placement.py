@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fercurate.synth import shapes as S
+from fercurate.synth.calibration import correct_mesh
 from fercurate.synth.geometry import FaceFrame, coverage, mask_outline
 
 DEFAULT_METHODS: tuple[str, ...] = ("mediapipe", "dlib")
@@ -135,6 +136,8 @@ def locate_batch(
                 still.append(i)
                 continue
             pts = to68(res)
+            if method == "mediapipe":
+                pts = correct_mesh(pts)  # small faces: towards the iBUG convention (see calibration)
             h, w = images[i].shape[:2]
             why = implausible(pts, w, h)
             if why is None and detected is not None and detected[i] and bboxes[i] is not None:
