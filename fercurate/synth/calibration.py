@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fercurate.synth import shapes as S
 from fercurate.synth.geometry import FaceFrame
 
 OFFSETS_FILE = "mesh_offsets.json"
@@ -48,11 +49,18 @@ def weight(length: float) -> float:
 
 def correct_mesh(points: np.ndarray) -> np.ndarray:
     """The mesh's 68 iBUG points moved by the measured small-face offset (unchanged for large faces)."""
-    frame = FaceFrame.from_points(points)
-    w = weight(frame.length)
-    if w == 0.0:
-        return frame.points
-    return frame.from_frame(frame.to_frame(frame.points) + w * frame.length * mesh_offsets())
+    # FaceFrame's axes and length, computed inline: this runs once per face on the hot path
+    pts = np.asarray(points, dtype=np.float64)
+    length = float(np.hypot(*(pts[S.CHIN] - pts[27])))
+    w = weight(length)
+    if w == 0.0 or length < 1e-6:
+        return pts
+    axis = pts[S.EYE_LEFT].mean(axis=0) - pts[S.EYE_RIGHT].mean(axis=0)
+    norm = float(np.hypot(*axis))
+    right = axis / norm if norm > 1e-6 else np.array([1.0, 0.0])
+    down = np.array([-right[1], right[0]])
+    off = mesh_offsets()
+    return pts + (w * length) * (off[:, :1] * right + off[:, 1:] * down)
 
 
 def fit_offsets(mesh: np.ndarray, dlib: np.ndarray) -> np.ndarray:
