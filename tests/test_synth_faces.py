@@ -151,7 +151,8 @@ def test_faces_largest_masks_only_the_largest(demo_pictures, workspace):
     result = run(parent, config, out_dir=workspace / "largest", workers=1)
     df = _layer(result)
     assert len(df) == 1 and df["failure"].isna().all()
-    assert df["sample_id"].iloc[0] == "photos/" + df["image_path"].iloc[0]  # one face: the plain id
+    assert df["sample_id"].iloc[0] == "photos/" + df["image_path"].iloc[0]  # one face drawn: the plain id
+    assert df["faces_found"].iloc[0] == len(tiles) and df["face_index"].iloc[0] == 1
     b = df["face_box"].iloc[0]
     x, y, s, _ = tiles[0]
     assert x - 40 < b["x"] + b["w"] / 2 < x + s + 40 and b["w"] > 0.6 * s

@@ -72,7 +72,7 @@ class Task:
         return f"{self.dataset}/{self.rel}"
 
     def face_sample_id(self, index: int, count: int) -> str:
-        """The id of the variant row for face ``index`` of ``count`` masked in one picture."""
+        """The id of the variant row for face ``index`` of the ``count`` found in one picture."""
         return self.sample_id if count <= 1 else f"{self.sample_id}#face{index + 1}"
 
 
@@ -82,8 +82,9 @@ class FaceTarget:
 
     box: tuple[float, float, float, float]
     source: str  # "manifest" (dataset face box), "crop" (aligned-crop picture) or the detector(s)
-    index: int  # position among the faces of the picture (left to right)
-    count: int  # faces in the picture
+    index: int  # position among the faces found in the picture (left to right)
+    count: int  # faces found in the picture
+    drawn: int  # faces to draw on in the picture (``count``, or 1 with faces="largest")
 
     @property
     def fallback_allowed(self) -> bool:
@@ -177,7 +178,7 @@ def _base_row(task: Task, config: SynthConfig, face: FaceTarget | None = None) -
     spec = task.spec
     occ = "mask" if config.kind == "mask" else O.EVENT_TYPE[spec.type]
     row = {
-        "sample_id": task.sample_id if face is None else task.face_sample_id(face.index, face.count),
+        "sample_id": task.sample_id if face is None or face.drawn == 1 else task.face_sample_id(face.index, face.count),
         "derived_from": task.parent_id,
         "image_path": task.rel,
         "variant": spec.variant,
@@ -231,13 +232,12 @@ def faces_of(task: Task, image: np.ndarray, config: SynthConfig) -> list[FaceTar
 
     h, w = image.shape[:2]
     if task.bbox is not None:
-        return [FaceTarget(tuple(float(v) for v in task.bbox), "manifest", 0, 1)]  # type: ignore[arg-type]
+        return [FaceTarget(tuple(float(v) for v in task.bbox), "manifest", 0, 1, 1)]  # type: ignore[arg-type]
     if task.crop:
-        return [FaceTarget((0.0, 0.0, float(w), float(h)), "crop", 0, 1)]
+        return [FaceTarget((0.0, 0.0, float(w), float(h)), "crop", 0, 1, 1)]
     found = find_faces(image)
-    if config.faces == "largest":
-        found = largest(found)
-    return [FaceTarget(f.box, f.method, k, len(found)) for k, f in enumerate(found)]
+    keep = largest(found) if config.faces == "largest" else found
+    return [FaceTarget(f.box, f.method, found.index(f), len(found), len(keep)) for f in keep]
 
 
 NO_FACE = "no face found: neither MediaPipe BlazeFace nor dlib HOG found a face in the picture"

@@ -70,7 +70,7 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("seed", pa.int64()),
         pa.field("view", pa.string()),  # template view, or the procedural variant
         pa.field("face_index", pa.int32()),  # which face of the picture (1-based, left to right)
-        pa.field("faces_found", pa.int32()),  # faces drawn on in the picture (detected, or 1 given)
+        pa.field("faces_found", pa.int32()),  # faces the detectors found in the picture (1 for a given box)
         pa.field("face_box", BBOX_TYPE),  # the face box this row's mask was placed in
         pa.field("face_source", pa.string()),  # manifest / crop / mediapipe / dlib / mediapipe+dlib
         pa.field("placement", pa.string()),  # landmarks, or fallback (mean face shape in the box)
