@@ -231,3 +231,15 @@ def test_profile_face_like_fer0033292_is_never_a_silent_mask(ferplus_root, works
             name="fer-strict")
     rejects = pq.read_table(workspace / "manifests" / "fer-strict.rejects.parquet").to_pylist()
     assert len(rejects) == 1 and rejects[0]["reason"].startswith("no landmarks: mediapipe:")
+
+
+def test_resume_keeps_every_face_row_of_a_picture(demo_pictures, workspace):
+    root, tiles = demo_pictures
+    parent = _manifest(root, workspace, ["group.png"], "again")
+    first = run(parent, CONFIG, out_dir=workspace / "again", workers=1)
+    image = workspace / "again" / _layer(first)["image_path"].iloc[0]
+    before = image.read_bytes()
+    again = run(parent, CONFIG, out_dir=workspace / "again", workers=1, resume=True)
+    assert again.reused == first.rows == len(tiles)
+    assert image.read_bytes() == before
+    assert read_manifest(again.manifest_path).table.equals(read_manifest(first.manifest_path).table)
