@@ -243,3 +243,10 @@ def test_resume_keeps_every_face_row_of_a_picture(demo_pictures, workspace):
     assert again.reused == first.rows == len(tiles)
     assert image.read_bytes() == before
     assert read_manifest(again.manifest_path).table.equals(read_manifest(first.manifest_path).table)
+
+
+def test_unknown_faces_choice_is_a_clear_error(demo_pictures, workspace):
+    root, _ = demo_pictures
+    parent = _manifest(root, workspace, ["group.png"], "bad")
+    with pytest.raises(InputError, match=r"--faces 'every': use all or largest"):
+        run(parent, SynthConfig(kind="mask", styles=("n95",), faces="every"), workers=1)
