@@ -250,3 +250,20 @@ def test_unknown_faces_choice_is_a_clear_error(demo_pictures, workspace):
     parent = _manifest(root, workspace, ["group.png"], "bad")
     with pytest.raises(InputError, match=r"--faces 'every': use all or largest"):
         run(parent, SynthConfig(kind="mask", styles=("n95",), faces="every"), workers=1)
+
+
+def test_cli_faces_option(demo_pictures, workspace):
+    from typer.testing import CliRunner
+
+    from fercurate.cli import app
+
+    root, tiles = demo_pictures
+    parent = _manifest(root, workspace, ["group.png", "landscape.png"], "cli")
+    res = CliRunner().invoke(app, ["synth", "mask", str(parent), "--faces", "largest", "--style", "n95",
+                                   "--out", str(workspace / "cli"), "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "1 images" in res.output and "failed: 1 (no face found 1)" in res.output
+    layer = read_layer(workspace / "manifests" / "cli-masked.synth.parquet", "synth")[0].to_pandas()
+    ok = layer[layer["failure"].isna()]
+    assert len(ok) == 1 and ok["faces_found"].iloc[0] == len(tiles)
+    assert read_manifest(workspace / "manifests" / "cli-masked.parquet").meta.source["synth"]["faces"] == "largest"
