@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -70,13 +71,18 @@ def test_manifest_rows_point_back_at_their_parents(made):
     assert m.name == "mini-masked" and m.dataset == "ferplus"
     assert Path(m.root) == ws / "out"
     df = m.to_pandas()
-    assert len(df) == len(parent) == result.rows
+    # every parent but the landscape (no face: a failure row, no image)
+    assert len(df) == len(parent) - 1 == result.rows and result.failed == 1
+    assert not df["derived_from"].str.contains("mountain").any()
     for _, row in df.iterrows():
         p = parent.loc[row["derived_from"]]
         assert row["label"] == p["label"] and row["label_id"] == p["label_id"]
         assert list(row["label_votes"]) == list(p["label_votes"])
         assert row["split"] == p["split"]
-        assert (row["bbox"] is None) == (p["bbox"] is None)
+        if p["bbox"] is not None:  # the dataset's face box is kept
+            assert row["bbox"] == p["bbox"]
+        else:  # the row says which detected face it masked
+            assert row["bbox"]["w"] > 50 and row["bbox"]["h"] > 50
         assert row["variant"].startswith("mask:")
         assert row["variant"].split(":")[1] in ("surgical", "cloth", "n95", "kn95")
         assert row["image_path"].endswith(".png" if not row["derived_from"].endswith(".jpg") else ".jpg")
@@ -121,12 +127,13 @@ def test_masks_were_drawn_where_the_layer_says(made, shared_data):
     assert set(faces["landmark_method"]) <= {"mediapipe", "dlib"}
     assert faces["lower_face_covered"].all() and faces["eyes_free"].all()
     assert (faces["face_covered"] > 0.2).all()
-    # the picture with no face was still masked, by the mean-shape fallback, and says why
+    assert set(faces["placement"]) == {"landmarks"} and faces["failure"].isna().all()
+    # the picture with no face got no mask: a failure row with its reason, no file
     landscape = df[df["derived_from"].str.contains("mountain")].iloc[0]
-    assert landscape["landmark_method"] == "prior" and landscape["landmark_confidence"] == 0
-    assert "mediapipe" in landscape["landmark_notes"] and "dlib" in landscape["landmark_notes"]
-    flags = read_manifest(result.manifest_path).to_pandas().set_index("sample_id").loc[landscape.name, "flags"]
-    assert "synth_prior_landmarks" in list(flags)
+    assert landscape["failure"].startswith("no face found") and pd.isna(landscape["landmark_method"])
+    assert not (ws / "out" / landscape["image_path"]).exists()
+    rejected = pq.read_table(result.rejects_path).to_pylist()
+    assert [r["image_path"] for r in rejected] == ["faces/pyfeat_free-mountain-vector-01.jpg"]
     # pixels: the variant differs from its parent inside the face, not in the corners
     for sid, row in faces.iterrows():
         var = cv2.imread(str(ws / "out" / row["image_path"]), cv2.IMREAD_UNCHANGED)
@@ -212,7 +219,7 @@ def test_failures_are_rows_with_reasons(shared_data, workspace):
     assert rej[0]["reason"].startswith("image file missing")
     result = run(parent, config, out_dir=workspace / "out", workers=1, name="bad-all")
     reasons = sorted(r["reason"] for r in pq.read_table(rejects_path(result.manifest_path)).to_pylist())
-    assert len(reasons) == 2 and reasons[1].startswith("no landmarks: mediapipe: no face found; dlib: no face found")
+    assert len(reasons) == 2 and reasons[1].startswith("no face found: neither MediaPipe BlazeFace nor dlib HOG")
 
 
 def test_user_templates_through_the_runner(shared_data, workspace):

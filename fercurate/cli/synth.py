@@ -40,7 +40,13 @@ LandmarkMode = typer.Option(
 )
 NoFallback = typer.Option(
     False, "--no-fallback",
-    help="Reject faces no landmark method finds, instead of placing the mean face shape in the face box.",
+    help="Reject faces no landmark method finds, instead of placing the mean face shape in the face box "
+    "(the fallback is only ever used where the manifest gives a face box or is an aligned-crop dataset).",
+)
+Faces = typer.Option(
+    "all", "--faces",
+    help="Pictures without a face box: draw on all faces the detectors find (all), or the largest only. "
+    "A picture with no face found becomes a failure row, never a mask.",
 )
 
 
@@ -78,6 +84,7 @@ def mask(
     landmarks: str = Methods,
     landmark_mode: str = LandmarkMode,
     no_fallback: bool = NoFallback,
+    faces: str = Faces,
     workers: Optional[int] = options.Workers,
     workspace: Optional[Path] = options.Workspace,
 ) -> None:
@@ -85,9 +92,15 @@ def mask(
 
     Masks follow 68 landmarks from nose bridge to chin along the jaw; grayscale stays grayscale.
 
-    Landmarks: MediaPipe, else dlib, else the mean face in the face box (recorded per row).
+    Faces: the row's face box, the whole picture for aligned-crop datasets (FERPlus, RAF-DB aligned),
+    else every face the detectors find (--faces largest: one), one row per face.
+
+    Landmarks: MediaPipe, else dlib, else (face box or aligned crop only) the mean face in the box,
+    marked placement=fallback in the provenance layer.
 
     Example: fercurate synth mask manifests/ferplus.parquet --split test --style surgical,cloth,n95,kn95 --out data/ferplus-masked
+
+    Example: fercurate synth mask manifests/photos.parquet --faces all --out data/photos-masked
     """
     from fercurate.synth.runner import SynthConfig, run
 
@@ -95,7 +108,7 @@ def mask(
         kind="mask", styles=(style,), colours=(color,), textures=(texture,),
         templates=str(templates) if templates else None, per_image=per_image, each=each, seed=seed,
         methods=tuple(m.strip() for m in landmarks.split(",") if m.strip()), fallback=not no_fallback,
-        landmark_mode=landmark_mode,
+        landmark_mode=landmark_mode, faces=faces,
     )
     ws = Workspace.current(workspace)
     result = run(
@@ -132,6 +145,7 @@ def occlude(
     landmarks: str = Methods,
     landmark_mode: str = LandmarkMode,
     no_fallback: bool = NoFallback,
+    faces: str = Faces,
     workers: Optional[int] = options.Workers,
     workspace: Optional[Path] = options.Workspace,
 ) -> None:
@@ -144,7 +158,7 @@ def occlude(
     config = SynthConfig(
         kind="occlude", styles=(type_,), shapes=(shape,), colours=(color,), size=size, per_image=per_image,
         each=each, seed=seed, methods=tuple(m.strip() for m in landmarks.split(",") if m.strip()),
-        fallback=not no_fallback, landmark_mode=landmark_mode,
+        fallback=not no_fallback, landmark_mode=landmark_mode, faces=faces,
     )
     ws = Workspace.current(workspace)
     result = run(

@@ -25,6 +25,7 @@ from fercurate.synth.seeds import rng
 from fercurate.synth.templates import TemplateSet, read_template_config
 
 KINDS: tuple[str, ...] = ("mask", "occlude")
+FACE_CHOICES: tuple[str, ...] = ("all", "largest")
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -46,6 +47,7 @@ class SynthConfig:
     methods: tuple[str, ...] = P.DEFAULT_METHODS
     fallback: bool = True
     landmark_mode: str = "fast"
+    faces: str = "all"  # pictures without a face box: mask "all" detected faces or the "largest" only
 
     def describe(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -63,11 +65,32 @@ class Task:
     bbox: tuple[float, float, float, float] | None
     seed: int
     spec: Any  # MaskSpec (without template images) or OccluderSpec
-    reuse: dict[str, Any] | None = None
+    reuse: tuple[dict[str, Any], ...] | None = None  # the rows of an image made earlier (one per face)
+    crop: bool = False  # the manifest says the whole picture is one face crop (aligned-crop dataset)
 
     @property
     def sample_id(self) -> str:
         return f"{self.dataset}/{self.rel}"
+
+    def face_sample_id(self, index: int, count: int) -> str:
+        """The id of the variant row for face ``index`` of the ``count`` found in one picture."""
+        return self.sample_id if count <= 1 else f"{self.sample_id}#face{index + 1}"
+
+
+@dataclass(frozen=True)
+class FaceTarget:
+    """One face to draw on in a parent picture: its box and where the box came from."""
+
+    box: tuple[float, float, float, float]
+    source: str  # "manifest" (dataset face box), "crop" (aligned-crop picture) or the detector(s)
+    index: int  # position among the faces found in the picture (left to right)
+    count: int  # faces found in the picture
+    drawn: int  # faces to draw on in the picture (``count``, or 1 with faces="largest")
+
+    @property
+    def fallback_allowed(self) -> bool:
+        """Only the manifest's own word that this is a face lets the mean shape stand in."""
+        return self.source in ("manifest", "crop")
 
 
 _STATE: dict[str, Any] = {}
@@ -154,11 +177,11 @@ def _valid_image(path: Path) -> bool:
     return data.size > 0 and pixel_limit_reason(data.tobytes()) is None and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
 
 
-def _base_row(task: Task, config: SynthConfig) -> dict[str, Any]:
+def _base_row(task: Task, config: SynthConfig, face: FaceTarget | None = None) -> dict[str, Any]:
     spec = task.spec
     occ = "mask" if config.kind == "mask" else O.EVENT_TYPE[spec.type]
-    return {
-        "sample_id": task.sample_id,
+    row = {
+        "sample_id": task.sample_id if face is None or face.drawn == 1 else task.face_sample_id(face.index, face.count),
         "derived_from": task.parent_id,
         "image_path": task.rel,
         "variant": spec.variant,
@@ -167,10 +190,20 @@ def _base_row(task: Task, config: SynthConfig) -> dict[str, Any]:
         "seed": task.seed,
         "parent_row": task.parent_row + 1,
     }
+    if face is not None:
+        x, y, w, h = face.box
+        row.update(
+            face_index=face.index + 1, faces_found=face.count, face_source=face.source,
+            face_box={"x": x, "y": y, "w": w, "h": h},
+        )
+    return row
 
 
-def _draw(image: np.ndarray, points: np.ndarray, task: Task, config: SynthConfig) -> tuple[M.Placed, dict[str, Any]]:
-    r = rng(task.seed, 2)
+def _draw(
+    image: np.ndarray, points: np.ndarray, task: Task, config: SynthConfig, face_index: int = 0
+) -> tuple[M.Placed, dict[str, Any]]:
+    # face 0 keeps stream 2 (single-face pictures draw exactly as before); further faces get their own
+    r = rng(task.seed, 2 + 1000 * face_index)
     if config.kind == "mask":
         spec = task.spec
         if spec.is_template:
@@ -196,14 +229,31 @@ def process_chunk(tasks: Sequence[Task]) -> list[dict[str, Any]]:
         return _process(tasks)
 
 
+def faces_of(task: Task, image: np.ndarray, config: SynthConfig) -> list[FaceTarget]:
+    """The faces to draw on: the manifest's face box, the whole aligned crop, or every detected face."""
+    from fercurate.faces.multi import find_faces, largest
+
+    h, w = image.shape[:2]
+    if task.bbox is not None:
+        return [FaceTarget(tuple(float(v) for v in task.bbox), "manifest", 0, 1, 1)]  # type: ignore[arg-type]
+    if task.crop:
+        return [FaceTarget((0.0, 0.0, float(w), float(h)), "crop", 0, 1, 1)]
+    found = find_faces(image)
+    keep = largest(found) if config.faces == "largest" else found
+    return [FaceTarget(f.box, f.method, found.index(f), len(found), len(keep)) for f in keep]
+
+
+NO_FACE = "no face found: neither MediaPipe BlazeFace nor dlib HOG found a face in the picture"
+
+
 def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     config: SynthConfig = _STATE["config"]
     out_dir: Path = _STATE["out_dir"]
-    rows: list[dict[str, Any] | None] = [None] * len(tasks)
+    rows: list[list[dict[str, Any]]] = [[] for _ in tasks]
     todo: list[int] = []
     for j, task in enumerate(tasks):
         if task.reuse is not None and _valid_image(out_dir / task.rel):
-            rows[j] = dict(task.reuse, reused=True)
+            rows[j] = [dict(r, reused=True) for r in task.reuse]
         else:
             todo.append(j)
     # decode each parent once (variants of one parent are adjacent)
@@ -215,47 +265,79 @@ def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:
                 decoded[src] = decode_parent(src)
             except ValueError as exc:
                 decoded[src] = str(exc)
-    # locate each face once: a parent is an image and its face box (one picture may hold several)
-    readable = [j for j in todo if not isinstance(decoded[tasks[j].src], str)]
-    faces = list(dict.fromkeys((tasks[j].src, tasks[j].bbox) for j in readable))
+    # find the faces of each parent once, then locate each face once (batched over the chunk)
+    targets: dict[tuple[str, Any, bool], list[FaceTarget]] = {}
+    for j in todo:
+        task = tasks[j]
+        key = (task.src, task.bbox, task.crop)
+        got = decoded[task.src]
+        if key not in targets and not isinstance(got, str):
+            targets[key] = faces_of(task, got[0], config)
+    faces = [(key[0], t) for key, ts in targets.items() for t in ts]
     located = dict(
         zip(
-            faces,
+            [(src, t.box) for src, t in faces],
             P.locate_batch(
                 [decoded[src][0] for src, _ in faces],  # type: ignore[index]
-                [bbox for _, bbox in faces],
+                [t.box for _, t in faces],
                 methods=config.methods,
-                fallback=config.fallback,
+                fallback=[config.fallback and t.fallback_allowed for _, t in faces],
                 mode=config.landmark_mode,
+                detected=[not t.fallback_allowed for _, t in faces],
             ),
         )
     )
     for j in todo:
-        task = tasks[j]
-        row = _base_row(task, config)
-        got = decoded[task.src]
-        if isinstance(got, str):
-            rows[j] = dict(row, failure=got)
-            continue
-        image, mode = got
-        loc = located[(task.src, task.bbox)]
+        rows[j] = _make(tasks[j], decoded[tasks[j].src], targets.get((tasks[j].src, tasks[j].bbox, tasks[j].crop)),
+                        located, config, out_dir)
+    return [r for rs in rows for r in rs]
+
+
+def _make(
+    task: Task,
+    got: tuple[np.ndarray, str] | str,
+    targets: list[FaceTarget] | None,
+    located: dict[tuple[str, tuple[float, ...]], P.Located],
+    config: SynthConfig,
+    out_dir: Path,
+) -> list[dict[str, Any]]:
+    """One variant image with every face of the picture drawn on; one row per face (failures too)."""
+    if isinstance(got, str):
+        return [dict(_base_row(task, config), failure=got)]
+    if not targets:
+        return [dict(_base_row(task, config), failure=NO_FACE)]
+    image, mode = got
+    canvas = image
+    out: list[dict[str, Any]] = []
+    drawn: list[dict[str, Any]] = []
+    for face in targets:
+        loc = located[(task.src, face.box)]
+        row = _base_row(task, config, face)
         row.update(
             landmark_method=loc.method or None,
             landmark_confidence=loc.confidence,
             landmark_notes="; ".join(loc.notes) or None,
+            placement=None if not loc.ok else ("fallback" if loc.method == P.PRIOR else "landmarks"),
             color_mode=mode,
         )
         if not loc.ok:
-            rows[j] = dict(row, failure=f"no landmarks: {loc.failure}")
+            out.append(dict(row, failure=f"no landmarks: {loc.failure}"))
             continue
         try:
-            placed, stats = _draw(image, loc.points, task, config)
-            data = encode_variant(placed.image, mode, task.rel)
-            _write(out_dir / task.rel, data)
+            placed, stats = _draw(canvas, loc.points, task, config, face.index)
         except (ValueError, cv2.error, np.linalg.LinAlgError) as exc:
-            rows[j] = dict(row, failure=f"drawing failed: {exc}")
+            out.append(dict(row, failure=f"drawing failed: {exc}"))
             continue
+        canvas = placed.image
+        row.update(stats)
+        drawn.append(row)
+    if drawn:
+        try:
+            data = encode_variant(canvas, mode, task.rel)
+            _write(out_dir / task.rel, data)
+        except ValueError as exc:
+            return out + [dict(r, failure=f"encoding failed: {exc}") for r in drawn]
         h, w = image.shape[:2]
-        row.update(stats, width=w, height=h, sha256=hashlib.sha256(data).hexdigest(), failure=None)
-        rows[j] = row
-    return [r for r in rows if r is not None]
+        digest = hashlib.sha256(data).hexdigest()
+        out += [dict(r, width=w, height=h, sha256=digest, failure=None) for r in drawn]
+    return sorted(out, key=lambda r: r.get("face_index") or 0)

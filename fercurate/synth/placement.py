@@ -2,8 +2,10 @@
 
 The chain tries the MediaPipe face mesh, then dlib's 68-point predictor (both through
 :mod:`fercurate.faces.landmarks`), and, when both fail or give an implausible shape, falls back to the
-mean FER2013-crop shape placed in the dataset's face box (or the whole image): method ``prior``,
-confidence 0. Every fallback keeps the reasons the earlier methods gave, so rows can be filtered.
+mean FER2013-crop shape placed in the face box: method ``prior``, confidence 0. The fallback is only
+allowed per face by the caller, where the manifest itself says the picture is a face crop (a dataset
+face box, or a dataset of aligned crops): a face box found by a detector is no such promise, and a
+picture with no face must get no mask. Every fallback keeps the reasons the earlier methods gave.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fercurate.synth import shapes as S
+from fercurate.synth.calibration import correct_mesh
 from fercurate.synth.geometry import FaceFrame, coverage, mask_outline
 
 DEFAULT_METHODS: tuple[str, ...] = ("mediapipe", "dlib")
@@ -67,6 +70,22 @@ def implausible(points: np.ndarray, width: int, height: int) -> str | None:
     return None
 
 
+def outside_box(points: np.ndarray, bbox: Sequence[float]) -> str | None:
+    """Why landmarks cannot belong to the detected face ``bbox`` (None when they do).
+
+    A landmark model handed a detector's box can still return a face-sized shape somewhere else (or a
+    frame-sized one); a mask drawn from it would not be on that face.
+    """
+    x, y, w, h = (float(v) for v in bbox)
+    frame = FaceFrame.from_points(points)
+    nose = points[S.NOSE_TIP]
+    if not (x - 0.25 * w <= nose[0] <= x + 1.25 * w and y - 0.25 * h <= nose[1] <= y + 1.25 * h):
+        return "landmarks not on the detected face (nose tip outside its box)"
+    if frame.length > 1.5 * max(w, h):
+        return f"landmark face {frame.length:.0f} px nose-to-chin, larger than the detected face ({max(w, h):.0f} px)"
+    return None
+
+
 def prior_points(width: int, height: int, bbox: Sequence[float] | None) -> np.ndarray:
     """The fallback: the mean FER2013-crop shape in ``bbox`` (x, y, w, h) or the whole image."""
     if bbox is not None and bbox[2] > 1 and bbox[3] > 1:
@@ -89,10 +108,15 @@ def locate_batch(
     bboxes: Sequence[Sequence[float] | None],
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
-    fallback: bool = True,
+    fallback: bool | Sequence[bool] = True,
     mode: str = "fast",
+    detected: Sequence[bool] | None = None,
 ) -> list[Located]:
-    """Landmarks for many images: each method runs once over the images still unplaced (batched)."""
+    """Landmarks for many images: each method runs once over the images still unplaced (batched).
+
+    ``fallback``: for all images or per image, whether the mean shape may stand in for failed methods.
+    ``detected``: per image, whether its box came from a face detector (landmarks must then lie on it).
+    """
     from fercurate.faces import landmarks as lm
 
     mesh_options = LANDMARK_MODES[mode]
@@ -112,17 +136,22 @@ def locate_batch(
                 still.append(i)
                 continue
             pts = to68(res)
+            if method == "mediapipe":
+                pts = correct_mesh(pts)  # small faces: towards the iBUG convention (see calibration)
             h, w = images[i].shape[:2]
             why = implausible(pts, w, h)
+            if why is None and detected is not None and detected[i] and bboxes[i] is not None:
+                why = outside_box(pts, bboxes[i])  # type: ignore[arg-type]
             if why is not None:
                 notes[i].append(f"{method}: {why}")
                 still.append(i)
                 continue
             out[i] = Located(pts, method, float(res.score), notes[i])
         todo = still
+    allowed = [fallback] * n if isinstance(fallback, bool) else list(fallback)
     for i in todo:
         h, w = images[i].shape[:2]
-        if fallback:
+        if allowed[i]:
             out[i] = Located(prior_points(w, h, bboxes[i]), PRIOR, 0.0, notes[i])
         else:
             out[i] = Located(None, "", 0.0, notes[i])

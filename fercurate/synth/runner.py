@@ -2,8 +2,15 @@
 
 ``run`` plans every (parent, variant) pair in the main process (style, colour, seed and output path
 all follow from the run's seed and the parent's sample_id), then workers on all cores decode the
-parents, find landmarks (batched per chunk), draw, and write each image atomically (temp file +
-rename). The result is:
+parents, find the faces, find landmarks (batched per chunk), draw, and write each image atomically
+(temp file + rename).
+
+Which faces: a row's dataset face box, else the whole picture when the manifest is a dataset of
+aligned face crops (:func:`face_crop_manifest`), else every face a detector finds in the picture
+(``faces="largest"``: only the largest), all drawn on one variant image with one row per face
+(``<id>#face2`` ... when there are several). A picture where no detector finds a face is a failure
+row, never a mask; the mean-face fallback is only used where the manifest says the face is there
+(box or aligned crop), and its rows say ``placement=fallback``. The result is:
 
 * ``manifests/<name>.parquet``: schema-v1 rows pointing back at their parent (``derived_from``,
   ``variant``, ``seed``, the parent's labels/split/bbox, the new image's own path/size/sha256);
@@ -39,11 +46,11 @@ from fercurate.errors import InputError
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, build_table, read_manifest, rejects_path, write_manifest, write_rejects
 from fercurate.parallel import map_chunks, resolve_workers
-from fercurate.schema import REJECTS_SCHEMA
+from fercurate.schema import BBOX_TYPE, REJECTS_SCHEMA
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
 from fercurate.synth import placement as P
-from fercurate.synth.pipeline import KINDS, LOSSLESS, SynthConfig, Task, init_worker, process_chunk
+from fercurate.synth.pipeline import FACE_CHOICES, KINDS, LOSSLESS, SynthConfig, Task, init_worker, process_chunk
 from fercurate.synth.seeds import rng, sample_seed
 from fercurate.synth.templates import TemplateSet, read_template_config
 from fercurate.workspace import Workspace, layer_path
@@ -62,6 +69,11 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("occlusion_type", pa.string()),
         pa.field("seed", pa.int64()),
         pa.field("view", pa.string()),  # template view, or the procedural variant
+        pa.field("face_index", pa.int32()),  # which face of the picture (1-based, left to right)
+        pa.field("faces_found", pa.int32()),  # faces the detectors found in the picture (1 for a given box)
+        pa.field("face_box", BBOX_TYPE),  # the face box this row's mask was placed in
+        pa.field("face_source", pa.string()),  # manifest / crop / mediapipe / dlib / mediapipe+dlib
+        pa.field("placement", pa.string()),  # landmarks, or fallback (mean face shape in the box)
         pa.field("landmark_method", pa.string()),  # mediapipe / dlib / prior
         pa.field("landmark_confidence", pa.float32()),
         pa.field("landmark_notes", pa.string()),  # why earlier methods were not used
@@ -116,6 +128,24 @@ class SynthResult:
 # --- planning ------------------------------------------------------------------------------------
 
 
+def face_crop_manifest(manifest: Manifest) -> str | None:
+    """Why every picture of ``manifest`` is one face crop (None when the manifest does not say so).
+
+    Read from what the ingester recorded: FERPlus (48x48 FER2013 crops), RAF-DB ``images="aligned"``,
+    SFEW where every split used its ``*_Aligned_Faces`` folder.
+    """
+    source = manifest.meta.source or {}
+    dataset = manifest.dataset
+    if dataset == "ferplus" and "label_mode" in source:  # written by fercurate.ingest.ferplus
+        return "FERPlus: 48x48 FER2013 face crops"
+    if dataset == "rafdb" and source.get("images") == "aligned":
+        return "RAF-DB aligned faces"
+    folders = source.get("folders") or {}
+    if dataset == "sfew" and folders and all("aligned" in str(f).lower() for f in folders.values()):
+        return "SFEW aligned faces"
+    return None
+
+
 def _split_list(values: Sequence[str]) -> tuple[str, ...]:
     out: list[str] = []
     for v in values:
@@ -166,6 +196,8 @@ def validate(config: SynthConfig) -> tuple[SynthConfig, TemplateSet | None]:
         if config.size is not None and not 0.05 <= config.size <= 1.0:
             raise InputError(f"--size {config.size}: the covered fraction of the face must be in [0.05, 1]")
         config = replace(config, styles=styles, shapes=shapes, colours=colours)
+    if config.faces not in FACE_CHOICES:
+        raise InputError(f"--faces {config.faces!r}: use {' or '.join(FACE_CHOICES)}")
     if config.per_image < 1:
         raise InputError(f"--per-image {config.per_image}: must be at least 1")
     for m in config.methods:
@@ -202,6 +234,7 @@ def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task
     rels = t.column("image_path").to_pylist()
     boxes = t.column("bbox").to_pylist()
     root = manifest.root
+    crop = face_crop_manifest(manifest) is not None
     tasks: list[Task] = []
     for i in rows.tolist():
         sid, rel = ids[i], rels[i]
@@ -218,7 +251,7 @@ def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task
             spec = _choose(config, style, seed)
             tag = k if (config.per_image > 1 and not config.each) else None
             out_rel = _out_rel(rel, spec.variant, tag, lossless)
-            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec))
+            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec, crop=crop))
     return tasks
 
 
@@ -234,8 +267,9 @@ def _journal(out_dir: Path, name: str) -> Path:
     return out_dir / JOURNAL_DIR / name
 
 
-def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, dict[str, Any]]:
-    """Provenance rows of images made earlier: the journal of an interrupted run, else the layer."""
+def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Provenance rows of images made earlier, by image path (one per face drawn on the image): the
+    journal of an interrupted run, else the layer."""
     found: dict[str, dict[str, Any]] = {}
     sources = []
     lp = layer_path(manifest_path, "synth")
@@ -254,7 +288,10 @@ def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, d
         for r in table.select(SYNTH_SCHEMA.names).to_pylist():
             if r["failure"] is None:
                 found[r["sample_id"]] = r
-    return found
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for r in found.values():
+        by_image.setdefault(r["image_path"], []).append(r)
+    return by_image
 
 
 def _select_rows(manifest: Manifest, splits: Sequence[str], limit: int | None) -> np.ndarray:
@@ -283,6 +320,15 @@ def _assemble(manifest: Manifest, ok: list[dict[str, Any]]) -> pa.Table:
     for pf, r in zip(parent_flags, ok):
         extra = ["synthetic"] + (["synth_prior_landmarks"] if r["landmark_method"] == P.PRIOR else [])
         flags.append(list(dict.fromkeys(list(pf or []) + extra)))
+    # a detected face: the row's box is that face's; the parent's landmarks (if any) are not its own
+    detected = [r.get("face_source") not in (None, "manifest", "crop") for r in ok]
+    if any(detected):
+        boxes = cols["bbox"].to_pylist()
+        marks = cols["landmarks"].to_pylist()
+        for k, (det, r) in enumerate(zip(detected, ok)):
+            if det:
+                boxes[k], marks[k] = r["face_box"], None
+        cols["bbox"], cols["landmarks"] = boxes, marks
     cols.update(
         sample_id=[r["sample_id"] for r in ok],
         image_path=[r["image_path"] for r in ok],
@@ -371,13 +417,13 @@ def run(
         previous = _previous_rows(out, name, out_manifest)
         fresh = []
         for t in tasks:
-            prev = previous.get(t.sample_id)
-            same = prev is not None and (prev["seed"], prev["variant"], prev["derived_from"]) == (
-                t.seed, t.spec.variant, t.parent_id
+            prev = previous.get(t.rel, [])
+            same = bool(prev) and all(
+                (p["seed"], p["variant"], p["derived_from"]) == (t.seed, t.spec.variant, t.parent_id) for p in prev
             )
             if same:
-                prev = dict(prev, parent_row=t.parent_row + 1)
-                fresh.append(replace(t, reuse=prev))
+                reuse = tuple(dict(p, parent_row=t.parent_row + 1) for p in prev)
+                fresh.append(replace(t, reuse=reuse))
             else:
                 fresh.append(t)
         tasks = fresh
@@ -408,7 +454,9 @@ def run(
         {
             "dataset": parent.dataset, "source_file": src_name, "row": r["parent_row"],
             "image_path": parent.table.column("image_path")[r["parent_row"] - 1].as_py(),
-            "reason": r["failure"], "raw": f"{r['derived_from']} -> {r['variant']}",
+            "reason": r["failure"],
+            "raw": f"{r['derived_from']} -> {r['variant']}"
+            + (f" (face {r['face_index']} of {r['faces_found']})" if r.get("face_index") else ""),
         }
         for r in bad
     ]
