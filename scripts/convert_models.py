@@ -6,6 +6,8 @@ release that ships them) and writes them as package data:
 
 * ``face_landmark.tflite`` (468-point mesh), ``face_detection_short_range.tflite`` and
   ``face_detection_full_range_sparse.tflite`` (BlazeFace): copied byte for byte;
+* ``face_mesh_triangles.npz``: the mesh's triangles, recovered (as 3-cliques) from the tessellation
+  edges listed in the wheel's ``mediapipe/python/solutions/face_mesh_connections.py``;
 * ``face_landmark_with_attention.tflite`` (478 points) uses three MediaPipe custom ops
   (Landmarks2TransformMatrix, TransformTensorBilinear, TransformLandmarks) that stock LiteRT lacks.
   It is cut at those ops into ``face_landmark_attention_backbone.tflite`` (image -> mesh, face flag,
@@ -25,11 +27,15 @@ The wheel may also be given as an unpacked folder (``.../site-packages``). Outpu
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
+import io
 import json
 import sys
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 import flatbuffers
 from ai_edge_litert import schema_py_generated as S
@@ -42,6 +48,7 @@ COPY = {
     "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": "face_detection_full_range_sparse.tflite",
 }
 ATTENTION = "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"
+CONNECTIONS = "mediapipe/python/solutions/face_mesh_connections.py"
 CUSTOM = ("Landmarks2TransformMatrix", "TransformTensorBilinear", "TransformLandmarks")
 
 
@@ -50,6 +57,25 @@ def read_member(source: Path, member: str) -> bytes:
         return (source / member).read_bytes()
     with zipfile.ZipFile(source) as z:
         return z.read(member)
+
+
+def mesh_triangles(source: str) -> bytes:
+    """The mesh triangles (T, 3) as an npz: 3-cliques of FACEMESH_TESSELATION's edges, sorted."""
+    tree = ast.parse(source)
+    edges = None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "FACEMESH_TESSELATION":
+            edges = ast.literal_eval(node.value.args[0])  # frozenset([...]): the list literal
+    if edges is None:
+        raise SystemExit(f"{CONNECTIONS} has no FACEMESH_TESSELATION")
+    adj: dict[int, set[int]] = {}
+    for a, b in edges:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = sorted({tuple(sorted((a, b, c))) for a, b in edges for c in adj[a] & adj[b]})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, triangles=np.array(tris, dtype=np.int16))
+    return buf.getvalue()
 
 
 def op_name(model: S.ModelT, op: S.OperatorT) -> str:
@@ -173,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     files: dict[str, bytes] = {}
     for member, name in COPY.items():
         files[name] = read_member(args.wheel, member)
+    files["face_mesh_triangles.npz"] = mesh_triangles(read_member(args.wheel, CONNECTIONS).decode())
     backbone, heads, spec = split_attention(read_member(args.wheel, ATTENTION))
     files["face_landmark_attention_backbone.tflite"] = backbone
     files["face_landmark_attention_heads.tflite"] = heads

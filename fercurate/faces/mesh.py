@@ -116,34 +116,37 @@ def landmarks_to_transform_matrix(landmarks: np.ndarray, options: dict) -> np.nd
     return (shift @ turn @ scale @ back).astype(np.float32)
 
 
-def transform_tensor_bilinear(features: np.ndarray, matrix: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """TransformTensorBilinear: sample (H, W, C) features at the matrix's image of an out_h x out_w grid.
+def transform_tensor_bilinear(features: np.ndarray, matrices: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """TransformTensorBilinear: sample (H, W, C) features at each matrix's image of an out_h x out_w grid.
 
-    Pixel centres at +0.5 (the kernel's align-corners correction); samples outside the map are 0.
+    ``matrices`` (K, 4, 4) or (4, 4) -> (K, out_h, out_w, C) or (out_h, out_w, C). Pixel centres at
+    +0.5 (the kernel's align-corners correction); samples outside the map are 0.
     """
-    h, w, _ = features.shape
-    xt = matrix[0].astype(np.float32).copy()
-    yt = matrix[1].astype(np.float32).copy()
-    xt[3] += xt[0] * 0.5 + xt[1] * 0.5 - 0.5
-    yt[3] += yt[0] * 0.5 + yt[1] * 0.5 - 0.5
-    gy, gx = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
-    tx = xt[0] * gx + xt[1] * gy + xt[3]
-    ty = yt[0] * gx + yt[1] * gy + yt[3]
+    single = matrices.ndim == 2
+    mats = np.asarray(matrices, np.float32).reshape(-1, 4, 4)
+    h, w, c = features.shape
+    xt, yt = mats[:, 0].copy(), mats[:, 1].copy()
+    xt[:, 3] += xt[:, 0] * 0.5 + xt[:, 1] * 0.5 - 0.5
+    yt[:, 3] += yt[:, 0] * 0.5 + yt[:, 1] * 0.5 - 0.5
+    gy, gx = (g.ravel() for g in np.mgrid[0:out_h, 0:out_w].astype(np.float32))
+    tx = (xt[:, 0:1] * gx + xt[:, 1:2] * gy + xt[:, 3:4]).ravel()
+    ty = (yt[:, 0:1] * gx + yt[:, 1:2] * gy + yt[:, 3:4]).ravel()
     outside = (tx < 0) | (tx > w - 1) | (ty < 0) | (ty > h - 1)
-    x0 = np.floor(tx).astype(np.int64)
-    y0 = np.floor(ty).astype(np.int64)
-    fx = (tx - x0)[..., None]
-    fy = (ty - y0)[..., None]
-    padded = np.pad(features, ((1, 1), (1, 1), (0, 0)))  # reads one past the border give 0
-
-    def at(yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        return padded[np.clip(yy, -1, h) + 1, np.clip(xx, -1, w) + 1]
-
-    upper = (1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)
-    lower = (1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)
+    fx0, fy0 = np.floor(tx), np.floor(ty)
+    fx, fy = (tx - fx0)[:, None], (ty - fy0)[:, None]
+    x0, y0 = fx0.astype(np.int64), fy0.astype(np.int64)
+    # reads one past the border give 0: index a zero-padded copy, flattened to (pixels, channels)
+    padded = np.zeros((h + 2, w + 2, c), np.float32)
+    padded[1:-1, 1:-1] = features
+    flat = padded.reshape(-1, c)
+    xa, xb = np.clip(x0, -1, w) + 1, np.clip(x0 + 1, -1, w) + 1
+    ya, yb = (np.clip(y0, -1, h) + 1) * (w + 2), (np.clip(y0 + 1, -1, h) + 1) * (w + 2)
+    upper = (1 - fx) * flat.take(ya + xa, axis=0) + fx * flat.take(ya + xb, axis=0)
+    lower = (1 - fx) * flat.take(yb + xa, axis=0) + fx * flat.take(yb + xb, axis=0)
     out = fy * lower + (1 - fy) * upper
     out[outside] = 0.0
-    return out.astype(np.float32)
+    out = out.reshape(len(mats), out_h, out_w, c)
+    return out[0] if single else out
 
 
 def transform_landmarks(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -166,14 +169,17 @@ class _AttentionModel:
         t = self.backbone(input_1=crop)
         ops = self.spec["ops"]
         for op in ops:
-            opts = op["options"]
             if op["op"] == "Landmarks2TransformMatrix":
-                t[op["outputs"][0]] = landmarks_to_transform_matrix(t[op["inputs"][0]], opts)
-            elif op["op"] == "TransformTensorBilinear":
-                features, matrix = (t[n] for n in op["inputs"])
-                t[op["outputs"][0]] = transform_tensor_bilinear(
-                    features, matrix, opts["output_height"], opts["output_width"]
-                )
+                t[op["outputs"][0]] = landmarks_to_transform_matrix(t[op["inputs"][0]], op["options"])
+        # the region crops, all from the same feature map at the same size: one gather
+        crops = [op for op in ops if op["op"] == "TransformTensorBilinear"]
+        features = t[crops[0]["inputs"][0]]
+        size = crops[0]["options"]["output_height"], crops[0]["options"]["output_width"]
+        if any(op["inputs"][0] != crops[0]["inputs"][0] or (op["options"]["output_height"], op["options"]["output_width"]) != size for op in crops):
+            raise ValueError("attention model spec: region crops differ in source or size")
+        sampled = transform_tensor_bilinear(features, np.stack([t[op["inputs"][1]] for op in crops]), *size)
+        for op, region in zip(crops, sampled):
+            t[op["outputs"][0]] = region
         t.update(self.heads(**{n: t[n] for n in self.spec["heads"]["inputs"]}))
         for op in ops:
             if op["op"] == "TransformLandmarks":
