@@ -27,7 +27,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201 - hook wrapper
-    """Fold every "... not available" skip (real data, a browser) into one summary line per reason.
+    """Fold every "... not available" skip (missing real data) into one summary line per reason.
 
     pytest's ``-ra`` summary groups skips by (file, line, reason); each test's own line would list the
     same missing folder 60+ times, so such skips are reported at this file, without a line.
