@@ -211,7 +211,9 @@ class MeshLandmarker:
             self._attention = _AttentionModel(threads)
         else:
             self._base = TfliteModel("face_landmark.tflite", threads)
-            (self._mesh_out, self._flag_out) = sorted(self._base.outputs)  # conv2d_21: mesh, conv2d_31: flag
+            details = self._base.interpreter.get_output_details()
+            self._mesh_out = next(d["name"] for d in details if int(np.prod(d["shape"])) == 468 * 3)
+            self._flag_out = next(d["name"] for d in details if int(np.prod(d["shape"])) == 1)
 
     def _one(self, crop: np.ndarray) -> tuple[np.ndarray, float]:
         x = crop.astype(np.float32) * np.float32(1.0 / 255.0)
