@@ -45,7 +45,9 @@ OUT = Path(__file__).resolve().parents[1] / "fercurate" / "faces" / "models"
 COPY = {
     "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark.tflite",
     "mediapipe/modules/face_detection/face_detection_short_range.tflite": "face_detection_short_range.tflite",
-    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": "face_detection_full_range_sparse.tflite",
+    "mediapipe/modules/face_detection/face_detection_full_range_sparse.tflite": (
+        "face_detection_full_range_sparse.tflite"
+    ),
 }
 ATTENTION = "mediapipe/modules/face_landmark/face_landmark_with_attention.tflite"
 CONNECTIONS = "mediapipe/python/solutions/face_mesh_connections.py"
@@ -164,7 +166,10 @@ def split_attention(data: bytes) -> tuple[bytes, bytes, dict]:
 
     spec = {
         "source": ATTENTION,
-        "backbone": {"inputs": [tensor_name(sg, t) for t in sg.inputs], "outputs": [tensor_name(sg, t) for t in a_outputs]},
+        "backbone": {
+            "inputs": [tensor_name(sg, t) for t in sg.inputs],
+            "outputs": [tensor_name(sg, t) for t in a_outputs],
+        },
         "heads": {"inputs": [tensor_name(sg, t) for t in b_inputs], "outputs": [tensor_name(sg, t) for t in b_outputs]},
         "ops": [
             {
@@ -176,7 +181,11 @@ def split_attention(data: bytes) -> tuple[bytes, bytes, dict]:
             for k in custom
         ],
         # the model's region outputs are reshapes of these custom-op outputs
-        "regions": {name: _final_source(sg, producer, names, t) for name, t in final.items() if name.startswith("output_") and name != "output_mesh_identity"},
+        "regions": {
+            name: _final_source(sg, producer, names, t)
+            for name, t in final.items()
+            if name.startswith("output_") and name != "output_mesh_identity"
+        },
     }
     return backbone, heads, spec
 

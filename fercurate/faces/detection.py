@@ -2,8 +2,8 @@
 
 BlazeFace is MediaPipe's face detector (short- and full-range models, Apache-2.0, shipped in
 ``fercurate/faces/models/``) run on LiteRT with MediaPipe's own anchors, decoding and weighted
-non-maximum suppression (:class:`BlazeFace`); dlib's HOG detector is built into dlib. Small images are upscaled before detection, since both detectors miss
-faces under ~40 px.
+non-maximum suppression (:class:`BlazeFace`); dlib's HOG detector is built into dlib. Small images
+are upscaled before detection, since both detectors miss faces under ~40 px.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class BlazeFace:
         self.config = config
         self.model = TfliteModel(config.model)
         (self._input,) = self.model.inputs
-        sizes = {name: int(np.prod(self.model.interpreter.get_tensor(i).shape)) for name, i in self.model.outputs.items()}
+        outputs = self.model.interpreter.get_output_details()
+        sizes = {d["name"]: int(np.prod(d["shape"])) for d in outputs}
         self.anchors = ssd_anchors(config)
         n = len(self.anchors)
         self._boxes = next(k for k, v in sizes.items() if v == n * 16)

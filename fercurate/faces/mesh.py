@@ -175,7 +175,8 @@ class _AttentionModel:
         crops = [op for op in ops if op["op"] == "TransformTensorBilinear"]
         features = t[crops[0]["inputs"][0]]
         size = crops[0]["options"]["output_height"], crops[0]["options"]["output_width"]
-        if any(op["inputs"][0] != crops[0]["inputs"][0] or (op["options"]["output_height"], op["options"]["output_width"]) != size for op in crops):
+        shapes = {(op["inputs"][0], op["options"]["output_height"], op["options"]["output_width"]) for op in crops}
+        if len(shapes) != 1:
             raise ValueError("attention model spec: region crops differ in source or size")
         sampled = transform_tensor_bilinear(features, np.stack([t[op["inputs"][1]] for op in crops]), *size)
         for op, region in zip(crops, sampled):
