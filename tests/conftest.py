@@ -25,6 +25,21 @@ os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(_FO_TMP / "plugins"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201 - hook wrapper
+    """Fold every "... not available" skip (missing real data) into one summary line per reason.
+
+    pytest's ``-ra`` summary groups skips by (file, line, reason); each test's own line would list the
+    same missing folder 60+ times, so such skips are reported at this file, without a line.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = report.longrepr[2]
+        if "not available" in reason:
+            report.longrepr = ("tests/conftest.py", None, reason)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` (real datasets); tests using it skip cleanly when it is absent."""

@@ -40,13 +40,13 @@ def test_face_detector_uses_full_range_model_only_when_needed(faces_dir: Path) -
 
     photo = read_image(faces_dir / "pyfeat_single_face.jpg")
     near = D.detect_mediapipe(photo)
-    short = D._mediapipe_detector(False).process(to_rgb(photo)).detections
+    short = D._blazeface(False)(to_rgb(photo))
     assert near and short and near[0].score >= D.CONFIDENT
-    assert near[0].score == pytest.approx(float(short[0].score[0]))
+    assert near[0].score == pytest.approx(short[0][1])
     canvas = np.full((720, 720, 3), 128, np.uint8)
     small = cv2.resize(photo, (100, round(100 * photo.shape[0] / photo.shape[1])))
     canvas[300 : 300 + small.shape[0], 200:300] = small
-    assert not D._mediapipe_detector(False).process(to_rgb(canvas)).detections
+    assert not D._blazeface(False)(to_rgb(canvas))
     far = D.detect_mediapipe(canvas)
     assert far, "the full-range model should find the small face"
     x, y, w, h = far[0].bbox

@@ -147,7 +147,7 @@ def detect_batch(
     refine: bool = True,
     passes: int = 2,
 ) -> list[FaceLandmarks]:
-    """:func:`detect` for many images at once (the mesh network sees them as one pipelined batch)."""
+    """:func:`detect` for many images at once (one call into the mesh runtime for all their crops)."""
     if method not in METHODS:
         raise ValueError(f"unknown landmark method {method!r} (use one of {', '.join(METHODS)})")
     if bboxes is None:

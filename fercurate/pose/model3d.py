@@ -150,15 +150,12 @@ def depth_scale_error(model: np.ndarray, faces2d: np.ndarray, weights: np.ndarra
 
 
 def triangles() -> np.ndarray:
-    """Triangles of the MediaPipe mesh, recovered from its tessellation edges (3-cliques)."""
-    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+    """Triangles (T, 3) of the MediaPipe mesh: 3-cliques of its tessellation edges, packaged by
+    ``scripts/convert_models.py`` in ``fercurate/faces/models/face_mesh_triangles.npz``."""
+    from fercurate.faces.mesh import MODELS
 
-    adj: dict[int, set[int]] = {}
-    for a, b in FACEMESH_TESSELATION:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
-    tris = {tuple(sorted((a, b, c))) for a, b in FACEMESH_TESSELATION for c in adj[a] & adj[b]}
-    return np.array(sorted(tris), dtype=np.int64)
+    with np.load(MODELS / "face_mesh_triangles.npz") as data:
+        return data["triangles"].astype(np.int64)
 
 
 def locate_on_mesh(points2d: np.ndarray, mesh2d: np.ndarray, tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
