@@ -140,7 +140,7 @@ def test_training_curves_and_settings_come_from_the_run(tiny) -> None:
     sha = hashlib.sha256((ws / "manifests/toy.parquet").read_bytes()).hexdigest()
     assert f"{sha} (unchanged since training)" in html
     assert "epochs done</td><td class=\"l\">2 of 2" in html
-    assert "not recorded by fercurate train" in html
+    assert "not recorded by fercurate train" not in html and "last epoch finished" in html
     assert 'href="#run-0">its training run</a>' in html
 
 
@@ -151,3 +151,26 @@ def test_quality_pages_are_styled_and_formatted(tiny) -> None:
     assert not re.search(r"\d\.\d{4,}", re.sub(r"<[^>]+>", " ", page))  # no raw fractions or 6-decimal scores
     leak = pd.read_csv(result.index.parent / "quality" / "leakage.csv")
     assert len(leak)
+
+
+def test_runs_and_evals_record_what_they_ran_on(tiny) -> None:
+    ws, result = tiny
+    records = [json.loads(x) for x in (ws / "runs/tiny/metrics.jsonl").read_text().splitlines()]
+    start = records[0]
+    assert start["event"] == "start" and start["environment"]["device"] == "cpu"
+    assert start["environment"]["packages"]["torch"] and start["environment"]["cpu_count"] >= 1
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert len(epochs) == 2 and all(r["finished_at"] >= start["started_at"] for r in epochs)
+    # RAN logs its self-attention per crop on the validation faces: one weight per region, the face first
+    assert all(len(r["val_mu_mean"]) == len(r["val_mu_sd"]) == 6 for r in epochs)
+    assert all(0.0 <= v <= 1.0 for r in epochs for v in r["val_mu_mean"])
+    metrics = json.loads((ws / "runs/tiny/eval/metrics.json").read_text())
+    from fercurate.ran.checkpoint import file_sha256
+
+    assert metrics["manifest_sha256"] == file_sha256(ws / "manifests/toy.parquet")
+    assert metrics["seconds"] > 0 and metrics["environment"]["packages"]["numpy"]
+    text = unescape(re.sub(r"<[^>]+>", " ", result.index.read_text()))
+    assert "not recorded by fercurate" not in text
+    assert "package versions" in text and "manifest SHA-256 when scored" in text and "unchanged since scoring" in text
+    curves = cv2.imread(str(result.index.parent / "run-0_curves.png"))
+    assert curves is not None and curves.shape[1] > 1500  # four panels: loss, accuracy, LR, attention

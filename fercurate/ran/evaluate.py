@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,7 +35,9 @@ from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
 from fercurate.labels import CANONICAL_LABELS
 from fercurate.manifest import Manifest, read_manifest
+from fercurate.provenance import environment, now_utc
 from fercurate.ran import data as rdata
+from fercurate.ran.checkpoint import file_sha256
 from fercurate.ran.metrics import accuracy_summary, bootstrap_ci, confusion_matrix
 from fercurate.ran.predictor import Predictor, describe, load_predictor, pick_device, run_model
 from fercurate.subsets import SubsetInfo, paper_condition
@@ -168,6 +171,7 @@ def evaluate(
     the current one). ``labels`` gives a TorchScript/ONNX model's output order (see
     :func:`fercurate.labels.parse_labels`).
     """
+    started, t0 = now_utc(), time.perf_counter()
     ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
     predictor = load_predictor(model_path, device=device, input_size=input_size, labels=labels, input_norm=input_norm)
     subsets = list(subsets or [])
@@ -257,7 +261,9 @@ def evaluate(
     boards = format_leaderboards(results, predictor, m)
     probs_path = None
     if out_dir is not None:
-        _write_report(out_dir, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards,
+        run = {"started_at": started, "seconds": round(time.perf_counter() - t0, 2),
+               "manifest_sha256": file_sha256(m.path), "environment": environment(predictor.device)}
+        _write_report(out_dir, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards, run,
                       draw_attention, store, lms)
     if save_probs:
         probs_path = write_probs(probs_frame(ids, probs), save_probs, predictor, m)
@@ -380,9 +386,9 @@ def predict_proba(
 # --- report files --------------------------------------------------------------------------------------
 
 
-def _write_report(out: Path, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards, draw_n, store, lms) -> None:  # noqa: ANN001, PLR0913
+def _write_report(out: Path, results, samples, probs, preds, res, predictor, m, excluded, notes, table, boards, run, draw_n, store, lms) -> None:  # noqa: ANN001, PLR0913
     out.mkdir(parents=True, exist_ok=True)
-    summary = {
+    summary = {**run,
         "model": str(predictor.path), "model_kind": predictor.kind, "labels": predictor.labels,
         "model_label_order": predictor.model_labels, "contract_sources": predictor.contract.sources,
         "manifest": str(m.path), "dataset": m.dataset, "groups": results, "notes": notes,

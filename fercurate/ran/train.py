@@ -37,6 +37,7 @@ from fercurate.atomic import atomic_path
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.progress import progress
+from fercurate.provenance import environment, now_utc
 from fercurate.ran import data as rdata
 from fercurate.ran.backbone import load_pretrained
 from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
@@ -372,6 +373,8 @@ def train(
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     metrics = _Metrics(out / "metrics.jsonl", d.main, schedule.step_count if state is not None else None)
+    metrics.log({"event": "resume" if state is not None else "start", "step": schedule.step_count,
+                 "started_at": now_utc(), "world_size": d.world, "environment": environment(device)})
     ckpt_file = out / f"{cfg.arch}.pt"
     best_file = out / f"{cfg.arch}.best.pt"
     aug = augment_config(cfg)
@@ -495,7 +498,7 @@ def train(
             "train_rb": totals["rb"] / max(totals["seen"], 1), "train_acc": totals["correct"] / max(totals["seen"], 1),
             "train_seconds": round(time.perf_counter() - t_epoch, 2), "faces_seen": int(totals["seen"]),
             "world_size": d.world,
-            "img_per_s": round(totals["seen"] / max(stats["seconds"], 1e-9), 2),
+            "img_per_s": round(totals["seen"] / max(stats["seconds"], 1e-9), 2), "finished_at": now_utc(),
         }
         if val_samples is not None and d.main:
             lm_val = rdata.landmark_fractions(val_samples, val_store) if cfg.crops == "landmark" else None
@@ -503,6 +506,9 @@ def train(
             summ = accuracy_summary(val_samples.labels, res["probs"].argmax(1), len(labels))
             record.update({"val_acc": summ["accuracy"], "val_mean_class_acc": summ["mean_class_accuracy"],
                            "val_n": summ["n"]})
+            if res["mu"] is not None:  # RAN: self-attention mu per crop over the validation faces
+                record.update({"val_mu_mean": np.round(res["mu"].mean(0), 5).tolist(),
+                               "val_mu_sd": np.round(res["mu"].std(0), 5).tolist()})
             if not best or summ["accuracy"] > best.get("val_acc", -1):
                 best = {"epoch": epoch + 1, "val_acc": summ["accuracy"]}
                 record["best"] = True

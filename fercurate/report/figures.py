@@ -107,7 +107,8 @@ def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -
     """
     steps = [r for r in records if r.get("event") == "train"]
     epochs = [r for r in records if r.get("event") == "epoch"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    attention = [r for r in epochs if isinstance(r.get("val_mu_mean"), list) and "step" in r]
+    fig, axes = plt.subplots(1, 4 if attention else 3, figsize=(17 if attention else 13, 3.4))
 
     def series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
         pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and "step" in r]
@@ -138,6 +139,15 @@ def training_curves(records: Sequence[dict[str, Any]], title: str, path: Path) -
         x, y = [p[0] for p in points], [p[1] for p in points]
         ax.plot(x, y, _few("-", x), ms=4, label="learning rate (as logged)")
     ax.set_title("learning rate", fontsize=10)
+    if attention:  # RAN's self-attention mu per crop on the validation faces: mean +- sd across faces
+        ax = axes[3]
+        x = [r["step"] for r in attention]
+        mean = np.asarray([r["val_mu_mean"] for r in attention], dtype=float)
+        sd = np.asarray([r.get("val_mu_sd") or [0.0] * mean.shape[1] for r in attention], dtype=float)
+        for j in range(mean.shape[1]):
+            line, = ax.plot(x, mean[:, j], _few("o-", x), ms=4, lw=1.4, label="whole face" if j == 0 else f"crop {j}")
+            ax.fill_between(x, mean[:, j] - sd[:, j], mean[:, j] + sd[:, j], color=line.get_color(), alpha=0.12)
+        ax.set_title("attention mu per crop (validation, mean ± sd)", fontsize=10)
     for ax in axes:
         ax.set_xlabel("optimiser step")
         ax.grid(alpha=0.3)

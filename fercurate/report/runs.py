@@ -100,7 +100,28 @@ def run_settings(run: sources.TrainRun, ws: Workspace) -> list[list[Any]]:
         best = st.get("best") or {}
         if best.get("val_acc") is not None:
             rows.append(["best validation accuracy", f"{pct(best['val_acc'])} (epoch {best.get('epoch', '?')})"])
-    rows.append(["not recorded by fercurate train", NOT_RECORDED_TRAIN])
+    starts = [r for r in run.records if r.get("event") in ("start", "resume")]
+    if starts:
+        rows.append(["started", ", resumed ".join(str(r.get("started_at", "?")) for r in starts)])
+        if epochs and epochs[-1].get("finished_at"):
+            rows.append(["last epoch finished", str(epochs[-1]["finished_at"])])
+        rows += environment_rows(starts[-1].get("environment") or {})
+    else:
+        rows.append(["not recorded by fercurate train", NOT_RECORDED_TRAIN])
+    return rows
+
+
+def environment_rows(env: dict[str, Any]) -> list[list[Any]]:
+    """Device, hardware and package versions as (setting, value) rows, from provenance.environment()."""
+    if not env:
+        return []
+    hw = env.get("cpu", "?") + (f", {env['cpu_count']} cores" if env.get("cpu_count") else "")
+    rows = [["device", env.get("device", "?") + (f" ({env['gpu']})" if env.get("gpu") else "")],
+            ["hardware", hw + (f", {env['torch_threads']} torch threads" if env.get("torch_threads") else "")],
+            ["platform", env.get("platform", "?")]]
+    packages = env.get("packages") or {}
+    if packages:
+        rows.append(["package versions", ", ".join(f"{k} {v}" for k, v in packages.items())])
     return rows
 
 
@@ -116,9 +137,9 @@ def training_section(trains: Sequence[tuple[str, sources.TrainRun]], ws: Workspa
         figs.append(png)
         cfg = run.state.get("config", {}) or {}
         attention = ""
-        if cfg.get("arch") == "ran":
-            attention = ('<p class="muted">Attention statistics are not logged during training (metrics.jsonl has loss, '
-                         "accuracy and learning rate); the attention weights per crop of each evaluation are under "
+        if cfg.get("arch") == "ran" and not any("val_mu_mean" in r for r in run.records):
+            attention = ('<p class="muted">This run logged no attention statistics (it predates them, or had no '
+                         "validation split); the attention weights per crop of each evaluation are under "
                          "Evaluation.</p>")
         full = table(["setting", "value"], [[k, _value(v)] for k, v in sorted(cfg.items())], left=2) if cfg else ""
         blocks.append(
@@ -250,8 +271,16 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
                 ["manifest", _rel(Path(str(ev.metrics.get("manifest"))) if ev.metrics.get("manifest") else None, ws)
                  if not ev.manifest else _rel(ev.manifest, ws)],
                 ["manifest SHA-256 now", _sha_now(ev.manifest) or "—"],
-                ["rows not scored", f"{int(ev.metrics.get('excluded', 0)):,}"],
-                ["not recorded by fercurate eval", NOT_RECORDED_EVAL]]
+                ["rows not scored", f"{int(ev.metrics.get('excluded', 0)):,}"]]
+        if ev.metrics.get("environment"):
+            scored_sha = ev.metrics.get("manifest_sha256")
+            same = "unchanged since" if scored_sha and scored_sha == _sha_now(ev.manifest) else "CHANGED since"
+            prov += [["manifest SHA-256 when scored", f"{scored_sha or '—'} ({same} scoring)"],
+                     ["started", str(ev.metrics.get("started_at", "—"))],
+                     ["duration", f"{float(ev.metrics.get('seconds', 0.0)):,.1f} s"],
+                     *environment_rows(ev.metrics["environment"])]
+        else:
+            prov.append(["not recorded by fercurate eval", NOT_RECORDED_EVAL])
         title = f"{model.name if model else '?'} on {manifest_name}"
         noted = [f"fercurate eval noted: {_thousands(str(x))}" for x in ev.metrics.get("notes", [])]
         body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
