@@ -73,7 +73,7 @@ def test_report_renders_in_chromium(demo, tmp_path: Path) -> None:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(result.report.as_uri(), wait_until="load")
         for heading in ("Findings", "Datasets", "Head pose", "Subsets vs Table I", "Occlusion labelling",
-                        "Synthetic variants", "Training runs", "Evaluation vs Table II", "Data quality"):
+                        "Synthetic variants", "Training runs", "Evaluation vs published results", "Data quality"):
             assert page.locator("h2", has_text=heading).count() == 1, heading
         assert page.locator("img").count() >= 10  # label bars x5, pose, synth sheet, curves, confusion matrices
         body = page.inner_text("body")

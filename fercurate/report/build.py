@@ -310,7 +310,7 @@ def build_report(
         ("occlusion", "Occlusion labelling", lambda: occlusion_section(ws, manifests)),
         ("synthetic", "Synthetic variants", lambda: synthetic_section(manifests, out, figs)),
         ("training", "Training runs", lambda: runs.training_section(trains, ws, out, figs)),
-        ("evaluation", "Evaluation vs Table II", lambda: runs.evaluation_section(evals, trains, ws, out, figs)),
+        ("evaluation", "Evaluation vs published results", lambda: runs.evaluation_section(evals, trains, ws, out, figs)),
         ("quality", "Data quality", lambda: quality_section(q, quality_index, out)),
     ]
     sections, summaries = [], {}
