@@ -502,7 +502,8 @@ def train(
         }
         if val_samples is not None and d.main:
             lm_val = rdata.landmark_fractions(val_samples, val_store) if cfg.crops == "landmark" else None
-            res = run_model(model, val_samples, val_store, cfg, device=device, landmarks=lm_val, use_amp=use_amp)
+            res = run_model(model, val_samples, val_store, cfg, device=device, landmarks=lm_val, use_amp=use_amp,
+                            desc=f"validate epoch {epoch + 1}")
             summ = accuracy_summary(val_samples.labels, res["probs"].argmax(1), len(labels))
             record.update({"val_acc": summ["accuracy"], "val_mean_class_acc": summ["mean_class_accuracy"],
                            "val_n": summ["n"]})
