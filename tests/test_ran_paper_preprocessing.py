@@ -64,3 +64,20 @@ def test_paper_landmark_regions_are_clipped_to_the_face() -> None:
     assert float(free[..., 2:].max()) > 1 and float(free[..., :2].min()) < 0
     assert float(clipped.min()) >= 0 and float(clipped.max()) <= 1
     np.testing.assert_allclose(clipped[0, 1].numpy(), [0.0, 0.0, 0.5, 0.6], atol=1e-6)  # radius 0.4 about (0.1, 0.2)
+
+
+def test_torchscript_export_carries_the_alignment_and_scores_like_its_checkpoint(workspace) -> None:  # noqa: ANN001
+    from fercurate.ran.checkpoint import export_torchscript
+
+    torch.set_num_threads(1)
+    make_toy_manifest(workspace, size=32, per_class={"train": 2, "val": 0, "test": 2}, landmarks=True)
+    res = train(_tiny(workspace, workspace / "runs" / "a", align="dlib5"), workspace=workspace, echo=lambda s: None)
+    scripted = export_torchscript(res.checkpoint, workspace / "runs" / "a" / "ran.ts")
+    assert load_predictor(scripted).align == "dlib5" and load_predictor(res.checkpoint).align == "dlib5"
+    ours = evaluate(res.checkpoint, manifest="toy", splits=["test"], n_boot=0, workers=1, workspace=workspace,
+                    echo=lambda s: None)
+    theirs = evaluate(scripted, manifest="toy", splits=["test"], n_boot=0, workers=1, workspace=workspace,
+                      echo=lambda s: None)
+    assert theirs.groups[0]["n"] == ours.groups[0]["n"] == 8
+    assert theirs.groups[0]["accuracy"] == ours.groups[0]["accuracy"]
+    assert theirs.groups[0]["confusion"] == ours.groups[0]["confusion"]

@@ -137,7 +137,7 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
         example = (faces,)
     out = Path(out)
     contract = {"labels": list(state["labels"]), "input_size": size, "channels": "rgb", "input_norm": "unit",
-                "alignment": "manifest face box made square", "crops": crops, "landmark_scale": cfg.landmark_scale}
+                "alignment": cfg.align, "crops": crops, "landmark_scale": cfg.landmark_scale}
     extra = {"labels.txt": "\n".join(state["labels"]), "input_size.txt": str(size), "contract.json": json.dumps(contract)}
     with warnings.catch_warnings():
         # tracing is exact here: shapes only decide which crops are cut, never the data path

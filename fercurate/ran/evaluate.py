@@ -192,7 +192,7 @@ def evaluate(
     store = None
     if cache:
         store = rdata.load_faces(samples, face_size, cache_dir=cache_dir or ws.root / "cache" / "faces", workers=workers,
-                                 desc="decode faces", align=getattr(cfg, "align", "bbox"))
+                                 desc="decode faces", align=predictor.align)
         samples, store = rdata.drop_failures(samples, store)
     else:
         samples = rdata.drop_missing_files(samples)
@@ -372,7 +372,7 @@ def predict_proba(
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
     store = rdata.load_faces(samples, face_size, cache_dir=ws.root / "cache" / "faces", workers=workers, desc="decode faces",
-                             align=getattr(cfg, "align", "bbox"))
+                             align=predictor.align)
     samples, store = rdata.drop_failures(samples, store)
     lms = rdata.landmark_fractions(samples, store) if predictor.crops == "landmark" else None
     res = run_model(predictor, samples, store, cfg, device=predictor.device, landmarks=lms, batch_size=batch_size,

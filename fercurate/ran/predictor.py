@@ -9,8 +9,9 @@ its outputs:
 * ``input_size``: H = W of the input (default: the ONNX input shape, else 224);
 * ``channels``: ``rgb`` (default), ``bgr`` or ``gray`` (one channel);
 * ``input_norm``: ``unit`` (values in [0, 1], default) or ``imagenet`` (ImageNet mean/std);
-* ``alignment``: how faces were prepared for training (recorded and reported; fercurate feeds the
-  manifest's face box made square, resized to the input size);
+* ``alignment``: how faces were prepared for training: ``dlib5`` makes fercurate align them as
+  ``fercurate train --align dlib5`` does; ``bbox`` (or any other text, recorded and reported) feeds the
+  manifest's face box made square, resized to the input size;
 * ``crops`` / ``landmark_scale`` (TorchScript files exported by fercurate): ``landmark`` models take
   ``(faces, boxes)``, the boxes cut around the manifest's landmarks; ``random`` ones carry their boxes.
 
@@ -157,6 +158,15 @@ class Predictor:
         if self.config is not None:
             return self.config.crops
         return self.contract.crops or "fixed"
+
+    @property
+    def align(self) -> str:
+        """How faces are cut for this model: a checkpoint's ``--align``, a contract's ``dlib5``, else ``bbox``."""
+        from fercurate.ran.config import ALIGNMENTS
+
+        if self.config is not None:
+            return self.config.align
+        return self.contract.alignment if self.contract.alignment in ALIGNMENTS else "bbox"
 
     @property
     def permutation(self) -> list[int]:
@@ -379,7 +389,8 @@ def run_model(
     boxes_eval = eval_boxes(cfg) if crops == "random" and cfg is not None else None
     batches = [np.arange(i, min(i + batch_size, len(samples))) for i in range(0, len(samples), batch_size)]
     loader = rdata.BatchLoader(batches, faces=None if store is None else store.faces, samples=samples,
-                               size=face_size, workers=workers, align=getattr(cfg, "align", "bbox"))
+                               size=face_size, workers=workers,
+                               align=predictor.align if predictor is not None else cfg.align)
     probs, mus, nus = [], [], []
     was_training = net.training if net is not None else False
     if net is not None:
