@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from fixtures_ran import make_toy_manifest
 
+from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.ran import data as rdata
 from fercurate.ran.checkpoint import load_checkpoint
@@ -38,6 +40,9 @@ def test_aligned_landmark_run_is_recorded_and_evaluated_the_same_way(workspace) 
     metas = [json.loads(p.read_text()) for p in (workspace / "cache" / "faces").glob("*.json")]
     assert sorted((m["align"], m["n"]) for m in metas) == [("dlib5", 8), ("dlib5", 8)], \
         "train and eval faces must both be cut with the checkpoint's alignment"
+    # without the cache the landmarks could not follow each face's alignment: refused, not misplaced
+    with pytest.raises(InputError, match="need the face cache"):
+        evaluate(res.checkpoint, splits=["test"], cache=False, n_boot=0, workers=1, echo=lambda s: None)
 
 
 def test_random_crop_counts_for_training_and_evaluation(workspace) -> None:  # noqa: ANN001

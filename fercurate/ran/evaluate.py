@@ -190,6 +190,9 @@ def evaluate(
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
     store = None
+    if not cache and predictor.crops == "landmark" and predictor.align != "bbox":
+        raise InputError(f"{predictor.path}: landmark crops of {predictor.align}-aligned faces need the face cache "
+                         "(it keeps each face's alignment; drop --no-cache)")
     if cache:
         store = rdata.load_faces(samples, face_size, cache_dir=cache_dir or ws.root / "cache" / "faces", workers=workers,
                                  desc="decode faces", align=predictor.align)
