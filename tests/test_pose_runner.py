@@ -179,3 +179,13 @@ def test_an_estimator_crash_on_one_image_fails_only_that_row(manifest: Path, mon
     rows = {r["sample_id"]: r for r in _table(summary.path).to_pylist()}
     assert rows["toy/blank.png"]["failure"] == "pose error: ValueError"
     assert sum(r["failure"] is None for r in rows.values()) >= N_FACES - 2  # its chunk-mates still got a pose
+
+
+def test_cli_max_pixels_applies_to_pose(manifest: Path, workspace: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FERCURATE_MAX_PIXELS", "50000000")  # restored after the test: the option sets it
+    r = CliRunner().invoke(app, ["--max-pixels", "1000", "pose", str(manifest), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    table, _ = read_layer(layer_path(manifest, "pose"), "pose")
+    failures = table.column("failure").to_pylist()
+    # every 48x48 face (2,304 pixels) is over the limit: refused from its header, with the reason
+    assert sum(f is not None and "image too large" in f for f in failures) == N_FACES + 1  # + the blank image

@@ -54,6 +54,21 @@ app = new_app(
     "and train/evaluate the Region Attention Network (RAN)."
 )
 
+@app.callback()
+def _root(
+    max_pixels: int = typer.Option(
+        None, "--max-pixels", min=1, metavar="N",
+        help="Refuse images over N pixels, read from the file header before any decode (default 50,000,000; "
+             "also $FERCURATE_MAX_PIXELS). Applies to every command: e.g. fercurate --max-pixels 100000000 pose ...",
+    ),
+) -> None:
+    """Options for every command."""
+    if max_pixels is not None:
+        from fercurate.images import set_max_pixels
+
+        set_max_pixels(max_pixels)
+
+
 # Each module registers its commands on ``app``; order here is the order in ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "demo",
