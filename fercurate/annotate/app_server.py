@@ -19,7 +19,7 @@ import threading
 import time
 
 POLL_S = 0.25
-GRACE_S = 5.0
+GRACE_S = 2.0
 
 
 def watch_parent(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> threading.Thread:
