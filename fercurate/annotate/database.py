@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -161,29 +162,41 @@ def ensure_database(workspace: Workspace | None = None, timeout: float = START_T
         if db is not None:
             _last = db
             return db
-        port = free_port()
         log = home / "mongod.log"
-        cmd = [str(find_mongod()), "--dbpath", str(home / "db"), "--port", str(port), "--bind_ip", "127.0.0.1",
-               "--logpath", str(log), "--logappend", "--nounixsocket"]
-        # Its own session: it must survive the command (the next one reuses it) and not get its Ctrl-C.
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-        db = Database(home, proc.pid, port)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise DatabaseError(
-                    f"mongod for {home / 'db'} exited at start (code {proc.returncode}); see {log}: make sure "
-                    "the folder is writable, has free disk space and no other mongod uses it"
-                )
-            if _served_dbpath(db.port, timeout_ms=500) == db.dbpath.resolve():
-                atomic.write_text(state, json.dumps({"pid": db.pid, "port": db.port, "uri": db.uri,
-                                                     "dbpath": str(db.dbpath)}) + "\n")
-                _last = db
-                return db
-            time.sleep(0.2)
-        proc.kill()
-        raise DatabaseError(f"mongod for {home / 'db'} did not answer on port {port} within {timeout:.0f} s; see {log}")
+        for attempt in range(3):  # another program may take the free port before mongod binds it
+            try:
+                db = _start_mongod(home, free_port(), log, timeout)
+                break
+            except DatabaseError:
+                if attempt == 2:
+                    raise
+        atomic.write_text(state, json.dumps({"pid": db.pid, "port": db.port, "uri": db.uri,
+                                             "dbpath": str(db.dbpath)}) + "\n")
+        _last = db
+        return db
+
+
+def _start_mongod(home: Path, port: int, log: Path, timeout: float) -> Database:
+    """Start a daemonized mongod on ``home/db`` and ``port``; returns it once it answers."""
+    cmd = [str(find_mongod()), "--dbpath", str(home / "db"), "--port", str(port), "--bind_ip", "127.0.0.1",
+           "--logpath", str(log), "--logappend", "--nounixsocket", "--fork"]
+    # --fork: mongod daemonizes (it must outlive this command: the next one reuses it) and its
+    # launcher returns once the server accepts connections, printing the daemon's pid.
+    try:
+        started = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                                 start_new_session=True)
+    except subprocess.TimeoutExpired as exc:
+        raise DatabaseError(f"mongod for {home / 'db'} did not start within {timeout:.0f} s; see {log}") from exc
+    found = re.search(r"forked process: (\d+)", started.stdout)
+    if started.returncode != 0 or not found:
+        raise DatabaseError(
+            f"mongod for {home / 'db'} did not start (code {started.returncode}); see {log}: make sure the "
+            "folder is writable, has free disk space and no other mongod uses it"
+        )
+    db = Database(home, int(found.group(1)), port)
+    if _served_dbpath(db.port, timeout_ms=int(timeout * 1000)) != db.dbpath.resolve():
+        raise DatabaseError(f"mongod for {home / 'db'} does not answer on port {port}; see {log}")
+    return db
 
 
 def stop_database(workspace: Workspace | None = None, timeout: float = 30.0) -> Database | None:
