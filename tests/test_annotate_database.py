@@ -116,3 +116,17 @@ def test_an_unrelated_mongod_on_the_default_port_is_never_joined(user_workspaces
         client.close()
         stranger.terminate()
         stranger.wait(timeout=30)
+
+
+def test_cli_database_shows_then_stops_the_workspaces_server(user_workspaces: list[Path]) -> None:
+    ws, _ = user_workspaces
+    exe = Path(sys.executable).with_name("fercurate")
+    shown = subprocess.run([str(exe), "annotate", "database"], env=_user_env(ws), cwd=ws, capture_output=True,
+                           text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    uri, pid = shown.stdout.split()[0], int(shown.stdout.split()[2])
+    assert uri.startswith("mongodb://127.0.0.1:") and _alive(pid) and str(ws / ".fiftyone" / "db") in shown.stdout
+    stopped = subprocess.run([str(exe), "annotate", "database", "--stop"], env=_user_env(ws), cwd=ws,
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0 and stopped.stdout.strip() == f"stopped mongod {pid} ({uri})", stopped.stderr
+    assert not _alive(pid)

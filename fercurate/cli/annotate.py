@@ -1,4 +1,4 @@
-"""``fercurate annotate launch|pull|status|suggest``: occlusion labelling in the FiftyOne App."""
+"""``fercurate annotate launch|pull|status|suggest|database``: occlusion labelling in the FiftyOne App."""
 
 from __future__ import annotations
 
@@ -168,6 +168,30 @@ def suggest_cmd(
     )
     typer.echo(result.summary())
     typer.echo("re-launch the App (fercurate annotate launch) to see the queue sorted by the new scores")
+
+
+@annotate_app.command("database")
+def database_cmd(
+    stop: bool = typer.Option(False, "--stop", help="Stop the workspace's MongoDB server (the next command starts it again)."),
+    workspace: Path = options.Workspace,
+) -> None:
+    """Show (start if needed) or stop the workspace's own MongoDB server (data in <workspace>/.fiftyone/db).
+
+    fercurate runs one mongod per workspace on a free local port and leaves it running between
+    commands, so the App and pull start at once; it never uses another program's MongoDB.
+
+    Example: fercurate annotate database          (prints its URI, pid and data folder)
+             fercurate annotate database --stop
+    """
+    from fercurate.annotate.database import ensure_database, stop_database
+
+    ws = Workspace.current(workspace)
+    if stop:
+        stopped = stop_database(ws)
+        typer.echo(f"stopped mongod {stopped.pid} ({stopped.uri})" if stopped else "no database server was running")
+        return
+    db = ensure_database(ws)
+    typer.echo(f"{db.uri}   pid {db.pid}   data {db.dbpath}")
 
 
 def register(app: typer.Typer) -> None:
