@@ -22,8 +22,8 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 # fercurate's own mongod for this run (not the user's workspaces, not another run's): it is
 # stopped at exit, after fiftyone's handlers (registered later, run earlier) and before the rmtree.
 os.environ["FERCURATE_DATABASE_HOME"] = str(_FO_TMP / "mongo")
-if os.environ.pop("FERCURATE_DATABASE_OWNED", None):  # a parent fercurate's own database: not this run's
-    os.environ.pop("FIFTYONE_DATABASE_URI", None)
+if os.environ.get("FIFTYONE_DATABASE_URI") == os.environ.pop("FERCURATE_DATABASE_OWNED", None):
+    os.environ.pop("FIFTYONE_DATABASE_URI", None)  # a parent fercurate's own database: not this run's
 os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(_FO_TMP / "plugins"))
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -34,8 +34,8 @@ from fercurate.locks import locked
 from fercurate.workspace import Workspace
 
 HOME_ENV = "FERCURATE_DATABASE_HOME"
-# Set by connect() beside FIFTYONE_DATABASE_URI, so that a child process (the App server, a CLI run
-# from a test) knows the URI is fercurate's own and not one the user chose.
+# Set by connect() to the URI it put in FIFTYONE_DATABASE_URI, so that a child process (the App
+# server, a CLI run from a test) knows that URI is fercurate's own; any other value is the user's.
 OWNED_ENV = "FERCURATE_DATABASE_OWNED"
 STATE_NAME = "mongod.json"
 START_TIMEOUT_S = 60.0
@@ -220,9 +220,15 @@ def stop_database(workspace: Workspace | None = None, timeout: float = 30.0) -> 
     return db
 
 
-def _advice() -> str:
+def explicit_uri() -> str | None:
+    """``$FIFTYONE_DATABASE_URI`` when the user set it (not the one fercurate set for its own server)."""
     uri = os.environ.get("FIFTYONE_DATABASE_URI")
-    if uri and not os.environ.get(OWNED_ENV):
+    return uri if uri and uri != os.environ.get(OWNED_ENV) else None
+
+
+def _advice() -> str:
+    uri = explicit_uri()
+    if uri:
         return (
             f"FIFTYONE_DATABASE_URI={uri}: check that this MongoDB server is running and reachable, "
             "or unset it to use the workspace's own MongoDB"
@@ -237,7 +243,7 @@ def _advice() -> str:
 def _point_fiftyone_at(uri: str) -> None:
     """Set the URI in the environment (for child processes) and, if fiftyone is imported, its config."""
     os.environ["FIFTYONE_DATABASE_URI"] = uri
-    os.environ[OWNED_ENV] = "1"
+    os.environ[OWNED_ENV] = uri
     os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)  # a parent's FiftyOne-started server: not ours
     fo = sys.modules.get("fiftyone")
     if fo is None or not hasattr(fo, "config"):
@@ -254,10 +260,7 @@ def _point_fiftyone_at(uri: str) -> None:
 
 def database_uri(workspace: Workspace | None = None) -> str:
     """The MongoDB URI fercurate uses: an explicit ``$FIFTYONE_DATABASE_URI``, else the workspace's own."""
-    explicit = os.environ.get("FIFTYONE_DATABASE_URI")
-    if explicit and not os.environ.get(OWNED_ENV):
-        return explicit
-    return ensure_database(workspace).uri
+    return explicit_uri() or ensure_database(workspace).uri
 
 
 def connect(workspace: Workspace | None = None) -> ModuleType:
@@ -266,8 +269,7 @@ def connect(workspace: Workspace | None = None) -> ModuleType:
     Returns the ``fiftyone`` module. Raises :class:`DatabaseError` (a one-line CLI error) when
     MongoDB cannot start or be reached.
     """
-    explicit = os.environ.get("FIFTYONE_DATABASE_URI") if not os.environ.get(OWNED_ENV) else None
-    if not explicit:
+    if not explicit_uri():
         try:
             _point_fiftyone_at(ensure_database(workspace).uri)
         except DatabaseError:
