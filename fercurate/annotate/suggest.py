@@ -388,7 +388,8 @@ def _will_finetune(labelled: tuple[np.ndarray, np.ndarray] | None, config: Train
 
 
 class _Estimate:
-    """Times the first batches of training and reports the expected total, once.
+    """Times the first batches of training and reports the expected total, once: the first (warm-up)
+    batch as measured plus the time per batch of the next :data:`TIMED_BATCHES` times the rest.
 
     A fine-tuning batch costs about half a pre-training one (one forward pass instead of two, no
     occluders to draw); when pre-training is skipped (reused weights), fine-tuning batches are timed.
@@ -399,6 +400,7 @@ class _Estimate:
     def __init__(self, steps: int, finetune_batches: int, device: str, report: Callable[[str], None] | None) -> None:
         self.steps, self.finetune_batches, self.device, self.report = steps, finetune_batches, device, report
         self.start: float | None = None
+        self.first = 0.0
         self.phase = ""
         self.timed_from = 0
         self.estimate_s: float | None = None
@@ -410,16 +412,19 @@ class _Estimate:
             return
         total = self.steps if phase == "pre-training" else self.finetune_batches
         if self.start is None or phase != self.phase:  # time from the second batch of a phase on
-            self.start, self.phase = None, phase
+            now = time.perf_counter()
+            if phase != self.phase or done == 0:
+                self.first, self.phase, self.start = now, phase, None
             if done == 1 or (done == total == 1):
-                self.start, self.timed_from = time.perf_counter(), done
+                self.start, self.timed_from = now, done
             return
         timed = done - self.timed_from
         if timed >= TIMED_BATCHES or (done == total and timed > 0):
             per = (time.perf_counter() - self.start) / timed
             pre = self.steps if phase == "pre-training" else 0
             fine = self.finetune_batches * (self.FINETUNE_SHARE if phase == "pre-training" else 1.0)
-            self._emit(per * (pre + fine), per, phase)
+            warm_up = self.start - self.first  # the first batch (allocations, kernel choice) runs slower
+            self._emit(warm_up + per * (pre + fine - 1), per, phase)
 
     def report_if_pending(self) -> None:
         """Too few batches to time (at most one per phase): say so rather than stay silent."""
