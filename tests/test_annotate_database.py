@@ -130,3 +130,13 @@ def test_cli_database_shows_then_stops_the_workspaces_server(user_workspaces: li
                              capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0 and stopped.stdout.strip() == f"stopped mongod {pid} ({uri})", stopped.stderr
     assert not _alive(pid)
+
+
+def test_two_processes_starting_at_once_share_one_server(user_workspaces: list[Path]) -> None:
+    ws, _ = user_workspaces
+    procs = [subprocess.Popen([sys.executable, "-c", PROBE], env=_user_env(ws), cwd=ws, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    seen = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert seen[0]["uri"] == seen[1]["uri"] and seen[0]["pid"] == seen[1]["pid"]  # the lock let one start it
