@@ -15,14 +15,27 @@ SHARED_DATA = Path(os.environ.get("FERCURATE_SHARED_DATA", REPO.parent / "shared
 
 # Set before any test module imports fiftyone: its database and plugins go to a private temp dir.
 _FO_TMP = Path(tempfile.mkdtemp(prefix="fercurate-fo-"))
-# Registered before fiftyone is imported, so it runs after fiftyone's own exit handlers have stopped
-# its MongoDB: the database (~300 MB) does not outlive the test run.
+# Registered first, so it runs last: the database (~300 MB) does not outlive the test run.
 atexit.register(shutil.rmtree, _FO_TMP, ignore_errors=True)
 os.environ.setdefault("FERCURATE_PROGRESS", "0")
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
-os.environ.setdefault("FIFTYONE_DATABASE_DIR", str(_FO_TMP / "db"))
+# fercurate's own mongod for this run (not the user's workspaces, not another run's): it is
+# stopped at exit, after fiftyone's handlers (registered later, run earlier) and before the rmtree.
+os.environ["FERCURATE_DATABASE_HOME"] = str(_FO_TMP / "mongo")
+if os.environ.get("FIFTYONE_DATABASE_URI") == os.environ.pop("FERCURATE_DATABASE_OWNED", None):
+    os.environ.pop("FIFTYONE_DATABASE_URI", None)  # a parent fercurate's own database: not this run's
+os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 os.environ.setdefault("FIFTYONE_PLUGINS_DIR", str(_FO_TMP / "plugins"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _stop_test_database() -> None:
+    from fercurate.annotate.database import stop_database
+
+    stop_database()
+
+
+atexit.register(_stop_test_database)
 
 
 @pytest.hookimpl(hookwrapper=True)

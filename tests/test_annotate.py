@@ -369,8 +369,61 @@ def test_cli_launch_serves_the_app_and_a_kill_stops_it_and_pulls(toy: Path, work
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "pulled fercurate-" in out
+    assert "Exception ignored" not in err and "Traceback" not in err, err  # a clean stop is quiet
     with pytest.raises(OSError):  # the App server went away with the command
         urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=5)
+
+
+def _start_launch(toy: Path, workspace: Path, port: int) -> subprocess.Popen:
+    """``fercurate annotate launch`` as a user starts it; returns once it printed the App URL."""
+    import time
+
+    exe = Path(sys.executable).with_name("fercurate")
+    env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
+    proc = subprocess.Popen([str(exe), "annotate", "launch", str(toy), "--annotator", "eve", "--port", str(port)],
+                            env=env, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 280
+    first = proc.stdout.readline()
+    while not first.startswith("App: ") and time.monotonic() < deadline and proc.poll() is None:
+        first = proc.stdout.readline()
+    if not first.startswith(f"App: http://localhost:{port}/"):
+        proc.kill()
+        pytest.fail(f"launch did not start: {first!r} {proc.communicate()[1]}")
+    return proc
+
+
+def _answers(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def test_cli_launch_killed_9_takes_its_app_server_with_it(toy: Path, workspace: Path) -> None:
+    import signal
+    import time
+
+    from fercurate.annotate.app import free_port
+
+    port = free_port()
+    proc = _start_launch(toy, workspace, port)
+    try:
+        assert _answers(port)
+        proc.send_signal(signal.SIGKILL)  # no handler, no atexit: only the server's watchdog can act
+        proc.wait(timeout=10)
+        killed_at = time.monotonic()
+        while _answers(port) and time.monotonic() - killed_at < 10:
+            time.sleep(0.2)
+        gone_after = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+    assert not _answers(port)
+    assert gone_after < 5, f"the App still answered {gone_after:.1f} s after its launcher died"
 
 
 def test_cli_pull_exits_3_on_a_bad_tag_and_status_prints(toy: Path, workspace: Path) -> None:

@@ -274,3 +274,86 @@ def test_suggest_asking_for_cuda_without_a_gpu_is_a_clear_error(workspace: Path)
     with pytest.raises(InputError, match="no CUDA GPU"):
         suggest(manifest, config=TrainConfig(device="cuda", steps=1, threads=1))
     assert not suggestion_layer_path(manifest).exists()
+
+
+def test_suggest_excludes_the_nonfaces_quality_found_from_ranking_and_prefill(workspace: Path) -> None:
+    import cv2
+    from test_annotate import make_toy_manifest
+
+    from fercurate.annotate.dataset import suggestion_layer_path
+    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.manifest import read_manifest
+    from fercurate.quality.nonface import find_nonfaces
+
+    manifest = make_toy_manifest(workspace, name="sugnf", n=12)
+    m = read_manifest(manifest)
+    ids = m.table.column("sample_id").to_pylist()
+    for i in (2, 7):  # two uniform grey "images": quality flags them blank (not faces)
+        assert cv2.imwrite(str(m.root / m.table.column("image_path")[i].as_py()), np.full((48, 48), 128, np.uint8))
+    flagged = find_nonfaces(m, detect=False, workers=1)
+    assert sorted(np.asarray(ids)[flagged.table.column("flagged").to_numpy(zero_copy_only=False)]) == sorted([ids[2], ids[7]])
+    said: list[str] = []
+    config = TrainConfig(seed=1, steps=6, finetune_epochs=1, threads=1, batch=32)
+
+    result = suggest(manifest, config=config, prefill_occluded=0.5, prefill_clean=0.5, report=said.append)
+    assert result.excluded == 2 and result.scored == 10
+    assert "2 non-face(s) from 'fercurate quality nonface' excluded" in result.summary()
+    assert any(line.startswith("excluding 2 non-face(s)") for line in said)
+    layer = pq.read_table(suggestion_layer_path(manifest)).to_pandas().set_index("sample_id")
+    for sid in (ids[2], ids[7]):
+        assert np.isnan(layer.loc[sid, "score"]) and layer.loc[sid, "suggested"] is None
+        assert layer.loc[sid, "excluded"].startswith("non-face: blank")
+    others = layer.drop(index=[ids[2], ids[7]])
+    assert others["score"].notna().all() and others["excluded"].isna().all()
+    assert others["suggested"].notna().all()  # 50% top + 50% bottom: every real face pre-filled
+    sugg = read_events(Workspace.current().annotation_path("sugnf")).to_pandas()
+    assert set(sugg["sample_id"]) == set(others.index)  # no suggestion for a non-face
+
+    kept = suggest(manifest, config=config, exclude_nonfaces=False, write_events=False)
+    assert kept.excluded == 0 and kept.scored == 12
+
+
+def test_fast_preset_runs_fewer_steps_and_explicit_values_win() -> None:
+    from fercurate.annotate.suggest import TrainConfig
+
+    default, fast = TrainConfig(), TrainConfig.fast()
+    assert (default.steps, default.pool, default.finetune_epochs) == (800, 30_000, 10)
+    assert (fast.steps, fast.pool, fast.finetune_epochs) == (200, 5_000, 4)
+    assert TrainConfig.fast(steps=50, seed=3).steps == 50 and TrainConfig.fast(steps=50).pool == 5_000
+
+
+def test_training_reports_its_expected_duration_before_most_of_it_runs() -> None:
+    from fercurate.annotate.suggest import TrainConfig, train_scorer
+
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 255, (40, 48, 48)).astype(np.uint8)
+    said: list[tuple[str, float]] = []
+    import time
+
+    t0 = time.perf_counter()
+    _, summary, _, _ = train_scorer(pool, None, TrainConfig(steps=12, threads=1, batch=16),
+                                    report=lambda line: said.append((line, time.perf_counter() - t0)))
+    total = time.perf_counter() - t0
+    assert len(said) == 1 and said[0][0].startswith("expected training time: ~0 min")
+    assert "12 pre-training + 0 fine-tuning batches" in said[0][0] and summary["estimate"] == said[0][0]
+    assert said[0][1] < total * 0.6  # said after 4 of the 12 batches, not at the end
+    assert 0 < summary["estimate_s"] < 60
+
+
+def test_cli_suggest_fast_prints_its_plan_and_the_estimate_first(workspace: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from test_annotate import make_toy_manifest
+
+    manifest = make_toy_manifest(workspace, name="sugcli", n=8)
+    exe = Path(sys.executable).with_name("fercurate")
+    proc = subprocess.run([str(exe), "annotate", "suggest", str(manifest), "--fast", "--steps", "6", "--threads", "1"],
+                          env={**os.environ, "FERCURATE_WORKSPACE": str(workspace)}, cwd=workspace,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "training the scorer: 6 pre-training batches on at most 5,000 faces, 4 fine-tuning epochs (--fast)"
+    assert lines[1].startswith("expected training time: ~0 min") and "6 pre-training" in lines[1]
+    assert lines[2].startswith("scored 8 faces")

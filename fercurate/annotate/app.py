@@ -137,7 +137,22 @@ def launch(
     except Exception as exc:  # noqa: BLE001 - report any session failure as one line
         stop_server(server)
         raise FercurateError(f"the FiftyOne App could not start on {address}:{port} ({exc})") from exc
+    _quiet_attached_service(port)
     return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server)
+
+
+def _quiet_attached_service(port: int) -> None:
+    """Mark FiftyOne's ServerService for ``port`` as having nothing to stop.
+
+    ``launch_app`` found our server running, so its service attached without a child process; at
+    exit its ``__del__`` would call ``stop()`` on that missing child and print an "Exception ignored
+    in Service.__del__" traceback. Our own :func:`stop_server` stops the server.
+    """
+    import fiftyone.core.session.session as fos_session
+
+    service = getattr(fos_session, "_server_services", {}).get(port)
+    if service is not None and getattr(service, "child", None) is None:
+        service._disabled = True
 
 
 def _start_view(ds: "fo.Dataset", split: str | None) -> tuple["fo.DatasetView", str | None]:
@@ -160,13 +175,18 @@ def start_server(port: int, address: str = "localhost", timeout: float = 240.0) 
     ``fo.launch_app`` gives its own server only 60 s to bind, which a busy machine can exceed;
     started here, the server gets as long as it needs and ``launch_app`` attaches to it. It uses
     the MongoDB this process started (``connect()`` must have run). Its output goes to a log file
-    whose tail is shown if it dies.
+    whose tail is shown if it dies. A watchdog in the server (:mod:`fercurate.annotate.app_server`)
+    stops it when this process dies, by any signal.
     """
     import fiftyone.constants as foc
 
     log = tempfile.NamedTemporaryFile(prefix="fercurate-app-", suffix=".log", delete=False)
-    cmd = [sys.executable, "main.py", "--port", str(port), "--address", address]
-    proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, stdout=log, stderr=subprocess.STDOUT,
+    # Through the watchdog wrapper: the server exits when this process dies, even by kill -9.
+    cmd = [sys.executable, "-m", "fercurate.annotate.app_server", "--parent", str(os.getpid()), "--",
+           "--port", str(port), "--address", address]
+    here = str(Path(__file__).resolve().parents[2])  # this copy of fercurate, whatever the server's cwd
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     atexit.register(stop_server, proc)  # never leave a server behind when the caller exits
     url = f"http://{address}:{port}/fiftyone"

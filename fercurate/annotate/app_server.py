@@ -1,0 +1,59 @@
+"""The FiftyOne App server, run with a watchdog that stops it when its launcher dies.
+
+``fercurate annotate launch`` starts the server as a child process (:func:`fercurate.annotate.app.start_server`)
+with ``python -m fercurate.annotate.app_server --parent PID -- <server args>``. If the launcher
+goes away by any means, kill -9 included, the child is re-parented and :func:`watch_parent` sees
+``os.getppid()`` change within a fraction of a second and stops the server, so no App keeps
+accepting labels that nobody will pull. Portable (no ``prctl``) and independent of which of the
+launcher's threads started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import signal
+import sys
+import threading
+import time
+
+POLL_S = 0.25
+GRACE_S = 2.0
+
+
+def watch_parent(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) -> threading.Thread:
+    """Start a daemon thread that ends this process once ``parent`` is no longer its parent."""
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)  # the server's own shutdown, if it handles SIGTERM
+        time.sleep(grace_s)
+        os._exit(0)
+
+    thread = threading.Thread(target=run, name="fercurate-launcher-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Watch the launcher, then run FiftyOne's ``server/main.py`` with the remaining arguments."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parent", type=int, required=True, help="pid of the launcher to outlive never")
+    parser.add_argument("server_args", nargs=argparse.REMAINDER, help="arguments for FiftyOne's server/main.py")
+    args = parser.parse_args(argv)
+    if os.getppid() != args.parent:  # the launcher died before we got here
+        sys.exit(0)
+    watch_parent(args.parent)
+    import fiftyone.constants as foc
+
+    main_py = os.path.join(foc.SERVER_DIR, "main.py")
+    server_args = args.server_args[1:] if args.server_args[:1] == ["--"] else args.server_args
+    sys.argv = [main_py, *server_args]
+    sys.path.insert(0, foc.SERVER_DIR)
+    runpy.run_path(main_py, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
