@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fercurate.errors import FercurateError
+from fercurate.pids import pid_alive
 
 # A temp file without a live writer's pid is only swept when older than this (a run that writes one
 # file for longer than a day is not expected; pids are reused, so a live pid alone is not proof).
@@ -115,7 +116,7 @@ def sweep_stale_temps(target: str | os.PathLike) -> list[Path]:
         pid_text = name[len(prefix):].split(".", 1)[0]
         if pid_text.isdigit():
             pid = int(pid_text)
-            stale = age > STALE_AFTER_S or (pid != os.getpid() and not _alive(pid))
+            stale = age > STALE_AFTER_S or (pid != os.getpid() and not pid_alive(pid))
         else:
             stale = age > LEGACY_STALE_AFTER_S
         if stale:
@@ -141,16 +142,6 @@ def _mode_for(target: Path) -> int:
         return stat.S_IMODE(os.stat(target).st_mode)
     except OSError:
         return 0o666 & ~current_umask()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -31,6 +31,7 @@ from types import ModuleType
 from fercurate import atomic
 from fercurate.errors import FercurateError
 from fercurate.locks import locked
+from fercurate.pids import pid_alive
 from fercurate.workspace import Workspace
 
 HOME_ENV = "FERCURATE_DATABASE_HOME"
@@ -93,19 +94,6 @@ def find_mongod() -> Path:
     return exe
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own exited child not yet reaped) is not a server
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def _served_dbpath(port: int, timeout_ms: int = 1500) -> Path | None:
     """The data folder of the mongod answering on ``port`` (None when nothing answers)."""
     import pymongo
@@ -138,7 +126,7 @@ def running_database(workspace: Workspace | None = None) -> Database | None:
     """The workspace's recorded mongod when it is alive and serves this workspace's data folder."""
     home = database_home(workspace)
     db = _read_state(home)
-    if db is None or not _pid_alive(db.pid):
+    if db is None or not pid_alive(db.pid):
         return None
     return db if _served_dbpath(db.port) == db.dbpath.resolve() else None
 
@@ -149,7 +137,7 @@ def ensure_database(workspace: Workspace | None = None, timeout: float = START_T
 
     global _last
     home = database_home(workspace)
-    if _last is not None and _last.home == home and _pid_alive(_last.pid):
+    if _last is not None and _last.home == home and pid_alive(_last.pid):
         return _last
     state = home / STATE_NAME
     try:
@@ -212,9 +200,9 @@ def stop_database(workspace: Workspace | None = None, timeout: float = 30.0) -> 
         if db is not None:
             os.kill(db.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _pid_alive(db.pid) and time.monotonic() < deadline:
+            while pid_alive(db.pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _pid_alive(db.pid):
+            if pid_alive(db.pid):
                 os.kill(db.pid, signal.SIGKILL)
         state.unlink(missing_ok=True)
     return db
