@@ -6,6 +6,7 @@ Training runs come from ``metrics.jsonl`` and the checkpoint beside it; evaluati
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import pandas as pd
 
 from fercurate.report import figures, sources
 from fercurate.report.html import Raw, esc, figure, link, missing, pct, table
+from fercurate.subsets import subset_ids
 from fercurate.workspace import Workspace
 
 # What fercurate train / eval do not record (yet): said on the page instead of left blank.
@@ -57,9 +59,18 @@ def _written(path: Path | None) -> str:
 
 
 def _sha_now(path: Path | None) -> str | None:
+    """The SHA-256 of a file as it is now (None if absent); hashed once per file version per process."""
+    if path is None or not path.exists():
+        return None
+    st = path.stat()
+    return _sha_of(str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha_of(path: str, mtime_ns: int, size: int) -> str:  # noqa: ARG001 - the key: a changed file is hashed again
     from fercurate.ran.checkpoint import file_sha256
 
-    return file_sha256(path) if path is not None and path.exists() else None
+    return file_sha256(path)
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -244,7 +255,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
         rows, pics, explained, boards = [], [], [], []
         for g in ev.groups:
             info = sources.resolve_subset(ws, manifest_name, str(g["group"]))
-            members = None if info is None else sources.subset_ids(info)
+            members = None if info is None else subset_ids(info)
             text, _ = explain_n(ev, g, members)
             n = int(g.get("n") or 0)
             made = "split" if info is None else sources.subset_kind(info.name)

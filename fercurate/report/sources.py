@@ -188,11 +188,3 @@ def resolve_subset(ws: Workspace, manifest: str, name: str) -> Any | None:
         return find_subset(name, manifest=manifest, workspace=ws)
     except InputError:
         return None
-
-
-def subset_ids(info: Any) -> set[str]:
-    """The sample ids of a resolved subset."""
-    from fercurate.subsets import subset_ids as ids
-
-    return ids(info)
-
