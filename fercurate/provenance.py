@@ -50,16 +50,12 @@ def hardware(device: Any = None) -> dict[str, Any]:
     dev = str(device) if device is not None else "cpu"
     info: dict[str, Any] = {"device": dev, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
                             "platform": platform.platform()}
-    if dev.startswith("cuda") and "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
+    torch = sys.modules.get("torch")  # only when the run uses it: recording never imports torch
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        if dev.startswith("cuda") and torch.cuda.is_available():
             index = int(dev.split(":", 1)[1]) if ":" in dev else torch.cuda.current_device()
             info["gpu"] = torch.cuda.get_device_name(index)
-    if "torch" in sys.modules:
-        import torch
-
-        info["torch_threads"] = torch.get_num_threads()
     return info
 
 
