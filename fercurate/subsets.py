@@ -230,12 +230,20 @@ def paper_condition(info: SubsetInfo) -> str | None:
     return cond if cond in ("pose30", "pose45", "occlusion") or cond.startswith("occlusion-") else None
 
 
+def paper_name(name: str) -> str:
+    """The paper's subset a subset name stands for: ``official-pose45``, ``pose45-estimated``,
+    ``pose45-openface``, ``pose45-estimated-clean`` -> ``pose45``; ``occlusion-labelled-upper`` ->
+    ``occlusion-upper`` (one of :data:`PAPER_NAMES` when it is one of the papers' subsets)."""
+    base = re.sub(r"-(estimated|openface|clean|sample)(-.*)?$", "", name.removeprefix(OFFICIAL_PREFIX))
+    return base.replace(LABELLED_NAME, "occlusion", 1)
+
+
 def compare_with_official(info: SubsetInfo, workspace: Workspace | None = None) -> str | None:
     """For an estimated/labelled subset, one line: the official list's size, ours, and their overlap."""
-    base = info.name.removesuffix(ESTIMATED_SUFFIX)
-    if info.name.startswith(LABELLED_NAME):
-        base = "occlusion" + info.name[len(LABELLED_NAME):]
-    if base == info.name or base not in PAPER_NAMES:
+    if not (info.name.endswith(ESTIMATED_SUFFIX) or info.name.startswith(LABELLED_NAME)):
+        return None
+    base = paper_name(info.name)
+    if base not in PAPER_NAMES:
         return None
     official = [s for s in list_subsets(workspace, info.manifest) if s.name == OFFICIAL_PREFIX + base]
     if not official:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -40,7 +39,7 @@ from fercurate.ran import data as rdata
 from fercurate.ran.checkpoint import file_sha256
 from fercurate.ran.metrics import accuracy_summary, bootstrap_ci, confusion_matrix
 from fercurate.ran.predictor import Predictor, describe, load_predictor, pick_device, run_model
-from fercurate.subsets import SubsetInfo, paper_condition
+from fercurate.subsets import SubsetInfo, paper_condition, paper_name
 from fercurate.workspace import Workspace
 
 __all__ = [
@@ -229,8 +228,7 @@ def evaluate(
     for name, info, members in subset_members:
         cond = paper_condition(info)
         scored_list = f"{info.name}: {info.rule} [{info.size} rows]"
-        base = re.sub(r"-(estimated|openface|clean|sample)(-.*)?$", "", info.name).replace("occlusion-labelled", "occlusion")
-        if cond is None and published.leaderboard(m.dataset, base.removeprefix("official-")):
+        if cond is None and published.leaderboard(m.dataset, paper_name(info.name).replace("-or-", "|")):
             notes.append(f"{name}: fercurate's own subset ({info.rule}); the papers' figures are for the official "
                          f"list, not shown beside it")
         groups.append({"group": name, "kind": "subset", "mask": np.isin(ids, np.asarray(sorted(members), dtype=object)),

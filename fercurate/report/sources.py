@@ -167,9 +167,9 @@ def subset_split_sizes(found: Sequence[Any]) -> dict[tuple[str, str], dict[str, 
 
 def paper_subset_key(name: str) -> str:
     """The Table I key of a subset file name: 'official-pose30' / 'pose30-openface' / 'pose30-estimated' -> 'pose30'."""
-    key = name.removesuffix("-clean").removeprefix("official-").removesuffix("-openface").removesuffix("-estimated")
-    key = key.replace("occlusion-labelled", "occlusion", 1)
-    return key.replace("-or-", "|")
+    from fercurate.subsets import paper_name
+
+    return paper_name(name).replace("-or-", "|")
 
 
 def published_size(dataset: str, name: str) -> tuple[int, str] | None:
