@@ -115,57 +115,74 @@ def test_missing_images_are_a_clear_error_naming_the_file(toy: Path) -> None:
         ensure_dataset(toy)
 
 
-def test_pull_collects_plugin_and_hand_tags_with_annotator_and_is_idempotent(toy: Path, workspace: Path) -> None:
+def _own(toy: Path, who: str):
+    """``who``'s own labelling copy of the toy manifest's App dataset, and its sample id -> App id map."""
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.annotate.session import open_session
+
+    ds = open_session(ensure_dataset(toy), toy, annotator=who).dataset
+    return ds, dict(zip(ds.values("sample_id"), ds.values("id")))
+
+
+def _saved(toy: Path) -> None:
+    """Write the labels the plugin queued (the App server does this every few seconds)."""
+    from fercurate.annotate.live import writer_for
+
+    writer_for(Workspace.current().annotation_path(toy.stem)).flush()
+
+
+def test_plugin_labels_are_saved_as_made_and_pull_collects_hand_tags(toy: Path, workspace: Path) -> None:
     from fercurate.annotate import labelling
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
+    from fercurate.annotate.dataset import ensure_dataset
     from fercurate.annotate.pull import pull
 
-    ds = ensure_dataset(toy)
-    set_annotator(ds, "alice")
+    ds, by_sid = _own(toy, "alice")
     ids = _ids(toy)
-    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
-    # the plugin's buttons: mask then glasses on two samples (multi-label), none on a third
-    labelling.add_type(ds, [by_sid[ids[1]], by_sid[ids[2]]], "mask", "alice")
-    labelling.add_type(ds, [by_sid[ids[1]]], "glasses", "alice")
-    labelling.add_type(ds, [by_sid[ids[3]]], "none", "alice")
-    # a tag typed in the App's own tag menu (no plugin): attributed to the launch annotator
-    ds.select(by_sid[ids[5]]).tag_samples(["occ:upper", "reviewed"])
-
     ann = Workspace.current().annotation_path(toy.stem)
     earlier = make_event(ids[6], ["bottom"], annotator="carol", source="human", labelled_at=T0)
     append_events(ann, [earlier])
     before = read_events(ann)
+    # the plugin: mask on two faces, then one of them relabelled mask+glasses (replaces), none on a third
+    labelling.set_types(ds, [by_sid[ids[1]], by_sid[ids[2]]], ["mask"], "alice")
+    labelling.set_types(ds, [by_sid[ids[1]]], ["mask", "glasses"], "alice")
+    labelling.set_types(ds, [by_sid[ids[3]]], ["none"], "alice")
+    _saved(toy)
+    assert read_events(ann).num_rows == before.num_rows + 4
+    # tags typed in the App's own tag menu: in alice's copy they are alice's; in the shared one --annotator's
+    ds.select(by_sid[ids[5]]).tag_samples(["occ:upper", "reviewed"])
+    shared = ensure_dataset(toy)
+    shared.match({"sample_id": ids[7]}).tag_samples("occ:left_right")
 
-    result = pull(toy.stem)
-    assert result.added == 4 and not result.problems
+    result = pull(toy.stem, annotator="dave")
+    assert result.added == 2 and result.by_annotator == {"alice": 1, "dave": 1} and not result.problems
     events = read_events(ann)
     assert events.slice(0, before.num_rows).equals(before)  # earlier rows untouched
     labels = current_labels(events).set_index("sample_id")
     assert labels.loc[ids[1], "types"] == ["glasses", "mask"] and labels.loc[ids[1], "annotator"] == "alice"
     assert labels.loc[ids[3], "types"] == ["none"]
     assert labels.loc[ids[5], "types"] == ["upper"] and labels.loc[ids[5], "annotator"] == "alice"
+    assert labels.loc[ids[7], "annotator"] == "dave"
     assert labels.loc[ids[6], "types"] == ["bottom"]  # carol's earlier label survives
     assert set(events.column("source").to_pylist()) == {"human"}
 
     again = pull(toy.stem)  # nothing changed in the App: nothing appended
     assert again.added == 0 and read_events(ann).num_rows == events.num_rows
-    # pulled labels show in the App as current labels
+    # pulled labels show in alice's copy as her current labels (and carol's does not: blind)
     assert ds.match({"sample_id": ids[1]}).first().occlusion == ["glasses", "mask"]
+    assert ds.match({"sample_id": ids[6]}).first().occlusion is None
 
 
 def test_pull_reports_tags_outside_the_vocabulary_and_keeps_the_rest(toy: Path) -> None:
     from fercurate.annotate import labelling
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
     from fercurate.annotate.pull import pull
 
-    ds = ensure_dataset(toy)
-    set_annotator(ds, "alice")
+    ds, by_sid = _own(toy, "alice")
     ids = _ids(toy)
-    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
     ds.select(by_sid[ids[1]]).tag_samples("occ:scarf")
     ds.select(by_sid[ids[2]]).tag_samples(["occ:none", "occ:mask"])
     ds.select(by_sid[ids[4]]).tag_samples("mask")
-    labelling.add_type(ds, [by_sid[ids[3]]], "left_right", "alice")
+    labelling.set_types(ds, [by_sid[ids[3]]], ["left_right"], "alice")
+    _saved(toy)
 
     result = pull(toy.stem)
     messages = [p.line() for p in result.problems]
@@ -182,31 +199,28 @@ def test_pull_reports_tags_outside_the_vocabulary_and_keeps_the_rest(toy: Path) 
 
 def test_two_annotators_conflict_is_kept_reported_and_measured(toy: Path, workspace: Path) -> None:
     from fercurate.annotate import labelling
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
     from fercurate.annotate.pull import pull
     from fercurate.annotate.status import status
 
-    ds = ensure_dataset(toy)
     ids = _ids(toy)
-    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
-    set_annotator(ds, "alice")
-    labelling.set_types(ds, [by_sid[i] for i in ids[:4]], ["mask"], "alice")
-    labelling.set_types(ds, [by_sid[i] for i in ids[4:]], ["none"], "alice")
-    assert pull(toy.stem).added == 8
-    set_annotator(ds, "bob")  # bob re-labels the same faces; disagrees on one
-    labelling.set_types(ds, [by_sid[i] for i in ids[:3]], ["mask"], "bob")
-    labelling.set_types(ds, [by_sid[ids[3]]], ["none"], "bob")
-    labelling.set_types(ds, [by_sid[i] for i in ids[4:]], ["none"], "bob")
-    # bob's identical labels are new events too (his own word), except none are lost
+    alice, a_ids = _own(toy, "alice")
+    bob, b_ids = _own(toy, "bob")  # bob labels the same faces in his own copy; disagrees on one
+    labelling.set_types(alice, [a_ids[i] for i in ids[:4]], ["mask"], "alice")
+    labelling.set_types(alice, [a_ids[i] for i in ids[4:]], ["none"], "alice")
+    labelling.set_types(bob, [b_ids[i] for i in ids[:3]], ["mask"], "bob")
+    labelling.set_types(bob, [b_ids[ids[3]]], ["none"], "bob")
+    labelling.set_types(bob, [b_ids[i] for i in ids[4:]], ["none"], "bob")
+    _saved(toy)
     result = pull(toy.stem)
-    assert result.added == 8
+    assert result.added == 0  # all 16 labels were saved as they were made
+    assert read_events(Workspace.current().annotation_path(toy.stem)).num_rows == 16
     assert result.conflicts["sample_id"].tolist() == [ids[3]]
     assert result.conflicts.iloc[0]["labels"] == {"alice": "mask", "bob": "none"}
 
     report = status(toy.stem, app=True)
     assert report.total == 8 and report.human == 8 and report.unlabelled == 0
     assert report.n_conflicts == 1 and report.pending_in_app == 0
-    (pair,) = report.agreement
+    pair = next(p for p in report.agreement if p.independent)
     assert (pair.a, pair.b, pair.shared) == ("alice", "bob", 8)
     # 7/8 agree; categories {mask, none}: alice 4/4, bob 3/5 -> pe = .5*.375 + .5*.625 = .5
     assert pair.agreement == pytest.approx(7 / 8)
@@ -239,8 +253,6 @@ def test_cohen_kappa_matches_the_textbook_formula_and_unresolved_values_are_excl
 
 def test_human_label_supersedes_official_and_occlusion_subsets_ignore_suggestions(toy: Path) -> None:
     from fercurate.annotate import labelling
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
-    from fercurate.annotate.pull import pull
     from fercurate.subsets import build, subset_ids
 
     ids = _ids(toy)
@@ -250,14 +262,12 @@ def test_human_label_supersedes_official_and_occlusion_subsets_ignore_suggestion
         make_event(ids[1], ["upper"], annotator="ran-authors", source="official", labelled_at=T0),
         make_event(ids[2], ["mask"], annotator="fercurate-suggest", source="suggestion", labelled_at=T0),
     ])
-    ds = ensure_dataset(toy)
-    set_annotator(ds, "alice")
-    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    ds, by_sid = _own(toy, "alice")
     assert ds.match({"sample_id": ids[2]}).first().occ_suggested == ["mask"]
-    labelling.add_type(ds, [by_sid[ids[0]]], "glasses", "alice")  # resolves glasses|mask
+    labelling.set_types(ds, [by_sid[ids[0]]], ["glasses"], "alice")  # resolves glasses|mask
     assert labelling.accept_prefilled(ds, [by_sid[ids[1]]], "alice", source="official") == 1
     assert labelling.accept_prefilled(ds, [by_sid[ids[0]]], "alice", source="official") == 0  # unresolved: left
-    pull(toy.stem)
+    _saved(toy)
     events = read_events(ann)
     assert events.num_rows == 5  # history keeps the official rows
     labels = current_labels(events.filter(pa.compute.not_equal(events.column("source"), "suggestion")))
@@ -294,17 +304,13 @@ def test_plugin_operators_run_through_fiftyones_executor(toy: Path) -> None:
     from fiftyone.operators import execute_operator
 
     from fercurate.annotate.app import PLUGIN_NAME, install_plugin
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
-    from fercurate.annotate.pull import pull
 
     install_plugin()
     ids = _ids(toy)
     ann = Workspace.current().annotation_path(toy.stem)
     append_events(ann, [make_event(ids[2], ["bottom"], annotator="fercurate-suggest", source="suggestion",
                                    labelled_at=T0)])
-    ds = ensure_dataset(toy)
-    set_annotator(ds, "frank")
-    by_sid = dict(zip(ds.values("sample_id"), ds.values("id")))
+    ds, by_sid = _own(toy, "frank")
 
     def run(name: str, selected: list[str], **params) -> None:
         execute_operator(f"{PLUGIN_NAME}/{name}", dataset=ds, selected=selected, params=params)
@@ -312,14 +318,16 @@ def test_plugin_operators_run_through_fiftyones_executor(toy: Path) -> None:
     run("label_occlusion", [by_sid[ids[0]], by_sid[ids[1]]], glasses=True, upper=True)
     run("occ_none", [by_sid[ids[3]]])
     run("occ_mask", [by_sid[ids[4]]])
-    run("clear_occlusion", [by_sid[ids[4]]])  # a mistaken click, undone before pulling
+    run("occ_glasses", [by_sid[ids[3]]])  # replaces 'none', never adds to it
+    run("clear_occlusion", [by_sid[ids[4]]])  # a mistaken click, withdrawn
     run("accept_suggestion", [by_sid[ids[2]]])
     tags = dict(zip(ds.values("sample_id"), ds.values("tags")))
-    assert sorted(tags[ids[0]]) == ["occ:glasses", "occ:upper"] and tags[ids[3]] == ["occ:none"]
+    assert sorted(tags[ids[0]]) == ["occ:glasses", "occ:upper"] and tags[ids[3]] == ["occ:glasses"]
     assert tags[ids[4]] == [] and tags[ids[2]] == ["occ:bottom"]
-    assert pull(toy.stem).added == 4
+    _saved(toy)
     labels = current_labels(read_events(ann)).set_index("sample_id")
     assert labels.loc[ids[2], "source"] == "human" and labels.loc[ids[2], "annotator"] == "frank"
+    assert labels.loc[ids[3], "types"] == ["glasses"]
     assert ids[4] not in labels.index
 
 
@@ -427,10 +435,7 @@ def test_cli_launch_killed_9_takes_its_app_server_with_it(toy: Path, workspace: 
 
 
 def test_cli_pull_exits_3_on_a_bad_tag_and_status_prints(toy: Path, workspace: Path) -> None:
-    from fercurate.annotate.dataset import ensure_dataset, set_annotator
-
-    ds = ensure_dataset(toy)
-    set_annotator(ds, "dora")
+    ds, _ = _own(toy, "dora")
     first, second = ds.values("id")[:2]
     ds.select(first).tag_samples("occ:hat")
     ds.select(second).tag_samples("occ:mask")

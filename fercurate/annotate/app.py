@@ -21,12 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fercurate.annotate.database import connect
-from fercurate.annotate.dataset import (
-    STANDARD_VIEWS,
-    VIEW_BY_SUGGESTION,
-    ensure_dataset,
-    set_annotator,
-)
+from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset
+from fercurate.annotate.session import QUEUE_VIEW, open_session
 from fercurate.errors import FercurateError, InputError
 from fercurate.workspace import Workspace
 
@@ -36,6 +32,8 @@ if TYPE_CHECKING:
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin"
 PLUGIN_DIR_NAME = "fercurate-occlusion"
 PLUGIN_NAME = "@fercurate/occlusion"
+# Set in an App server's environment: the one annotator that server labels for.
+APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"
 
 
 def default_annotator() -> str:
@@ -95,6 +93,8 @@ class Launched:
     view_name: str | None
     annotator: str
     server: subprocess.Popen | None = None
+    mode: str = "label"
+    queue: int = 0
 
     def close(self) -> None:
         """Close the session and stop the App server this launch started."""
@@ -115,30 +115,39 @@ def launch(
     root: str | os.PathLike | None = None,
     workspace: Workspace | None = None,
     server_timeout: float = 240.0,
+    mode: str = "label",
+    sample: int | None = None,
+    seed: int = 0,
 ) -> Launched:
-    """Sync the manifest's App dataset, install the plugin and start the App (remote mode).
+    """Sync the manifest's App dataset, open the annotator's own session and start their App.
 
-    Opens the unlabelled queue sorted by suggestion (within ``split``) when it is not empty, else
-    the whole split. The annotator (default: ``$USER``) is stored in the dataset for the plugin.
+    The annotator (default: ``$USER``) labels in their own copy of the dataset
+    (:mod:`fercurate.annotate.session`), on an App server of their own that knows only them, so
+    two annotators' launches never mix up who labelled what. The App opens on the queue of
+    ``mode`` (``label``, ``second-pass`` with ``sample`` faces chosen by ``seed``, or
+    ``adjudicate``), or the whole split when that queue is empty.
     """
     who = (annotator or default_annotator()).strip()
     if not who:
         raise InputError("no annotator name: pass --annotator NAME")
     ws = workspace or Workspace.current()
-    ds = ensure_dataset(ws.resolve_manifest(manifest), split=split, workspace=ws, root=root)
-    set_annotator(ds, who)
+    manifest_path = ws.resolve_manifest(manifest)
+    base = ensure_dataset(manifest_path, split=split, workspace=ws, root=root)
+    opened = open_session(base, manifest_path, annotator=who, mode=mode, split=split, sample=sample, seed=seed,
+                          workspace=ws, root=root)
+    ds = opened.dataset
     install_plugin()
     fo = connect()
-    view, view_name = _start_view(ds, split)
+    view, view_name = _start_view(ds, split, bool(opened.queue))
     port = port or free_port()
-    server = start_server(port, address, timeout=server_timeout)
+    server = start_server(port, address, timeout=server_timeout, annotator=who)
     try:
         session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
     except Exception as exc:  # noqa: BLE001 - report any session failure as one line
         stop_server(server)
         raise FercurateError(f"the FiftyOne App could not start on {address}:{port} ({exc})") from exc
     _quiet_attached_service(port)
-    return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server)
+    return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server, mode, len(opened.queue))
 
 
 def _quiet_attached_service(port: int) -> None:
@@ -155,28 +164,26 @@ def _quiet_attached_service(port: int) -> None:
         service._disabled = True
 
 
-def _start_view(ds: "fo.Dataset", split: str | None) -> tuple["fo.DatasetView", str | None]:
-    """The unlabelled queue sorted by suggestion (within ``split``), or everything when it is empty."""
+def _start_view(ds: "fo.Dataset", split: str | None, has_queue: bool) -> tuple["fo.DatasetView", str | None]:
+    """The session's queue when it has faces, else everything (within ``split``)."""
     from fiftyone import ViewField as F
 
-    queue = ds.load_saved_view(VIEW_BY_SUGGESTION)
-    base = ds.view()
-    if split:
-        queue = queue.match(F("split") == split)
-        base = base.match(F("split") == split)
-    if queue.limit(1).count():
-        return queue, VIEW_BY_SUGGESTION if not split else f"{VIEW_BY_SUGGESTION} (split {split})"
-    return base, None
+    if has_queue:
+        return ds.load_saved_view(QUEUE_VIEW), QUEUE_VIEW
+    return (ds.match(F("split") == split) if split else ds.view()), None
 
 
-def start_server(port: int, address: str = "localhost", timeout: float = 240.0) -> subprocess.Popen:
+def start_server(
+    port: int, address: str = "localhost", timeout: float = 240.0, annotator: str | None = None
+) -> subprocess.Popen:
     """Start the FiftyOne App server ourselves and wait until it answers (up to ``timeout`` s).
 
     ``fo.launch_app`` gives its own server only 60 s to bind, which a busy machine can exceed;
     started here, the server gets as long as it needs and ``launch_app`` attaches to it. It uses
     the MongoDB this process started (``connect()`` must have run). Its output goes to a log file
     whose tail is shown if it dies. A watchdog in the server (:mod:`fercurate.annotate.app_server`)
-    stops it when this process dies, by any signal.
+    stops it when this process dies, by any signal. ``annotator`` is the only person this server
+    labels for (``$FERCURATE_APP_ANNOTATOR`` in the server, read by the plugin).
     """
     import fiftyone.constants as foc
 
@@ -186,6 +193,9 @@ def start_server(port: int, address: str = "localhost", timeout: float = 240.0) 
            "--port", str(port), "--address", address]
     here = str(Path(__file__).resolve().parents[2])  # this copy of fercurate, whatever the server's cwd
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
+    env.pop(APP_ANNOTATOR_ENV, None)
+    if annotator:
+        env[APP_ANNOTATOR_ENV] = annotator
     proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     atexit.register(stop_server, proc)  # never leave a server behind when the caller exits
@@ -218,6 +228,7 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 __all__ = [
+    "APP_ANNOTATOR_ENV",
     "PLUGIN_NAME",
     "PLUGIN_SOURCE",
     "STANDARD_VIEWS",

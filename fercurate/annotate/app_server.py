@@ -4,7 +4,8 @@
 with ``python -m fercurate.annotate.app_server --parent PID -- <server args>``. If the launcher
 goes away by any means, kill -9 included, the child is re-parented and :func:`watch_parent` sees
 ``os.getppid()`` change within a fraction of a second and stops the server, so no App keeps
-accepting labels that nobody will pull. Portable (no ``prctl``) and independent of which of the
+accepting labels that nobody will pull; the labels already made are written to the annotation file
+first (:func:`fercurate.annotate.live.flush_all`). Portable (no ``prctl``) and independent of which of the
 launcher's threads started it.
 """
 
@@ -28,6 +29,7 @@ def watch_parent(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) 
     def run() -> None:
         while os.getppid() == parent:
             time.sleep(poll_s)
+        _flush_labels()
         os.kill(os.getpid(), signal.SIGTERM)  # the server's own shutdown, if it handles SIGTERM
         time.sleep(grace_s)
         os._exit(0)
@@ -35,6 +37,13 @@ def watch_parent(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) 
     thread = threading.Thread(target=run, name="fercurate-launcher-watchdog", daemon=True)
     thread.start()
     return thread
+
+
+def _flush_labels() -> None:
+    """Write the labels the plugin has queued (:mod:`fercurate.annotate.live`) before the server stops."""
+    live = sys.modules.get("fercurate.annotate.live")
+    if live is not None:
+        live.flush_all()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from fercurate.annotate.database import connect
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 
 DATASET_PREFIX = "fercurate-"
 INFO_KEY = "fercurate"
+# In an annotator's own dataset (fercurate.annotate.session): whose it is, and the shared dataset it copies.
+OWNER_KEY = "owner"
+BASE_KEY = "base_dataset"
 SUGGEST_LAYER = "occlusion_suggest"
 # Saved views every launch (re)creates; names are what the App's view picker shows.
 VIEW_UNLABELLED = "occlusion-unlabelled"
@@ -102,6 +106,11 @@ def _owner(fo: Any, name: str) -> str | None:
     return (fo.load_dataset(name).info.get(INFO_KEY) or {}).get("manifest_path")
 
 
+def _is_copy(fo: Any, name: str) -> bool:
+    """An annotator's own copy of a manifest's dataset (not the shared one)."""
+    return BASE_KEY in (fo.load_dataset(name).info.get(INFO_KEY) or {})
+
+
 def _resolved(path: str | os.PathLike) -> str:
     return str(Path(path).resolve())
 
@@ -115,7 +124,7 @@ def find_dataset_name(fo: Any, manifest_name: str, manifest_path: str | os.PathL
     target = _resolved(manifest_path)
     base = dataset_name(manifest_name)
     for cand in sorted(fo.list_datasets(glob_patt=f"{base}*")):
-        if (cand == base or cand.startswith(base + "-")) and _owner(fo, cand) == target:
+        if (cand == base or cand.startswith(base + "-")) and _owner(fo, cand) == target and not _is_copy(fo, cand):
             return cand
     return None
 
@@ -281,16 +290,6 @@ def info(ds: "fo.Dataset") -> dict[str, Any]:
     return dict(ds.info.get(INFO_KEY) or {})
 
 
-def set_annotator(ds: "fo.Dataset", annotator: str) -> None:
-    """Record who is labelling in this App session; the plugin's buttons and ``pull`` use it."""
-    if not annotator or not annotator.strip():
-        raise InputError("an annotator name is needed (pass --annotator NAME or set $USER)")
-    meta = info(ds)
-    meta["annotator"] = annotator.strip()
-    ds.info[INFO_KEY] = meta
-    ds.save()
-
-
 # --- fields ------------------------------------------------------------------------------------
 
 
@@ -344,7 +343,8 @@ def refresh_fields(
         for col in POSE_FIELDS:
             put(col, _clean(got[col]))
     if "occlusion" in parts:
-        got = frame[["sample_id"]].merge(_occlusion_frame(manifest, workspace), on="sample_id", how="left")
+        owner = info(ds).get(OWNER_KEY)  # an annotator's own dataset shows no one else's labels
+        got = frame[["sample_id"]].merge(_occlusion_frame(manifest, workspace, owner), on="sample_id", how="left")
         put("occlusion", _lists(got["occlusion"]))
         put("occlusion_source", _clean(got["occlusion_source"]))
         put("occlusion_annotator", _clean(got["occlusion_annotator"]))
@@ -398,12 +398,19 @@ def _pose_frame(manifest: Manifest) -> pd.DataFrame | None:
     return df[cols]
 
 
-def _occlusion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
-    """Current labels (suggestions excluded) plus every human annotator, per sample."""
+def _occlusion_frame(manifest: Manifest, workspace: Workspace, owner: str | None = None) -> pd.DataFrame:
+    """Current labels (suggestions excluded) plus every human annotator, per sample.
+
+    With ``owner`` (an annotator's own dataset) people's labels other than the owner's, and
+    adjudications, are left out, so that annotator labels blind.
+    """
     cols = ["sample_id", "occlusion", "occlusion_source", "occlusion_annotator", "occlusion_annotators",
             "occlusion_conflict", "occ_suggested"]
     path = workspace.annotation_path(manifest.name)
     events = read_events(path)
+    if owner is not None:
+        people = pc.is_in(events.column("source"), value_set=pa.array(["human", "adjudication"]))
+        events = events.filter(pc.or_(pc.invert(people), pc.equal(events.column("annotator"), owner)))
     if events.num_rows == 0:
         return pd.DataFrame(columns=cols)
     source = events.column("source")
@@ -506,7 +513,6 @@ __all__ = [
     "info",
     "load_dataset",
     "refresh_fields",
-    "set_annotator",
     "suggestion_layer_path",
     "unlabelled_view",
 ]

@@ -1,8 +1,10 @@
 """``pull``: collect the labels made in the App into the append-only annotation table.
 
-A sample's App label is its set of ``occ:*`` tags. ``occ_synced`` remembers the tags at the last
-pull, so only changes become events; each event says who (``occ_by`` from the plugin, else the
-annotator the App was launched for), when, and what. Events are merged into
+Labels saved with the plugin's keys and buttons are written to the file as they are made
+(:mod:`fercurate.annotate.live`). ``pull`` collects what was done by hand: a face's App label is its
+set of ``occ:*`` tags, and ``occ_synced`` remembers the tags at the last save or pull, so only
+changes become events; each event says who (the owner of the annotator's own dataset, else
+``--annotator``), when, and what. Events are merged into
 ``annotations/<name>.occlusion.parquet`` atomically; nothing already there is rewritten. Tags that
 are not a valid label (outside the vocabulary, or ``none`` mixed with a type) are reported with the
 sample and never taken; they stay in the App to be fixed.
@@ -20,9 +22,10 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from fercurate.annotate.agreement import conflicts
-from fercurate.annotate.dataset import info, load_dataset, refresh_fields
+from fercurate.annotate import session
+from fercurate.annotate.dataset import BASE_KEY, info, load_dataset, refresh_fields
 from fercurate.annotate.vocabulary import TAG_PREFIX, lookalike, occlusion_tags, parse_tags
-from fercurate.annotations import append_events, make_event, read_events
+from fercurate.annotations import BLIND_ORIGIN, append_events, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
@@ -84,7 +87,7 @@ def pending_rows(ds: "fo.Dataset") -> dict[str, list[Any]]:
     has_tag = F("tags").filter(F().starts_with(TAG_PREFIX)).length() > 0
     had_tag = F("occ_synced").exists() & (F("occ_synced").length() > 0)
     view = ds.match(has_tag | had_tag)
-    fields = ["id", "sample_id", "tags", "occ_synced", "occ_synced_at", "occ_by", "occ_at"]
+    fields = ["id", "sample_id", "tags", "occ_synced"]
     return dict(zip(fields, view.values(fields)))
 
 
@@ -101,60 +104,32 @@ def pull(
     annotator: str | None = None,
     now: datetime | None = None,
 ) -> PullResult:
-    """Merge the App dataset's labels for manifest ``name`` into ``annotations/<name>.occlusion.parquet``.
+    """Merge the App's labels for manifest ``name`` into ``annotations/<name>.occlusion.parquet``.
 
-    ``annotator`` overrides the launch annotator for tags set without the plugin's buttons.
-    Raises InputError when there is no such App dataset; per-sample problems are in the result.
+    The labels saved with the plugin are already in the file (:mod:`fercurate.annotate.live`); pull
+    collects ``occ:*`` tags set by hand (the App's tag menu) in every annotator's own dataset (as
+    that annotator, a blind label) and in the shared dataset (as ``annotator``). Raises InputError
+    when there is no such App dataset; per-sample problems are in the result.
     """
     ws = workspace or Workspace.current()
-    ds = load_dataset(name, ws)
-    meta = info(ds)
-    manifest_name = meta.get("manifest") or name
-    path = ws.annotation_path(manifest_name)
-    session_annotator = (annotator or meta.get("annotator") or "").strip()
+    base = load_dataset(name, ws)
+    meta = info(base)
+    path = ws.annotation_path(meta.get("manifest") or name)
     when = _utc(now) or datetime.now(timezone.utc)
-    result = PullResult(dataset=ds.name, path=path)
-
+    result = PullResult(dataset=base.name, path=path)
     history = read_events(path)
     latest = _latest_human(history)
-    rows = pending_rows(ds)
-    events, synced_ids, synced_values = [], [], []
-    for i, sid in enumerate(rows["sample_id"]):
-        tags = rows["tags"][i] or []
-        occ = occlusion_tags(tags)
-        before = sorted(rows["occ_synced"][i] or [])
-        by, at, synced_at = rows["occ_by"][i], _utc(rows["occ_at"][i]), _utc(rows["occ_synced_at"][i])
-        pressed = bool(by and at and (synced_at is None or at > synced_at))  # a plugin button since last pull
-        if occ == before and not pressed:
-            result.unchanged += 1
-            continue
-        parsed = parse_tags(tags)
-        if parsed.problem:
-            result.problems.append(Problem(sid, parsed.problem + " (not taken; fix the tags in the App)"))
-            continue
-        if not occ:
-            result.removed.append(sid)
-            synced_ids.append(rows["id"][i])
-            synced_values.append([])
-            continue
-        if pressed:
-            who, labelled_at, origin = by, at, f"fiftyone:{ds.name} (plugin)"
-        else:
-            who, labelled_at, origin = session_annotator, when, f"fiftyone:{ds.name} (tags)"
-        if not who:
-            result.problems.append(
-                Problem(sid, "tags set without an annotator name: pull again with --annotator NAME")
-            )
-            continue
-        types = list(parsed.types)
-        synced_ids.append(rows["id"][i])
-        synced_values.append(occ)
-        if latest.get((sid, who)) == "|".join(types):
-            result.unchanged += 1
-            continue
-        events.append(make_event(sid, types, annotator=who, source="human", labelled_at=labelled_at, origin=origin))
-        result.by_annotator[who] += 1
-    result.problems.extend(_lookalike_problems(ds))
+    events: list[dict[str, Any]] = []
+    synced: list[tuple[Any, dict[str, list[str]]]] = []
+    datasets = [base, *own_datasets(base)]
+    for ds in datasets:
+        who = session.owner(ds) or (annotator or "").strip()
+        origin = f"{BLIND_ORIGIN}{ds.name}" if session.owner(ds) else f"fiftyone:{ds.name} (tags)"
+        ds_events, ds_synced = _collect(ds, who, origin, when, latest, result)
+        events.extend(ds_events)
+        synced.append((ds, ds_synced))
+    for ds in datasets:
+        result.problems.extend(_lookalike_problems(ds))
 
     merged = history
     if events:
@@ -169,13 +144,63 @@ def pull(
                 f"{path}: {len(lost)} pulled label(s) are not in the file after writing (e.g. {lost[0]}); "
                 "the App samples stay unsynced: pull again"
             )
-    if synced_ids:
-        ds.set_values("occ_synced", dict(zip(synced_ids, synced_values)), key_field="id")
-        ds.set_values("occ_synced_at", {k: when for k in synced_ids}, key_field="id")
+    for ds, values in synced:
+        if values:
+            ds.set_values("occ_synced", values, key_field="id")
+            ds.set_values("occ_synced_at", {k: when for k in values}, key_field="id")
     result.conflicts = conflicts(merged)
     if events and meta.get("manifest_path") and Path(meta["manifest_path"]).exists():
-        refresh_fields(ds, read_manifest(meta["manifest_path"]), ws, parts=("occlusion",))
+        manifest = read_manifest(meta["manifest_path"])
+        for ds, _ in synced:
+            refresh_fields(ds, manifest, ws, parts=("occlusion",))
     return result
+
+
+def own_datasets(base: "fo.Dataset") -> list["fo.Dataset"]:
+    """The annotators' own copies of a shared App dataset, by name."""
+    import fiftyone as fo
+
+    out = []
+    for cand in sorted(fo.list_datasets(glob_patt=f"{base.name}--*")):
+        ds = fo.load_dataset(cand)
+        if info(ds).get(BASE_KEY) == base.name:
+            out.append(ds)
+    return out
+
+
+def _collect(
+    ds: "fo.Dataset", who: str, origin: str, when: datetime, latest: dict, result: PullResult
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Events for the tags changed by hand in ``ds`` since the last pull, and the new synced marks."""
+    rows = pending_rows(ds)
+    events, synced = [], {}
+    for i, sid in enumerate(rows["sample_id"]):
+        tags = rows["tags"][i] or []
+        occ = occlusion_tags(tags)
+        if occ == sorted(rows["occ_synced"][i] or []):
+            result.unchanged += 1
+            continue
+        parsed = parse_tags(tags)
+        if parsed.problem:
+            result.problems.append(Problem(sid, parsed.problem + f" (in {ds.name}; not taken; fix the tags in the App)"))
+            continue
+        if not occ:
+            result.removed.append(sid)
+            synced[rows["id"][i]] = []
+            continue
+        if not who:
+            result.problems.append(
+                Problem(sid, f"tags set in {ds.name} without an annotator name: pull again with --annotator NAME")
+            )
+            continue
+        types = list(parsed.types)
+        synced[rows["id"][i]] = occ
+        if latest.get((sid, who)) == "|".join(types):
+            result.unchanged += 1
+            continue
+        events.append(make_event(sid, types, annotator=who, source="human", labelled_at=when, origin=origin))
+        result.by_annotator[who] += 1
+    return events, synced
 
 
 def _latest_human(history) -> dict[tuple[str, str], str]:
@@ -196,5 +221,6 @@ def _lookalike_problems(ds: "fo.Dataset") -> list[Problem]:
     for tag, count in sorted(ds.count_sample_tags().items()):
         hint = lookalike(tag)
         if hint:
-            out.append(Problem(None, f"tag {tag!r} on {count} sample(s) is not an occlusion tag ({hint}); not taken"))
+            out.append(Problem(None, f"tag {tag!r} on {count} sample(s) in {ds.name} is not an occlusion tag ({hint}); "
+                                     "not taken"))
     return out

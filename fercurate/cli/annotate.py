@@ -27,29 +27,49 @@ def launch(
     address: str = typer.Option("localhost", "--address", help="Address to serve the App on (0.0.0.0 for other machines)."),
     root: Path = typer.Option(None, "--root", help="Dataset folder, if the images moved since ingest."),
     pull_on_exit: bool = typer.Option(True, "--pull/--no-pull", help="Pull the labels when you stop the App (Ctrl-C)."),
+    second_pass: bool = typer.Option(
+        False, "--second-pass", help="Blind second pass: faces others labelled and you have not, without their labels."
+    ),
+    sample: int = typer.Option(None, "--sample", min=1, help="Second pass: label only this many faces (chosen by --seed)."),
+    seed: int = typer.Option(0, "--seed", help="Second pass: which faces --sample takes, and their order."),
+    adjudicate: bool = typer.Option(
+        False, "--adjudicate", help="Settle disagreements: each person's label side by side; your choice is recorded."
+    ),
     workspace: Path = options.Workspace,
 ) -> None:
-    """Sync the manifest into a persistent FiftyOne dataset and open the labelling App (prints the URL).
+    """Open your own labelling session in the FiftyOne App (prints the URL).
 
-    Label with the "Occlusion labelling" panel (+ next to the Samples tab), the grid's "Label
-    occlusion" button, the operator browser (backtick key, then e.g. "mask"), or tags occ:<type>.
-    Press Ctrl-C to stop; the labels are pulled then (unless --no-pull).
+    Each annotator launches their own session (own App server and port, own copy of the dataset):
+    labels are recorded under that name only, and nobody sees anyone else's labels, so every label
+    is independent. Open a face and use the keys: 1 mask, 2 glasses, 3 left/right, 4 upper,
+    5 bottom (toggle), 0 or n no occlusion, Enter save and open the next face, z undo. Labels are
+    written to annotations/<name>.occlusion.parquet within seconds. Ctrl-C stops the App.
 
-    Example: fercurate annotate launch manifests/ferplus.parquet --split test --annotator alice
+    Examples:
+      fercurate annotate launch ferplus --split test --annotator alice
+      fercurate annotate launch ferplus --split test --annotator bob --second-pass --sample 200
+      fercurate annotate launch ferplus --split test --annotator carol --adjudicate
     """
     from fercurate.annotate.app import launch as launch_app
-    from fercurate.annotate.dataset import STANDARD_VIEWS
     from fercurate.annotate.pull import pull
+    from fercurate.errors import InputError
 
+    if second_pass and adjudicate:
+        raise InputError("choose one of --second-pass and --adjudicate")
+    if sample is not None and not second_pass:
+        raise InputError("--sample is for --second-pass")
+    mode = "second-pass" if second_pass else "adjudicate" if adjudicate else "label"
     ws = Workspace.current(workspace)
-    launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root, workspace=ws)
+    launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root,
+                          workspace=ws, mode=mode, sample=sample, seed=seed)
     ds = launched.dataset
     # Before the URL is printed: whoever sees it may send the kill at once; it stops the App cleanly too.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        typer.echo(f"App: {launched.url}   dataset: {ds.name} ({len(ds):,} samples)   annotator: {launched.annotator}")
-        typer.echo(f"opened: {launched.view_name or 'all samples'}; saved views: {', '.join(STANDARD_VIEWS)}")
-        typer.echo("label with the 'Occlusion labelling' panel (+ beside the Samples tab); Ctrl-C to stop")
+        typer.echo(f"App: {launched.url}   annotator: {launched.annotator}   mode: {mode}   dataset: {ds.name}")
+        typer.echo(f"queue: {launched.queue:,} face(s)" + ("" if launched.queue else " (nothing to do: showing all faces)"))
+        typer.echo("open a face, then: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom, 0/n none, "
+                   "Enter save+next, z undo (panel 'Occlusion labelling', + beside the Samples tab); Ctrl-C to stop")
         launched.session.wait(-1)
     except KeyboardInterrupt:
         typer.echo("stopping the App ...")

@@ -1,27 +1,41 @@
 """fercurate's occlusion labelling plugin for the FiftyOne App (installed by ``fercurate annotate launch``).
 
-* Panel **Occlusion labelling**: one button per type (mask, glasses, left/right, upper, bottom,
-  none), plus clear / accept suggestion / confirm official; it acts on the selected samples (or the
-  sample open in the modal) and shows progress.
-* Operators ``occ_mask`` ... ``occ_none`` (no form: run them from the operator browser with the
-  backtick key, type e.g. ``mask`` and press Enter), ``label_occlusion`` (a form with all six types,
-  also a button in the grid's action bar), ``clear_occlusion``, ``accept_suggestion`` and
+* Panel **Occlusion labelling** (in the grid and in the sample modal): open a face and label it
+  from the keyboard (keys in :data:`KEYS_HELP`, caught by the small script ``keys.js``); the panel
+  shows the face's saved label, the draft, who labelled it, the official label and the suggestion,
+  and in adjudication every person's label side by side. Buttons do the same for a mouse.
+* Operators for faces selected in the grid: ``occ_mask`` ... ``occ_none`` (label the selection with
+  that one type: run them from the operator browser, backtick key), ``label_occlusion`` (a form with
+  all six types, also in the grid's action bar), ``clear_occlusion``, ``accept_suggestion``,
   ``confirm_official``.
 
-Labels become ``occ:<type>`` sample tags plus ``occ_by``/``occ_at`` (who, when); the annotator is the
-name given at launch (stored in the dataset's info). ``fercurate annotate pull`` collects them.
+Every label goes through :mod:`fercurate.annotate.session`: it replaces the annotator's own earlier
+label, is written to the annotation file within seconds, and is recorded under the one annotator
+this App server was started for (``$FERCURATE_APP_ANNOTATOR``), whoever else launched since.
 """
 
 from __future__ import annotations
 
+import os
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fercurate.annotate import labelling
-from fercurate.annotate.dataset import info, unlabelled_view
+from fercurate.annotate import labelling, live, session
+from fercurate.annotate.dataset import info
 from fercurate.annotate.vocabulary import TAG_PREFIX, TYPE_LABELS
 from fercurate.errors import FercurateError
 from fercurate.schema import OCCLUSION_TYPES
+
+APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"  # fercurate.annotate.app sets it for each App server
+KEY_OF = {t: k for k, t in session.KEY_TYPES.items() if k != "n"}
+KEYS_HELP = ("Keys: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (toggle), 0 or n no occlusion, "
+             "Enter save and next face, z undo")
+
+
+def _annotator(ctx) -> str | None:
+    """The annotator of this App server; else (a server not started by fercurate) the dataset's owner."""
+    return os.environ.get(APP_ANNOTATOR_ENV) or session.owner(ctx.dataset)
 
 
 def _targets(ctx) -> list[str]:
@@ -32,31 +46,23 @@ def _targets(ctx) -> list[str]:
     return ids
 
 
-def _annotator(ctx) -> str | None:
-    return info(ctx.dataset).get("annotator")
-
-
-def _run(ctx, action, what: str, clear_selection: bool = True) -> dict:
-    """Apply ``action(dataset, ids)`` to the targets, refresh the grid and say what happened.
-
-    The selection is cleared afterwards (labelled faces leave the unlabelled queue, and a stale
-    selection would carry into the next batch) unless ``clear_selection`` is false.
-    """
+def _run(ctx, action, what: str) -> dict:
+    """Apply ``action(dataset, ids, annotator)`` to the targets, refresh the grid and say what happened."""
     ids = _targets(ctx)
     try:
-        changed = action(ctx.dataset, ids)
+        changed = action(ctx.dataset, ids, _annotator(ctx))
     except FercurateError as exc:
         ctx.ops.notify(str(exc), variant="error")
         return {"error": str(exc)}
     ctx.ops.reload_samples()
-    if clear_selection and ctx.selected:
-        ctx.ops.clear_selected_samples()
-    ctx.ops.notify(f"{what}: {changed} of {len(ids)} sample(s) changed", variant="success")
+    if ctx.selected:
+        ctx.ops.clear_selected_samples()  # labelled faces leave the queue: never carry a selection on
+    ctx.ops.notify(f"{what}: {changed} of {len(ids)} face(s) changed", variant="success")
     return {"changed": changed, "selected": len(ids)}
 
 
 class OccType(foo.Operator):
-    """Add one occlusion type to the selected samples (no form, so it runs at once)."""
+    """Label the selected faces with one occlusion type (no form, so it runs at once)."""
 
     occ_type = "none"
 
@@ -65,12 +71,12 @@ class OccType(foo.Operator):
         return foo.OperatorConfig(
             name=f"occ_{self.occ_type}",
             label=f"Occlusion: {TYPE_LABELS[self.occ_type]} ({self.occ_type})",
-            description=f"Tag the selected samples {TAG_PREFIX}{self.occ_type}",
+            description=f"Label the selected faces {self.occ_type} (replaces your label)",
         )
 
     def execute(self, ctx):
         t = self.occ_type
-        return _run(ctx, lambda ds, ids: labelling.add_type(ds, ids, t, _annotator(ctx)), f"{TAG_PREFIX}{t}")
+        return _run(ctx, lambda ds, ids, who: labelling.set_types(ds, ids, [t], who), f"{TAG_PREFIX}{t}")
 
 
 def _type_operator(occ_type: str) -> type:
@@ -81,14 +87,14 @@ TYPE_OPERATORS = [_type_operator(t) for t in OCCLUSION_TYPES]
 
 
 class LabelOcclusion(foo.Operator):
-    """A form with the six types; replaces the selected samples' occlusion label."""
+    """A form with the six types; replaces the selected faces' label."""
 
     @property
     def config(self):
         return foo.OperatorConfig(
             name="label_occlusion",
             label="Label occlusion",
-            description="Set the occlusion types of the selected samples",
+            description="Set the occlusion types of the selected faces",
         )
 
     def resolve_placement(self, ctx):
@@ -100,25 +106,24 @@ class LabelOcclusion(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         n = len(_targets(ctx))
-        who = _annotator(ctx) or "(no annotator: relaunch with --annotator)"
-        inputs.md(f"Labelling **{n}** sample(s) as **{who}**", name="summary")
+        inputs.md(f"Labelling **{n}** face(s) as **{_annotator(ctx) or '?'}**", name="summary")
         for t in OCCLUSION_TYPES:
             inputs.bool(t, label=TYPE_LABELS[t], default=False, view=types.CheckboxView())
         return types.Property(inputs, view=types.View(label="Label occlusion"))
 
     def execute(self, ctx):
         chosen = [t for t in OCCLUSION_TYPES if ctx.params.get(t)]
-        return _run(ctx, lambda ds, ids: labelling.set_types(ds, ids, chosen, _annotator(ctx)),
+        return _run(ctx, lambda ds, ids, who: labelling.set_types(ds, ids, chosen, who),
                     "occlusion " + ("|".join(chosen) or "(nothing chosen)"))
 
 
 class ClearOcclusion(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(name="clear_occlusion", label="Occlusion: clear (unpulled) tags")
+        return foo.OperatorConfig(name="clear_occlusion", label="Occlusion: withdraw my label")
 
     def execute(self, ctx):
-        return _run(ctx, labelling.clear, "cleared occ:* tags")
+        return _run(ctx, labelling.clear, "withdrew your label")
 
 
 class AcceptSuggestion(foo.Operator):
@@ -127,7 +132,7 @@ class AcceptSuggestion(foo.Operator):
         return foo.OperatorConfig(name="accept_suggestion", label="Occlusion: accept suggestion")
 
     def execute(self, ctx):
-        return _run(ctx, lambda ds, ids: labelling.accept_prefilled(ds, ids, _annotator(ctx)), "accepted suggestion")
+        return _run(ctx, lambda ds, ids, who: labelling.accept_prefilled(ds, ids, who), "accepted suggestion")
 
 
 class ConfirmOfficial(foo.Operator):
@@ -136,87 +141,180 @@ class ConfirmOfficial(foo.Operator):
         return foo.OperatorConfig(name="confirm_official", label="Occlusion: confirm official label")
 
     def execute(self, ctx):
-        return _run(
-            ctx,
-            lambda ds, ids: labelling.accept_prefilled(ds, ids, _annotator(ctx), source="official"),
-            "confirmed official label",
-        )
+        return _run(ctx, lambda ds, ids, who: labelling.accept_prefilled(ds, ids, who, source="official"),
+                    "confirmed official label")
 
 
 class OcclusionLabeller(foo.Panel):
-    """Buttons for the six types acting on the current selection, and the labelling progress."""
+    """The single-face flow: keys (or buttons) edit a draft label, Enter saves it and opens the next face."""
 
     @property
     def config(self):
         return foo.PanelConfig(
             name="occlusion_labeller",
             label="Occlusion labelling",
-            help_markdown="Select faces in the grid, then press a type. Multi-label: press several. "
-            "'No occlusion' replaces the others. Run `fercurate annotate pull` to save.",
+            surfaces="grid modal",
+            help_markdown="Open a face, then: " + KEYS_HELP + ". In the grid, select faces and use the "
+            "buttons to label them all.",
         )
 
-    def on_load(self, ctx):
-        self._refresh(ctx)
+    # --- events -----------------------------------------------------------------------------------
 
-    def on_change_selected(self, ctx):
-        self._refresh(ctx)
+    def on_load(self, ctx):
+        self._show(ctx, reset=True)
 
     def on_change_current_sample(self, ctx):
-        self._refresh(ctx)
+        self._show(ctx, reset=True)
+
+    def on_change_selected(self, ctx):
+        self._show(ctx)
+
+    def on_key(self, ctx):
+        """A key the panel's script caught: 1-5 / 0 / n edit the draft, Enter saves, z undoes."""
+        key = str(ctx.params.get("key") or "")
+        if key in session.KEY_TYPES:
+            self._toggle(ctx, key)
+        elif key == "Enter":
+            self.on_save(ctx)
+        elif key in ("z", "Z"):
+            self.on_undo(ctx)
 
     def on_type(self, ctx):
         t = ctx.params.get("occ_type")
-        self._act(ctx, lambda ds, ids: labelling.add_type(ds, ids, t, _annotator(ctx)), f"{TAG_PREFIX}{t}")
+        if not ctx.current_sample and ctx.selected:  # grid: label the selection with this type
+            _run(ctx, lambda ds, ids, who: labelling.set_types(ds, ids, [t], who), f"{TAG_PREFIX}{t}")
+            self._show(ctx)
+        else:
+            self._toggle(ctx, KEY_OF[t])
 
-    def on_clear(self, ctx):
-        self._act(ctx, labelling.clear, "cleared occ:* tags")
+    def on_save(self, ctx):
+        """Save the draft of the open face (replacing your label), then open the next face of the queue."""
+        sid = self._face(ctx)
+        if sid is None:
+            return self._say(ctx, "Open a face first (click it in the grid).")
+        draft = list(ctx.panel.state.draft or [])
+        if not draft:
+            return self._say(ctx, "Choose a type first: 1-5, or 0 / n for no occlusion.")
+        try:
+            event = session.save(ctx.dataset, sid, draft, annotator=_annotator(ctx))
+        except FercurateError as exc:
+            return self._say(ctx, str(exc), error=True)
+        ctx.ops.reload_samples()
+        saved = "saved" if event else "unchanged"
+        nxt = session.next_face(ctx.dataset, sid)
+        if nxt is None:
+            ctx.panel.state.last = f"{sid}: {'|'.join(draft)} {saved}. The queue is done."
+            self._show(ctx, reset=True)
+            return
+        ctx.panel.state.last = f"{sid}: {'|'.join(draft)} {saved}"
+        ctx.ops.open_sample(id=self._key_of(ctx, nxt))
 
-    def on_accept(self, ctx):
-        self._act(ctx, lambda ds, ids: labelling.accept_prefilled(ds, ids, _annotator(ctx)), "accepted suggestion")
+    def on_undo(self, ctx):
+        """Undo the last key press on the draft; with none, the last saved label (and go back to it)."""
+        history = list(ctx.panel.state.history or [])
+        if history:
+            ctx.panel.state.draft = history.pop()
+            ctx.panel.state.history = history
+            return self._show(ctx)
+        try:
+            undone = session.undo(ctx.dataset, annotator=_annotator(ctx))
+        except FercurateError as exc:
+            return self._say(ctx, str(exc), error=True)
+        if undone is None:
+            return self._say(ctx, "Nothing to undo.")
+        ctx.ops.reload_samples()
+        before = "|".join(undone.previous) or "no label"
+        ctx.panel.state.last = f"undone: {undone.sample_id} back to {before}"
+        if self._face(ctx) == undone.sample_id:
+            self._show(ctx, reset=True)
+        else:
+            ctx.ops.open_sample(id=self._key_of(ctx, undone.sample_id))
 
-    def on_confirm(self, ctx):
-        self._act(ctx, lambda ds, ids: labelling.accept_prefilled(ds, ids, _annotator(ctx), source="official"),
-                  "confirmed official label")
+    # --- state ------------------------------------------------------------------------------------
 
-    def on_keep(self, ctx):
-        ctx.panel.state.keep = bool(ctx.params.get("value"))
+    def _face(self, ctx) -> str | None:
+        """The manifest id of the face open in the modal."""
+        if not ctx.current_sample:
+            return None
+        return ctx.dataset[ctx.current_sample]["sample_id"]
 
-    def _act(self, ctx, action, what: str) -> None:
-        """Label the selection; then clear it unless multi-label is on."""
-        _run(ctx, action, what, clear_selection=not ctx.panel.state.keep)
-        self._refresh(ctx)
+    def _key_of(self, ctx, sample_id: str) -> str:
+        return ctx.dataset.select_by("sample_id", [sample_id]).values("id")[0]
 
-    def _refresh(self, ctx):
+    def _toggle(self, ctx, key: str) -> None:
+        if self._face(ctx) is None:
+            return self._say(ctx, "Open a face first (click it in the grid), then press the keys.")
+        draft = list(ctx.panel.state.draft or [])
+        ctx.panel.state.history = [*(ctx.panel.state.history or []), draft]
+        ctx.panel.state.draft = session.toggle(draft, key)
+        self._show(ctx)
+
+    def _say(self, ctx, message: str, error: bool = False) -> None:
+        ctx.panel.state.message = message
+        ctx.ops.notify(message, variant="error" if error else "info")
+        self._show(ctx)
+
+    def _show(self, ctx, reset: bool = False) -> None:
+        """Fill the panel's state: the open face's labels, the draft, the queue's progress."""
         ds = ctx.dataset
-        tag_counts = ds.count_sample_tags()
-        ctx.panel.state.selected = len(_targets(ctx))
-        ctx.panel.state.annotator = _annotator(ctx) or "(none: relaunch with --annotator NAME)"
-        ctx.panel.state.unlabelled = unlabelled_view(ds).count()
-        ctx.panel.state.counts = {t: int(tag_counts.get(f"{TAG_PREFIX}{t}", 0)) for t in OCCLUSION_TYPES}
+        s = ctx.panel.state
+        who = _annotator(ctx)
+        sid = self._face(ctx)
+        s.annotator = who or "(none: launch with 'fercurate annotate launch MANIFEST --annotator NAME')"
+        s.mode = session.mode_of(ds)
+        s.face = sid
+        s.selected = len(ctx.selected or [])
+        if reset:
+            s.history = []
+            s.message = None
+        if sid is not None:
+            doc = ds[ctx.current_sample]
+            saved = session.current_types(ds, sid)
+            if reset:
+                s.draft = saved
+            s.saved = "|".join(saved) or None
+            s.saved_by = f"{doc['occ_by'] or who} at {doc['occ_at']:%H:%M:%S}" if saved and doc["occ_at"] else None
+            s.official = "|".join(doc["occlusion"] or []) if doc["occlusion_source"] == "official" else None
+            s.suggested = "|".join(doc["occ_suggested"] or []) or None
+            s.others = session.others_labels(ds, sid) if s.mode == "adjudicate" else None
+        else:
+            s.draft, s.saved, s.saved_by, s.official, s.suggested, s.others = [], None, None, None, None, None
+        s.progress = session.progress(ds)
+        writer = live.writer_for(session.annotation_path(ds))
+        s.unsaved = writer.pending
+        s.write_error = writer.last_error
 
     def render(self, ctx):
-        panel = types.Object()
         s = ctx.panel.state
-        counts = s.counts or {}
-        panel.md(
-            f"**Annotator:** {s.annotator}  \n**Selected:** {s.selected or 0}  "
-            f"\n**Unlabelled (all splits):** {s.unlabelled if s.unlabelled is not None else '?'}  \n"
-            "**Tagged here:** " + ", ".join(f"{t} {counts.get(t, 0)}" for t in OCCLUSION_TYPES),
-            name="status",
-        )
-        panel.bool(
-            "keep",
-            label="Multi-label: keep the selection after a click",
-            default=bool(s.keep),
-            on_change=self.on_keep,
-        )
+        panel = types.Object()
+        lines = [f"**Annotator:** {s.annotator}  ·  **mode:** {s.mode}  ·  {s.progress or ''}"]
+        if s.face:
+            lines.append(f"**Face:** `{s.face}`")
+            lines.append(f"**Your label:** {s.saved or 'none yet'}" + (f" ({s.saved_by})" if s.saved_by else ""))
+            lines.append(f"**Draft:** {'|'.join(s.draft or []) or '(empty)'}  (Enter saves)")
+            if s.official:
+                lines.append(f"**Official list:** {s.official}")
+            if s.suggested:
+                lines.append(f"**Suggested:** {s.suggested}")
+            for person, label in (s.others or {}).items():
+                lines.append(f"**{person}:** {label}")
+        else:
+            lines.append(f"Open a face to label it from the keyboard. **Selected:** {s.selected or 0}")
+        if s.last:
+            lines.append(f"**Last:** {s.last}")
+        if s.write_error:
+            lines.append(f"**Not saved yet:** {s.write_error}")
+        lines.append(KEYS_HELP)
+        panel.md("  \n".join(lines), name="status")
+        panel.view("keys", types.View(component="OcclusionKeys", on_key=self.on_key))
         row = panel.h_stack("types", align_x="left", gap=1)
+        draft = set(s.draft or [])
         for t in OCCLUSION_TYPES:
-            row.btn(f"occ_{t}", label=TYPE_LABELS[t], variant="contained", on_click=self.on_type, params={"occ_type": t})
+            row.btn(f"occ_{t}", label=f"{KEY_OF[t]} {TYPE_LABELS[t]}", variant="contained" if t in draft else "outlined",
+                    on_click=self.on_type, params={"occ_type": t})
         tools = panel.h_stack("tools", align_x="left", gap=1)
-        tools.btn("clear", label="Clear", variant="outlined", on_click=self.on_clear)
-        tools.btn("accept", label="Accept suggestion", variant="outlined", on_click=self.on_accept)
-        tools.btn("confirm", label="Confirm official", variant="outlined", on_click=self.on_confirm)
+        tools.btn("save", label="Save and next (Enter)", variant="contained", on_click=self.on_save)
+        tools.btn("undo", label="Undo (z)", variant="outlined", on_click=self.on_undo)
         return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left", gap=2))
 
 
