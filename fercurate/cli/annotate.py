@@ -99,7 +99,12 @@ def status_cmd(
     app: bool = typer.Option(True, "--app/--no-app", help="Also count labels in the App not pulled yet (starts MongoDB)."),
     workspace: Path = options.Workspace,
 ) -> None:
-    """Labelled / remaining / per type / per annotator, conflicts and agreement (Cohen's kappa).
+    """Labelled / remaining / per type / per annotator, agreement and disagreements.
+
+    Agreement (Cohen's kappa per type with a 95% bootstrap interval) is over independent labels:
+    those made blind, in an annotator's own App session where nobody else's labels were shown.
+    Agreement over all labels follows, marked "not independent", when it differs. Per annotator:
+    current labels, withdrawn labels, decisions made; open disagreements and adjudicated faces.
 
     Example: fercurate annotate status ferplus --split test
     """
@@ -127,8 +132,11 @@ def adjudicate_cmd(
     A decision is kept in annotations/<name>.occlusion.parquet with who made it and becomes the
     face's current label. Decide in the App instead with: fercurate annotate launch NAME --adjudicate
 
+    Types are joined with | (quote it in the shell) or commas; --force decides a face that is not in
+    disagreement (e.g. to overrule two people who agree).
+
     Example: fercurate annotate adjudicate ferplus --split test
-             fercurate annotate adjudicate ferplus --decide ferplus/test/fer0000001.png=mask --by carol
+             fercurate annotate adjudicate ferplus --decide 'ferplus/test/fer0000001.png=mask|glasses' --by carol
     """
     from fercurate.annotate.adjudicate import adjudicate
 
