@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from fercurate.annotate.adjudicate import adjudicate, decide, disagreements
-from fercurate.annotate.agreement import cohen_kappa, conflicts, latest_by_annotator, pairwise_agreement
+from fercurate.annotate.adjudicate import decide, disagreements
+from fercurate.annotate.agreement import cohen_kappa, conflicts, latest_by_annotator, pair_rng, pairwise_agreement
 from fercurate.annotations import (
     BLIND_ORIGIN,
     EVENT_SCHEMA,
@@ -302,6 +302,10 @@ def test_bootstrap_intervals_contain_the_estimate_narrow_with_more_samples_and_a
     again = pairwise_agreement(table(_blind_pair(1)), independent_only=True, n_boot=2000, seed=0)[0]
     other = pairwise_agreement(table(_blind_pair(6)), independent_only=True, n_boot=2000, seed=1)[0]
     assert repr(again) == repr(small) and other.exact_ci != large.exact_ci  # repr: nan != nan
+    joined = pairwise_agreement(table(_blind_pair(1) + [human("s000-0", ["mask"], "aaron", 99, BLIND)]),
+                                independent_only=True, n_boot=2000, seed=0)
+    assert [(p.a, p.b) for p in joined] == [("aaron", "alice"), ("aaron", "bob"), ("alice", "bob")]
+    assert joined[2].exact_ci == small.exact_ci and joined[2].type_ci["mask"] == small.type_ci["mask"]
     none = pairwise_agreement(table(_blind_pair(1)), independent_only=True, n_boot=0)[0]
     assert np.isnan(none.exact_ci[0]) and none.exact_kappa == small.exact_kappa
 
@@ -314,7 +318,7 @@ def test_bootstrap_matches_a_plain_loop_over_the_same_resamples() -> None:
     b = np.array(BOB * 2, dtype=object)
     order = np.argsort([f"s{r:03d}-{i}" for r in range(2) for i in range(10)], kind="stable")
     a, b = a[order], b[order]  # the pair's shared samples, in sample_id order
-    idx = np.random.default_rng([5, 0]).integers(0, len(a), size=(300, len(a)))
+    idx = pair_rng(5, "alice", "bob").integers(0, len(a), size=(300, len(a)))
     kappas = np.array([cohen_kappa(a[i], b[i]) for i in idx])
     lo, hi = np.percentile(kappas[~np.isnan(kappas)], [2.5, 97.5])
     assert pair.exact_ci == pytest.approx((lo, hi))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +180,14 @@ def _codes(values: list) -> np.ndarray:
     return np.fromiter((cats[v] for v in values), dtype=np.int64, count=len(values))
 
 
+def pair_rng(seed: int, a: str, b: str) -> np.random.Generator:
+    """The bootstrap's generator for the pair (a, b), seeded by ``seed`` and both names.
+
+    Seeding by the names (not the pair's position) keeps a pair's interval when other annotators join.
+    """
+    return np.random.default_rng([seed, zlib.crc32(f"{a}\x1f{b}".encode())])
+
+
 def pairwise_agreement(
     events: pa.Table,
     *,
@@ -191,8 +200,8 @@ def pairwise_agreement(
 
     ``independent_only``: only blind human labels (see :func:`latest_by_annotator`). Each kappa
     gets a ``ci`` bootstrap interval from ``n_boot`` resamples of the pair's shared samples, drawn
-    from a generator seeded by ``seed`` (the same resamples serve the exact, occluded and per-type
-    kappas of a pair); ``n_boot=0`` skips the intervals (all ``(nan, nan)``).
+    from :func:`pair_rng` (``seed`` and the pair's names; the same resamples serve the exact,
+    occluded and per-type kappas of a pair); ``n_boot=0`` skips the intervals (all ``(nan, nan)``).
     """
     if not 0 < ci < 1:
         raise ValueError(f"ci must be between 0 and 1, got {ci}")
@@ -203,7 +212,7 @@ def pairwise_agreement(
         return []
     wide = latest.pivot(index="sample_id", columns="annotator", values="types_key")
     out = []
-    for pair_no, (a, b) in enumerate(itertools.combinations(sorted(wide.columns), 2)):
+    for a, b in itertools.combinations(sorted(wide.columns), 2):
         both = wide[[a, b]].dropna()
         if both.empty:
             continue
@@ -234,7 +243,7 @@ def pairwise_agreement(
         points = [pair.exact_kappa, pair.occluded_kappa, *pair.type_kappa.values()]
         intervals = [NAN_CI] * len(points)
         if n_boot:
-            boots = _bootstrap_kappas(stats, n, n_boot, np.random.default_rng([seed, pair_no]))
+            boots = _bootstrap_kappas(stats, n, n_boot, pair_rng(seed, a, b))
             intervals = [NAN_CI if math.isnan(p) else _interval(k, ci) for p, k in zip(points, boots)]
         pair.exact_ci, pair.occluded_ci = intervals[0], intervals[1]
         pair.type_ci = dict(zip(RESOLVED_TYPES, intervals[2:]))
