@@ -60,10 +60,6 @@ def is_blind(origin: str | None) -> bool:
     return isinstance(origin, str) and origin.startswith(BLIND_ORIGIN)
 
 
-def is_withdrawal(types: Iterable[str] | None) -> bool:
-    """True for a withdrawal's (empty) types."""
-    return types is not None and len(list(types)) == 0
-
 
 def normalise_types(types: Iterable[str], where: str = "") -> list[str]:
     """Sorted, de-duplicated types; raises InputError for a value outside the vocabulary."""
@@ -281,7 +277,6 @@ __all__ = [
     "append_events",
     "current_labels",
     "is_blind",
-    "is_withdrawal",
     "label_events",
     "latest_per_annotator",
     "make_event",
