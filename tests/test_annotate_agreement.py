@@ -205,6 +205,11 @@ def test_cli_adjudicate_shows_disagreements_side_by_side_and_records_decisions(
     assert lines[2].split() == [ids[1], ids[1].removeprefix("ferplus/"), "mask", "glasses"]
     assert lines[3].split() == [ids[3], ids[3].removeprefix("ferplus/"), "bottom|upper", "bottom"]
     assert f"fercurate annotate launch {manifest.stem} --adjudicate" in res.output
+    listed = json.loads(runner.invoke(app, ["annotate", "adjudicate", manifest.stem, "--json"]).output)
+    assert [(o["sample_id"], o["image_path"], o["labels"], o["n_annotators"]) for o in listed["open"]] == [
+        (ids[1], ids[1].removeprefix("ferplus/"), {"alice": "mask", "bob": "glasses"}, 2),
+        (ids[3], ids[3].removeprefix("ferplus/"), {"alice": "bottom|upper", "bob": "bottom"}, 2)]
+    assert listed["decided"] == [] and listed["open"][1]["last_labelled_at"] == at(1).isoformat()
 
     res = runner.invoke(app, ["annotate", "adjudicate", manifest.stem, "--decide", f"{ids[1]}=mask|glasses",
                               "--decide", f"{ids[3]}=bottom", "--by", "carol", "--json"])
