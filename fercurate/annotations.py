@@ -4,6 +4,16 @@
 appended (merged by ``event_id``), never rewritten or deleted, so a label made earlier or by another
 annotator can't be lost; the *current* label of a sample is derived from the history by
 :func:`current_labels`.
+
+Two kinds of event besides a plain label:
+
+* a *withdrawal* (:func:`make_withdrawal`, ``types == []``) undoes an annotator's saved label: from
+  then on that annotator has no label for the sample (an earlier label of theirs does not come back);
+* an *adjudication* (``source="adjudication"``) is a person's decision where annotators disagree;
+  the latest one is the sample's current label.
+
+A human label made where nobody else's labels were shown (an annotator's own blind App session)
+carries ``origin`` ``BLIND_ORIGIN + <dataset>``: only such labels are independent for agreement.
 """
 
 from __future__ import annotations
@@ -38,8 +48,17 @@ EVENT_SCHEMA = pa.schema(
         pa.field("note", pa.string()),
     ]
 )
-# Precedence when deciding the current label: a person's word beats a list, a list beats a machine.
-SOURCE_RANK = {"human": 3, "official": 2, "synthetic": 1, "suggestion": 0}
+# Precedence when deciding the current label: an adjudicator's decision beats the annotators' labels,
+# a person's word beats a list, a list beats a machine.
+SOURCE_RANK = {"adjudication": 4, "human": 3, "official": 2, "synthetic": 1, "suggestion": 0}
+# ``origin`` prefix of a human label made blind (no other annotator's labels shown): an independent label.
+BLIND_ORIGIN = "app-blind:"
+
+
+def is_blind(origin: str | None) -> bool:
+    """True for the origin of a label made blind (``BLIND_ORIGIN + <dataset>``); None/other: False."""
+    return isinstance(origin, str) and origin.startswith(BLIND_ORIGIN)
+
 
 
 def normalise_types(types: Iterable[str], where: str = "") -> list[str]:
@@ -69,15 +88,51 @@ def make_event(
     note: str | None = None,
 ) -> dict[str, Any]:
     """One validated labelling event; its ``event_id`` is a hash of its content (idempotent merges)."""
+    norm = normalise_types(types, where=f"{sample_id}: ")
+    return _event(sample_id, norm, annotator=annotator, source=source, labelled_at=labelled_at,
+                  source_code=source_code, origin=origin, note=note)
+
+
+def make_withdrawal(
+    sample_id: str,
+    *,
+    annotator: str,
+    source: str = "human",
+    labelled_at: datetime | None = None,
+    origin: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """An event withdrawing ``annotator``'s label of ``sample_id`` (``types == []``; the undo of a save).
+
+    From ``labelled_at`` on, the annotator has no label for the sample in ``source``: derived views
+    (:func:`current_labels`, agreement, conflicts) skip them there, and their earlier labels do not
+    come back. Withdrawing again later is a new event (the time is part of its id).
+    """
+    return _event(sample_id, [], annotator=annotator, source=source, labelled_at=labelled_at,
+                  source_code=None, origin=origin, note=note)
+
+
+def _event(
+    sample_id: str,
+    norm: list[str],
+    *,
+    annotator: str,
+    source: str,
+    labelled_at: datetime | None,
+    source_code: str | None,
+    origin: str | None,
+    note: str | None,
+) -> dict[str, Any]:
     if source not in OCCLUSION_SOURCES:
         raise InputError(f"unknown annotation source {source!r} (known: {', '.join(OCCLUSION_SOURCES)})")
     if not annotator or not annotator.strip():
         raise InputError("an annotation needs an annotator name")
+    if not sample_id:
+        raise InputError("an annotation needs a sample_id")
     when = labelled_at or datetime.now(timezone.utc)
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     when = when.astimezone(timezone.utc)
-    norm = normalise_types(types, where=f"{sample_id}: ")
     key = "\x1f".join([sample_id, "|".join(norm), annotator, source, when.isoformat(), source_code or ""])
     return {
         "event_id": hashlib.sha1(key.encode()).hexdigest(),
@@ -145,24 +200,28 @@ def _merge_events(path: Path, new: pa.Table) -> tuple[int, int]:
 def current_labels(events: pa.Table) -> pd.DataFrame:
     """The current occlusion label per sample, derived from the history.
 
-    Rules: the highest-ranked source present wins (human > official > synthetic > suggestion); within
-    it, each annotator's latest event counts; if annotators' latest labels differ, the sample is
-    marked ``conflict`` and the most recent label is used. Columns: sample_id, types, source,
-    annotator, labelled_at, n_annotators, conflict, occluded.
+    Rules: each annotator's latest event per source counts, and a withdrawal as the latest event
+    means that annotator has no label there. Of what remains, the highest-ranked source wins
+    (adjudication > human > official > synthetic > suggestion). Within it, if annotators' latest
+    labels differ the sample is marked ``conflict`` and the most recent label is used; the latest
+    adjudication is a decision, never a conflict. A sample whose labels were all withdrawn has no
+    row. Columns: sample_id, types, source, annotator, labelled_at, n_annotators (annotators of the
+    winning source), conflict, occluded.
     """
     cols = ["sample_id", "types", "source", "annotator", "labelled_at", "n_annotators", "conflict", "occluded"]
     if events.num_rows == 0:
         return pd.DataFrame(columns=cols)
-    df = events.select(["sample_id", "types", "annotator", "source", "labelled_at"]).to_pandas()
+    df = latest_per_annotator(events, by_source=True)
+    if df.empty:
+        return pd.DataFrame(columns=cols)
     df["types_key"] = df["types"].map(lambda t: "|".join(t))
     df["rank"] = df["source"].map(SOURCE_RANK)
     best = df.groupby("sample_id")["rank"].transform("max")
     df = df[df["rank"] == best]
-    df = df.sort_values(["sample_id", "annotator", "labelled_at"]).groupby(["sample_id", "annotator"]).tail(1)
     grouped = df.sort_values(["sample_id", "labelled_at"]).groupby("sample_id", sort=True)
     latest = grouped.tail(1).set_index("sample_id")
     n_ann = grouped["annotator"].nunique()
-    n_distinct = grouped["types_key"].nunique()
+    n_distinct = grouped["types_key"].nunique().reindex(latest.index)
     out = pd.DataFrame(
         {
             "sample_id": latest.index,
@@ -171,11 +230,28 @@ def current_labels(events: pa.Table) -> pd.DataFrame:
             "annotator": latest["annotator"].to_numpy(),
             "labelled_at": latest["labelled_at"].to_numpy(),
             "n_annotators": n_ann.reindex(latest.index).to_numpy(),
-            "conflict": (n_distinct.reindex(latest.index) > 1).to_numpy(),
+            "conflict": ((n_distinct > 1) & (latest["source"] != "adjudication")).to_numpy(),
         }
     )
     out["occluded"] = out["types"].map(lambda t: any(x != "none" for x in t))
     return out.reset_index(drop=True)[cols]
+
+
+def latest_per_annotator(events: pa.Table, *, by_source: bool = False) -> pd.DataFrame:
+    """Each annotator's latest event per sample (per source too with ``by_source``), withdrawals applied.
+
+    Columns: sample_id, annotator, source, types, labelled_at, origin. Where the latest event is a
+    withdrawal the annotator has no row for that sample (their earlier labels stay superseded).
+    Ties in time go to the event appended later (the history's order).
+    """
+    cols = ["sample_id", "annotator", "source", "types", "labelled_at", "origin"]
+    if events.num_rows == 0:
+        return pd.DataFrame(columns=cols)
+    df = events.select(cols).to_pandas()
+    keys = ["sample_id", "source", "annotator"] if by_source else ["sample_id", "annotator"]
+    df = df.sort_values([*keys, "labelled_at"], kind="stable").groupby(keys, sort=False).tail(1)
+    df = df[df["types"].map(len) > 0]
+    return df.sort_values(["sample_id", "annotator", "source"], kind="stable").reset_index(drop=True)[cols]
 
 
 def label_events(events: pa.Table) -> pa.Table:
@@ -194,12 +270,17 @@ def occlusion_types_present(labels: pd.DataFrame) -> list[str]:
 
 
 __all__ = [
+    "BLIND_ORIGIN",
     "EVENT_SCHEMA",
     "OCCLUSION_TYPES",
+    "SOURCE_RANK",
     "append_events",
     "current_labels",
+    "is_blind",
     "label_events",
+    "latest_per_annotator",
     "make_event",
+    "make_withdrawal",
     "normalise_types",
     "occlusion_types_present",
     "read_events",

@@ -76,7 +76,8 @@ OCCLUSION_TYPES: tuple[str, ...] = ("mask", "glasses", "left_right", "upper", "b
 # glasses and mask into one code; RAF-DB's codes are undocumented ("occluded, type unknown").
 OCCLUSION_UNRESOLVED: tuple[str, ...] = ("glasses|mask", "occluded")
 OCCLUSION_VALUES: tuple[str, ...] = OCCLUSION_TYPES + OCCLUSION_UNRESOLVED
-OCCLUSION_SOURCES: tuple[str, ...] = ("human", "official", "synthetic", "suggestion")
+# "adjudication": a person's decision between annotators who disagree (the current label once made).
+OCCLUSION_SOURCES: tuple[str, ...] = ("human", "official", "synthetic", "suggestion", "adjudication")
 
 # --- the manifest schema ---
 _dict_str = pa.dictionary(pa.int32(), pa.string())

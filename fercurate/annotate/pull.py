@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow.compute as pc
 
-from fercurate.annotate.agreement import conflicts
 from fercurate.annotate import session
+from fercurate.annotate.agreement import conflicts
 from fercurate.annotate.dataset import BASE_KEY, info, load_dataset, refresh_fields
 from fercurate.annotate.vocabulary import TAG_PREFIX, lookalike, occlusion_tags, parse_tags
-from fercurate.annotations import BLIND_ORIGIN, append_events, make_event, read_events
+from fercurate.annotations import BLIND_ORIGIN, append_events, latest_per_annotator, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
@@ -204,14 +204,13 @@ def _collect(
 
 
 def _latest_human(history) -> dict[tuple[str, str], str]:
-    """(sample_id, annotator) -> that person's latest label as ``a|b`` (to skip re-pulling it)."""
+    """(sample_id, annotator) -> that person's latest label as ``a|b`` (to skip re-pulling it).
+
+    A person whose latest event is a withdrawal has no entry: the App's tags are their label again.
+    """
     if history.num_rows == 0:
         return {}
-    humans = history.filter(pc.equal(history.column("source"), "human"))
-    df = humans.select(["sample_id", "annotator", "types", "labelled_at"]).to_pandas()
-    if df.empty:
-        return {}
-    df = df.sort_values("labelled_at").groupby(["sample_id", "annotator"]).tail(1)
+    df = latest_per_annotator(history.filter(pc.equal(history.column("source"), "human")))
     return {(s, a): "|".join(t) for s, a, t in zip(df["sample_id"], df["annotator"], df["types"])}
 
 

@@ -1,8 +1,12 @@
 """``status``: how far occlusion labelling of a manifest has come, who did it, and how well people agree.
 
-Counts come from the annotation table's current labels (human > official; suggestions are not
-labels), restricted to the manifest's samples (optionally one split). Agreement is documented in
-:mod:`fercurate.annotate.agreement`.
+Counts come from the annotation table's current labels (adjudication > human > official;
+suggestions are not labels; withdrawn labels are no labels), restricted to the manifest's samples
+(optionally one split). Agreement is reported first over independent labels (made blind, see
+:data:`fercurate.annotations.BLIND_ORIGIN`) with bootstrap confidence intervals, then over all
+labels when that differs (marked "not independent": a second annotator may have seen the first's
+label). Agreement is documented in :mod:`fercurate.annotate.agreement`, disagreements and
+adjudication in :mod:`fercurate.annotate.adjudicate`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from fercurate.annotate.agreement import PairAgreement, conflicts, pairwise_agreement
-from fercurate.annotations import current_labels, label_events, read_events
+from fercurate.annotate.adjudicate import disagreements
+from fercurate.annotate.agreement import PairAgreement, conflicts, latest_by_annotator, pairwise_agreement
+from fercurate.annotations import current_labels, is_blind, label_events, latest_per_annotator, read_events
 from fercurate.manifest import read_manifest
 from fercurate.schema import OCCLUSION_VALUES
 from fercurate.workspace import Workspace
@@ -25,12 +30,23 @@ from fercurate.workspace import Workspace
 
 @dataclass
 class AnnotatorStats:
+    """One annotator's activity for one source (an adjudicator's decisions are its own row).
+
+    ``samples``: samples where they hold a label now (withdrawn ones not counted); ``labels``: label
+    events; ``withdrawals``: withdrawal events; ``adjudications``: decisions made (samples);
+    ``blind``: samples where their current label was made blind.
+    """
+
     annotator: str
     source: str
     samples: int
     events: int
     first: str
     last: str
+    labels: int = 0
+    withdrawals: int = 0
+    adjudications: int = 0
+    blind: int = 0
 
 
 @dataclass
@@ -51,6 +67,11 @@ class StatusReport:
     n_conflicts: int
     conflict_examples: list[dict[str, Any]]
     agreement: list[PairAgreement]
+    agreement_independent: list[PairAgreement] = field(default_factory=list)
+    independent_samples: int = 0
+    n_disagreements: int = 0
+    disagreement_examples: list[dict[str, Any]] = field(default_factory=list)
+    adjudicated: int = 0
     pending_in_app: int | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -58,9 +79,31 @@ class StatusReport:
     def labelled(self) -> int:
         return self.human + self.official_only
 
+    @property
+    def all_labels_differ(self) -> bool:
+        """Whether agreement over all labels differs from agreement over independent ones."""
+        return _agreement_key(self.agreement) != _agreement_key(self.agreement_independent)
+
     def to_dict(self) -> dict[str, Any]:
         def num(x: float) -> float | None:
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 4)
+
+        def interval(ci: tuple[float, float]) -> list[float | None]:
+            return [num(ci[0]), num(ci[1])]
+
+        def pairs(agreement: list[PairAgreement]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "a": p.a, "b": p.b, "shared": p.shared, "independent": p.independent,
+                    "agreement": num(p.agreement),
+                    "exact_kappa": num(p.exact_kappa), "exact_ci": interval(p.exact_ci),
+                    "occluded_kappa": num(p.occluded_kappa), "occluded_ci": interval(p.occluded_ci),
+                    "type_kappa": {t: num(k) for t, k in p.type_kappa.items()},
+                    "type_ci": {t: interval(c) for t, c in p.type_ci.items()},
+                    "type_n": p.type_n,
+                }
+                for p in agreement
+            ]
 
         return {
             "manifest": self.manifest,
@@ -77,14 +120,13 @@ class StatusReport:
             "annotators": [a.__dict__ for a in self.annotators],
             "conflicts": self.n_conflicts,
             "conflict_examples": self.conflict_examples,
-            "agreement": [
-                {
-                    "a": p.a, "b": p.b, "shared": p.shared, "agreement": num(p.agreement),
-                    "exact_kappa": num(p.exact_kappa), "occluded_kappa": num(p.occluded_kappa),
-                    "type_kappa": {t: num(k) for t, k in p.type_kappa.items()}, "type_n": p.type_n,
-                }
-                for p in self.agreement
-            ],
+            "independent_samples": self.independent_samples,
+            "agreement_independent": pairs(self.agreement_independent),
+            "agreement": pairs(self.agreement),
+            "agreement_all_differs": self.all_labels_differ,
+            "disagreements": self.n_disagreements,
+            "disagreement_examples": self.disagreement_examples,
+            "adjudicated": self.adjudicated,
             "pending_in_app": self.pending_in_app,
             "notes": self.notes,
         }
@@ -92,9 +134,6 @@ class StatusReport:
     def render(self) -> str:
         def pct(n: int) -> str:
             return f"{100 * n / self.total:5.1f}%" if self.total else "  n/a"
-
-        def k(x: float) -> str:
-            return "  n/a" if x is None or math.isnan(x) else f"{x:5.2f}"
 
         where = f" (split {self.split})" if self.split else ""
         lines = [
@@ -113,20 +152,21 @@ class StatusReport:
         if not self.annotators:
             lines.append("  (none yet)")
         for a in self.annotators:
-            lines.append(f"  {a.annotator:<16} {a.source:<9} {a.samples:>7,} samples {a.events:>7,} events  "
-                         f"{a.first} .. {a.last}")
-        lines.append(f"conflicts: {self.n_conflicts:,} sample(s) where people's latest labels differ")
-        for c in self.conflict_examples:
+            what = (f"{a.adjudications:>7,} decided" if a.source == "adjudication"
+                    else f"{a.samples:>7,} samples ({a.labels:,} labels, {a.withdrawals:,} withdrawn, {a.blind:,} blind)")
+            lines.append(f"  {a.annotator:<16} {a.source:<12} {what}  {a.events:,} events  {a.first} .. {a.last}")
+        lines.append(f"independent labels: {self.independent_samples:,} sample(s) labelled blind by two or more people")
+        lines.append("agreement over independent (blind) labels, Cohen's kappa [95% bootstrap CI] n=shared samples:")
+        lines.extend(_render_pairs(self.agreement_independent, "  (needs two annotators labelling the same samples blind)"))
+        if self.all_labels_differ:
+            lines.append("agreement over all labels (not independent: an annotator may have seen another's label):")
+            lines.extend(_render_pairs(self.agreement, "  (needs two annotators labelling the same samples)"))
+        lines.append(f"conflicts: {self.n_conflicts:,} sample(s) where people's latest labels differ; "
+                     f"open (not adjudicated): {self.n_disagreements:,}; adjudicated: {self.adjudicated:,}")
+        for c in self.disagreement_examples:
             lines.append("  " + c["sample_id"] + ": " + "; ".join(f"{a}={t}" for a, t in c["labels"].items()))
-        lines.append("agreement (Cohen's kappa on shared samples; exact = same type set, occl = occluded or not):")
-        if not self.agreement:
-            lines.append("  (needs two annotators labelling the same samples)")
-        for p in self.agreement:
-            per = " ".join(f"{t}={k(x).strip()}(n={p.type_n[t]})" for t, x in p.type_kappa.items())
-            lines.append(
-                f"  {p.a} vs {p.b}: shared {p.shared:,}, same set {100 * p.agreement:.1f}%, "
-                f"exact {k(p.exact_kappa).strip()}, occl {k(p.occluded_kappa).strip()}; per type {per}"
-            )
+        if self.n_disagreements:
+            lines.append(f"  decide: fercurate annotate adjudicate {self.manifest} (or launch {self.manifest} --adjudicate)")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -154,7 +194,7 @@ def status(
     source = events.column("source")
     labels = current_labels(label_events(events))
     suggested_ids = set(events.filter(pc.equal(source, "suggestion")).column("sample_id").to_pylist())
-    human_ids = set(labels.loc[labels["source"] == "human", "sample_id"])
+    human_ids = set(labels.loc[labels["source"].isin(["human", "adjudication"]), "sample_id"])  # people's word
     labelled_ids = set(labels["sample_id"])
     per_type = {t: 0 for t in OCCLUSION_VALUES}
     for types in labels["types"]:
@@ -162,6 +202,8 @@ def status(
             per_type[t] = per_type.get(t, 0) + 1
     per_type = {t: n for t, n in per_type.items() if n or t in OCCLUSION_VALUES[:6]}
     conf = conflicts(events)
+    open_ = disagreements(events)
+    independent = latest_by_annotator(events, independent_only=True)
     report = StatusReport(
         manifest=manifest.name,
         path=path,
@@ -179,6 +221,13 @@ def status(
             {"sample_id": r.sample_id, "labels": r.labels} for r in conf.head(examples).itertuples()
         ],
         agreement=pairwise_agreement(events),
+        agreement_independent=pairwise_agreement(events, independent_only=True),
+        independent_samples=int((independent.groupby("sample_id")["annotator"].nunique() >= 2).sum()),
+        n_disagreements=len(open_),
+        disagreement_examples=[
+            {"sample_id": r.sample_id, "labels": r.labels} for r in open_.head(examples).itertuples()
+        ],
+        adjudicated=int((labels["source"] == "adjudication").sum()) if len(labels) else 0,
     )
     if app:
         report.pending_in_app = _pending_in_app(manifest.name, manifest.path, report)
@@ -186,22 +235,62 @@ def status(
 
 
 def _annotator_stats(events) -> list[AnnotatorStats]:
+    """Per (annotator, source): current labels, label / withdrawal / decision events, blind labels."""
     if events.num_rows == 0:
         return []
-    df = events.select(["sample_id", "annotator", "source", "labelled_at"]).to_pandas()
+    df = events.select(["sample_id", "annotator", "source", "types", "labelled_at"]).to_pandas()
+    df["withdrawal"] = df["types"].map(len) == 0
+    live = latest_per_annotator(events, by_source=True)
+    live["blind"] = [is_blind(o) for o in live["origin"]]
+    live_counts = live.groupby(["annotator", "source"]).agg(samples=("sample_id", "nunique"), blind=("blind", "sum"))
     out = []
     for (who, src), part in df.groupby(["annotator", "source"], sort=True):
+        labels = int((~part["withdrawal"]).sum())
+        now = live_counts.loc[(who, src)] if (who, src) in live_counts.index else None
         out.append(
             AnnotatorStats(
                 annotator=who,
                 source=src,
-                samples=int(part["sample_id"].nunique()),
+                samples=int(now["samples"]) if now is not None else 0,
                 events=len(part),
                 first=pd.Timestamp(part["labelled_at"].min()).strftime("%Y-%m-%d %H:%M"),
                 last=pd.Timestamp(part["labelled_at"].max()).strftime("%Y-%m-%d %H:%M"),
+                labels=labels if src != "adjudication" else 0,
+                withdrawals=int(part["withdrawal"].sum()),
+                adjudications=int(part.loc[~part["withdrawal"], "sample_id"].nunique()) if src == "adjudication" else 0,
+                blind=int(now["blind"]) if now is not None and src == "human" else 0,
             )
         )
     return out
+
+
+def _agreement_key(pairs: list[PairAgreement]) -> list[tuple]:
+    """What makes two agreement lists the same for the reader (pairs, shared samples, kappas)."""
+    def r(x: float) -> float | None:
+        return None if math.isnan(x) else round(x, 6)
+
+    return [(p.a, p.b, p.shared, r(p.exact_kappa), r(p.occluded_kappa),
+             tuple((t, r(k)) for t, k in p.type_kappa.items())) for p in pairs]
+
+
+def _kappa_with_ci(kappa: float, ci: tuple[float, float], n: int) -> str:
+    if math.isnan(kappa):
+        return f"n/a n={n}"
+    bounds = "" if math.isnan(ci[0]) else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    return f"{kappa:.2f}{bounds} n={n}"
+
+
+def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
+    if not pairs:
+        return [empty]
+    lines = []
+    for p in pairs:
+        lines.append(f"  {p.a} vs {p.b}: shared {p.shared:,}, same set {100 * p.agreement:.1f}%, "
+                     f"exact {_kappa_with_ci(p.exact_kappa, p.exact_ci, p.shared)}, "
+                     f"occluded {_kappa_with_ci(p.occluded_kappa, p.occluded_ci, p.shared)}")
+        for t, x in p.type_kappa.items():
+            lines.append(f"    {t:<11} {_kappa_with_ci(x, p.type_ci[t], p.type_n[t])}")
+    return lines
 
 
 def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport) -> int | None:

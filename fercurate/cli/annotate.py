@@ -1,4 +1,4 @@
-"""``fercurate annotate launch|pull|status|suggest|database``: occlusion labelling in the FiftyOne App."""
+"""``fercurate annotate launch|pull|status|adjudicate|suggest|database``: occlusion labelling in the FiftyOne App."""
 
 from __future__ import annotations
 
@@ -119,7 +119,12 @@ def status_cmd(
     app: bool = typer.Option(True, "--app/--no-app", help="Also count labels in the App not pulled yet (starts MongoDB)."),
     workspace: Path = options.Workspace,
 ) -> None:
-    """Labelled / remaining / per type / per annotator, conflicts and agreement (Cohen's kappa).
+    """Labelled / remaining / per type / per annotator, agreement and disagreements.
+
+    Agreement (Cohen's kappa per type with a 95% bootstrap interval) is over independent labels:
+    those made blind, in an annotator's own App session where nobody else's labels were shown.
+    Agreement over all labels follows, marked "not independent", when it differs. Per annotator:
+    current labels, withdrawn labels, decisions made; open disagreements and adjudicated faces.
 
     Example: fercurate annotate status ferplus --split test
     """
@@ -127,6 +132,39 @@ def status_cmd(
 
     report = status(name, split=split, workspace=Workspace.current(workspace), app=app)
     typer.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
+
+
+@annotate_app.command("adjudicate")
+def adjudicate_cmd(
+    name: str = typer.Argument(..., help="Manifest name or path."),
+    split: str = typer.Option(None, "--split", "-s", help="Only this split."),
+    decide: list[str] = typer.Option(
+        None, "--decide", "-d", metavar="SAMPLE_ID=TYPES",
+        help="Record a decision, e.g. ferplus/test/fer0000001.png=mask|glasses (repeat for more; 'none' for no occlusion).",
+    ),
+    by: str = typer.Option(None, "--by", help="Who decides, recorded with each decision (default: $USER)."),
+    force: bool = typer.Option(False, "--force", help="Decide samples that are not in disagreement too."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    workspace: Path = options.Workspace,
+) -> None:
+    """Show the faces where annotators disagree side by side, or record decisions (--decide).
+
+    A decision is kept in annotations/<name>.occlusion.parquet with who made it and becomes the
+    face's current label. Decide in the App instead with: fercurate annotate launch NAME --adjudicate
+
+    Types are joined with | (quote it in the shell) or commas; --force decides a face that is not in
+    disagreement (e.g. to overrule two people who agree).
+
+    Example: fercurate annotate adjudicate ferplus --split test
+             fercurate annotate adjudicate ferplus --decide 'ferplus/test/fer0000001.png=mask|glasses' --by carol
+    """
+    from fercurate.annotate.adjudicate import adjudicate
+
+    result = adjudicate(
+        name, split=split, decisions=decide or [], adjudicator=by, force=force,
+        workspace=Workspace.current(workspace),
+    )
+    typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else result.render())
 
 
 @annotate_app.command("suggest")
