@@ -220,7 +220,7 @@ def test_two_annotators_conflict_is_kept_reported_and_measured(toy: Path, worksp
     report = status(toy.stem, app=True)
     assert report.total == 8 and report.human == 8 and report.unlabelled == 0
     assert report.n_conflicts == 1 and report.pending_in_app == 0
-    pair = next(p for p in report.agreement if p.independent)
+    (pair,) = report.agreement_independent  # every label was made blind, in each one's own copy
     assert (pair.a, pair.b, pair.shared) == ("alice", "bob", 8)
     # 7/8 agree; categories {mask, none}: alice 4/4, bob 3/5 -> pe = .5*.375 + .5*.625 = .5
     assert pair.agreement == pytest.approx(7 / 8)

@@ -34,8 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fercurate.annotate import live
-from fercurate.annotate.adjudicate import disagreements
+from fercurate.annotate import adjudicate, live
 from fercurate.annotate.dataset import BASE_KEY, INFO_KEY, OWNER_KEY, ensure_dataset, info
 from fercurate.annotate.vocabulary import is_occlusion_tag, type_tag
 from fercurate.annotations import (
@@ -193,7 +192,7 @@ def build_queue(
         todo.sort(key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
         return todo[:sample] if sample is not None else todo
     wanted = set(sample_ids)
-    return [s for s in disagreements(events)["sample_id"] if s in wanted]
+    return [s for s in adjudicate.disagreements(events)["sample_id"] if s in wanted]
 
 
 def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
@@ -358,9 +357,7 @@ def next_face(ds: "fo.Dataset", current: str | None, *, workspace: Workspace | N
 
 def others_labels(ds: "fo.Dataset", sample_id: str, workspace: Workspace | None = None) -> dict[str, str]:
     """Every person's latest label of a face, ``{annotator: "a|b"}`` (shown when adjudicating)."""
-    labels = people_labels(read_events(annotation_path(ds, workspace)))
-    part = labels[labels["sample_id"] == sample_id]
-    return {a: "|".join(t) for a, t in sorted(zip(part["annotator"], part["types"]))}
+    return adjudicate.people_labels(read_events(annotation_path(ds, workspace)), [sample_id]).get(sample_id, {})
 
 
 def progress(ds: "fo.Dataset") -> str:

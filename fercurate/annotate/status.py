@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
@@ -294,7 +293,8 @@ def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
 
 
 def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport) -> int | None:
-    """Samples whose App tags differ from what was last pulled (None when there is no App dataset)."""
+    """Tags changed by hand in the App (shared dataset and every annotator's copy) and not pulled yet
+    (None when there is no App dataset)."""
     from fercurate.annotate.database import DatabaseError, connect
     from fercurate.annotate.dataset import find_dataset_name
     from fercurate.annotate.vocabulary import occlusion_tags
@@ -307,8 +307,11 @@ def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusRepor
     name = find_dataset_name(fo, manifest_name, manifest_path)
     if name is None:
         return None
-    from fercurate.annotate.pull import pending_rows
+    from fercurate.annotate.pull import own_datasets, pending_rows
 
-    rows = pending_rows(fo.load_dataset(name))
-    tags, synced = rows["tags"], rows["occ_synced"]
-    return int(np.sum([occlusion_tags(t or []) != sorted(s or []) for t, s in zip(tags, synced)]))
+    base = fo.load_dataset(name)
+    total = 0
+    for ds in [base, *own_datasets(base)]:
+        rows = pending_rows(ds)
+        total += sum(occlusion_tags(t or []) != sorted(s or []) for t, s in zip(rows["tags"], rows["occ_synced"]))
+    return total

@@ -22,7 +22,6 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fercurate.annotate import labelling, live, session
-from fercurate.annotate.dataset import info
 from fercurate.annotate.vocabulary import TAG_PREFIX, TYPE_LABELS
 from fercurate.errors import FercurateError
 from fercurate.schema import OCCLUSION_TYPES
