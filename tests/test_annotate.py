@@ -1,7 +1,7 @@
 """Occlusion labelling: the App dataset, the plugin's labelling actions, pull, status and agreement.
 
 Everything runs on FiftyOne's real bundled MongoDB (private folder from conftest) with real PNGs
-written by OpenCV; the browser half lives in test_annotate_browser.py.
+written by OpenCV; the browser half lives in test_annotate_team.py.
 """
 
 from __future__ import annotations

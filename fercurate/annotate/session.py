@@ -208,21 +208,30 @@ def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
 
 
 def _set_tags(ds: "fo.Dataset", labels: dict[str, list[str]], when: datetime | None, by: str | None = None) -> None:
-    """Set the ``occ:*`` tags of the given faces (other tags kept), marked as saved (nothing to pull)."""
+    """Show the given faces' labels in the annotator's copy: ``occ:*`` tags (other tags kept), marked
+    as saved (nothing to pull), and the ``occlusion`` field the grid's tiles display."""
     if not labels:
         return
     view = ds.select_by("sample_id", list(labels), ordered=True)
-    keys, ids, tags = view.values(["id", "sample_id", "tags"])
-    new_tags, synced = {}, {}
-    for key, sid, old in zip(keys, ids, tags):
+    keys, ids, tags, shown, source = view.values(["id", "sample_id", "tags", "occlusion", "occlusion_source"])
+    new_tags, synced, occlusion, origin = {}, {}, {}, {}
+    for key, sid, old, was, src in zip(keys, ids, tags, shown, source):
         occ = [type_tag(t) for t in labels[sid]]
         new_tags[key] = [t for t in (old or []) if not is_occlusion_tag(t)] + occ
         synced[key] = sorted(occ)
+        if labels[sid]:
+            occlusion[key], origin[key] = list(labels[sid]), "human"
+        elif src == "human":  # withdrawn: the official label, if any, shows again at the next launch
+            occlusion[key], origin[key] = None, None
+        else:
+            occlusion[key], origin[key] = was, src
     ds.set_values("tags", new_tags, key_field="id")
     ds.set_values("occ_synced", synced, key_field="id")
     ds.set_values("occ_synced_at", {k: when for k in keys}, key_field="id")
     ds.set_values("occ_by", {k: (by if labels[s] else None) for k, s in zip(keys, ids)}, key_field="id")
     ds.set_values("occ_at", {k: (when if labels[s] else None) for k, s in zip(keys, ids)}, key_field="id")
+    ds.set_values("occlusion", occlusion, key_field="id")
+    ds.set_values("occlusion_source", origin, key_field="id")
 
 
 # --- saving, undo and the next face (what the App's keys and buttons call) -----------------------

@@ -69,7 +69,7 @@ def launch(
         typer.echo(f"App: {launched.url}   annotator: {launched.annotator}   mode: {mode}   dataset: {ds.name}")
         typer.echo(f"queue: {launched.queue:,} face(s)" + ("" if launched.queue else " (nothing to do: showing all faces)"))
         typer.echo("open a face, then: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom, 0/n none, "
-                   "Enter save+next, z undo (panel 'Occlusion labelling', + beside the Samples tab); Ctrl-C to stop")
+                   "Enter save+next, z undo, q close (panel 'Occlusion labelling', + beside the Samples tab); Ctrl-C to stop")
         launched.session.wait(-1)
     except KeyboardInterrupt:
         typer.echo("stopping the App ...")

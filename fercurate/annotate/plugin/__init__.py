@@ -28,8 +28,10 @@ from fercurate.schema import OCCLUSION_TYPES
 
 APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"  # fercurate.annotate.app sets it for each App server
 KEY_OF = {t: k for k, t in session.KEY_TYPES.items() if k != "n"}
-KEYS_HELP = ("Keys: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (toggle), 0 or n no occlusion, "
-             "Enter save and next face, z undo")
+KEYS = [*session.KEY_TYPES, "Enter", "z", "q"]
+STORE = "fercurate-occlusion"
+KEYS_HELP = ("Keys: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (the first key starts a new label, "
+             "more keys add or remove types), 0 or n no occlusion, Enter save and next face, z undo, q close the face")
 
 
 def _annotator(ctx) -> str | None:
@@ -53,7 +55,7 @@ def _run(ctx, action, what: str) -> dict:
     except FercurateError as exc:
         ctx.ops.notify(str(exc), variant="error")
         return {"error": str(exc)}
-    ctx.ops.reload_samples()
+    ctx.ops.reload_dataset()  # the grid's tiles show the new tags (reload_samples does not)
     if ctx.selected:
         ctx.ops.clear_selected_samples()  # labelled faces leave the queue: never carry a selection on
     ctx.ops.notify(f"{what}: {changed} of {len(ids)} face(s) changed", variant="success")
@@ -145,7 +147,12 @@ class ConfirmOfficial(foo.Operator):
 
 
 class OcclusionLabeller(foo.Panel):
-    """The single-face flow: keys (or buttons) edit a draft label, Enter saves it and opens the next face."""
+    """The single-face flow: keys (or buttons) edit a draft label, Enter saves it and opens the next face.
+
+    The draft, its undo history and the last message live in the server-side execution store,
+    keyed by the panel: after ``open_sample`` the App re-sends the panel state it had *before* the
+    key press, so the panel state cannot be trusted to carry them across a move to another face.
+    """
 
     @property
     def config(self):
@@ -160,10 +167,10 @@ class OcclusionLabeller(foo.Panel):
     # --- events -----------------------------------------------------------------------------------
 
     def on_load(self, ctx):
-        self._show(ctx, reset=True)
+        self._show(ctx)
 
     def on_change_current_sample(self, ctx):
-        self._show(ctx, reset=True)
+        self._show(ctx)
 
     def on_change_selected(self, ctx):
         self._show(ctx)
@@ -177,6 +184,8 @@ class OcclusionLabeller(foo.Panel):
             self.on_save(ctx)
         elif key in ("z", "Z"):
             self.on_undo(ctx)
+        elif key == "q":  # Escape does not always reach the App's modal with the panel beside the face
+            ctx.ops.close_sample()
 
     def on_type(self, ctx):
         t = ctx.params.get("occ_type")
@@ -188,32 +197,33 @@ class OcclusionLabeller(foo.Panel):
 
     def on_save(self, ctx):
         """Save the draft of the open face (replacing your label), then open the next face of the queue."""
-        sid = self._face(ctx)
-        if sid is None:
+        face = self._face(ctx)
+        if face is None:
             return self._say(ctx, "Open a face first (click it in the grid).")
-        draft = list(ctx.panel.state.draft or [])
-        if not draft:
+        draft = self._draft(ctx, face)
+        if not draft["draft"]:
             return self._say(ctx, "Choose a type first: 1-5, or 0 / n for no occlusion.")
         try:
-            event = session.save(ctx.dataset, sid, draft, annotator=_annotator(ctx))
+            event = session.save(ctx.dataset, face, draft["draft"], annotator=_annotator(ctx))
         except FercurateError as exc:
             return self._say(ctx, str(exc), error=True)
-        ctx.ops.reload_samples()
-        saved = "saved" if event else "unchanged"
-        nxt = session.next_face(ctx.dataset, sid)
+        ctx.ops.reload_dataset()  # the grid's tiles show the new tags (reload_samples does not)
+        said = f"{face}: {'|'.join(draft['draft'])} {'saved' if event else 'unchanged'}"
+        nxt = session.next_face(ctx.dataset, face)
         if nxt is None:
-            ctx.panel.state.last = f"{sid}: {'|'.join(draft)} {saved}. The queue is done."
-            self._show(ctx, reset=True)
-            return
-        ctx.panel.state.last = f"{sid}: {'|'.join(draft)} {saved}"
+            self._remember(ctx, {**draft, "history": [], "last": said + ". The queue is done."})
+            return self._show(ctx)
+        self._remember(ctx, self._fresh(ctx, nxt, last=said))
         ctx.ops.open_sample(id=self._key_of(ctx, nxt))
 
     def on_undo(self, ctx):
         """Undo the last key press on the draft; with none, the last saved label (and go back to it)."""
-        history = list(ctx.panel.state.history or [])
-        if history:
-            ctx.panel.state.draft = history.pop()
-            ctx.panel.state.history = history
+        face = self._face(ctx)
+        draft = self._draft(ctx, face) if face else None
+        if draft and draft["history"]:
+            *rest, previous = draft["history"]
+            self._remember(ctx, {**draft, "draft": previous, "history": rest, "touched": bool(rest),
+                                 "last": "undid a key"})
             return self._show(ctx)
         try:
             undone = session.undo(ctx.dataset, annotator=_annotator(ctx))
@@ -221,15 +231,29 @@ class OcclusionLabeller(foo.Panel):
             return self._say(ctx, str(exc), error=True)
         if undone is None:
             return self._say(ctx, "Nothing to undo.")
-        ctx.ops.reload_samples()
-        before = "|".join(undone.previous) or "no label"
-        ctx.panel.state.last = f"undone: {undone.sample_id} back to {before}"
-        if self._face(ctx) == undone.sample_id:
-            self._show(ctx, reset=True)
+        ctx.ops.reload_dataset()
+        said = f"undid {undone.sample_id}: back to {'|'.join(undone.previous) or 'no label'}"
+        self._remember(ctx, self._fresh(ctx, undone.sample_id, last=said))
+        if face == undone.sample_id:
+            self._show(ctx)
         else:
             ctx.ops.open_sample(id=self._key_of(ctx, undone.sample_id))
 
-    # --- state ------------------------------------------------------------------------------------
+    # --- the draft (server side) -------------------------------------------------------------------
+
+    def _store(self, ctx):
+        return ctx.store(STORE)
+
+    def _fresh(self, ctx, face: str, last: str | None = None) -> dict:
+        """A face's draft as it opens: its saved label, nothing to undo yet."""
+        return {"face": face, "draft": session.current_types(ctx.dataset, face), "history": [], "last": last}
+
+    def _draft(self, ctx, face: str) -> dict:
+        kept = self._store(ctx).get(f"panel:{ctx.panel_id}") or {}
+        return kept if kept.get("face") == face else self._fresh(ctx, face, last=kept.get("last"))
+
+    def _remember(self, ctx, draft: dict) -> None:
+        self._store(ctx).set(f"panel:{ctx.panel_id}", draft)
 
     def _face(self, ctx) -> str | None:
         """The manifest id of the face open in the modal."""
@@ -241,71 +265,74 @@ class OcclusionLabeller(foo.Panel):
         return ctx.dataset.select_by("sample_id", [sample_id]).values("id")[0]
 
     def _toggle(self, ctx, key: str) -> None:
-        if self._face(ctx) is None:
+        face = self._face(ctx)
+        if face is None:
             return self._say(ctx, "Open a face first (click it in the grid), then press the keys.")
-        draft = list(ctx.panel.state.draft or [])
-        ctx.panel.state.history = [*(ctx.panel.state.history or []), draft]
-        ctx.panel.state.draft = session.toggle(draft, key)
+        draft = self._draft(ctx, face)
+        # The first key on a face starts a new label (so changing one is one key, like making it);
+        # later keys toggle types into it (multi-label).
+        new = session.toggle(draft["draft"] if draft.get("touched") else [], key)
+        self._remember(ctx, {**draft, "draft": new, "touched": True,
+                             "history": [*draft["history"], draft["draft"]][-50:], "last": f"key {key}"})
         self._show(ctx)
 
     def _say(self, ctx, message: str, error: bool = False) -> None:
-        ctx.panel.state.message = message
+        face = self._face(ctx)
+        if face is not None:
+            self._remember(ctx, {**self._draft(ctx, face), "last": message})
         ctx.ops.notify(message, variant="error" if error else "info")
         self._show(ctx)
 
-    def _show(self, ctx, reset: bool = False) -> None:
-        """Fill the panel's state: the open face's labels, the draft, the queue's progress."""
+    def _show(self, ctx) -> None:
+        """Fill the panel's state from the dataset and the store: everything ``render`` shows."""
         ds = ctx.dataset
         s = ctx.panel.state
         who = _annotator(ctx)
-        sid = self._face(ctx)
+        face = self._face(ctx)
         s.annotator = who or "(none: launch with 'fercurate annotate launch MANIFEST --annotator NAME')"
         s.mode = session.mode_of(ds)
-        s.face = sid
+        s.face = face
         s.selected = len(ctx.selected or [])
-        if reset:
-            s.history = []
-            s.message = None
-        if sid is not None:
-            doc = ds[ctx.current_sample]
-            saved = session.current_types(ds, sid)
-            if reset:
-                s.draft = saved
-            s.saved = "|".join(saved) or None
-            s.saved_by = f"{doc['occ_by'] or who} at {doc['occ_at']:%H:%M:%S}" if saved and doc["occ_at"] else None
-            s.official = "|".join(doc["occlusion"] or []) if doc["occlusion_source"] == "official" else None
-            s.suggested = "|".join(doc["occ_suggested"] or []) or None
-            s.others = session.others_labels(ds, sid) if s.mode == "adjudicate" else None
-        else:
-            s.draft, s.saved, s.saved_by, s.official, s.suggested, s.others = [], None, None, None, None, None
         s.progress = session.progress(ds)
         writer = live.writer_for(session.annotation_path(ds))
-        s.unsaved = writer.pending
         s.write_error = writer.last_error
+        if face is None:
+            s.draft, s.saved, s.saved_by, s.official, s.suggested, s.others, s.last = [], None, None, None, None, None, None
+            return
+        draft = self._draft(ctx, face)
+        doc = ds[ctx.current_sample]
+        saved = session.current_types(ds, face)
+        s.draft = draft["draft"]
+        s.last = draft.get("last")
+        s.saved = "|".join(saved) or None
+        s.saved_by = f"{who}, {doc['occ_at']:%H:%M:%S}" if saved and doc["occ_at"] else (who if saved else None)
+        s.official = "|".join(doc["occlusion"] or []) if doc["occlusion_source"] == "official" else None
+        s.suggested = "|".join(doc["occ_suggested"] or []) or None
+        s.others = session.others_labels(ds, face) if s.mode == "adjudicate" else None
 
     def render(self, ctx):
         s = ctx.panel.state
         panel = types.Object()
-        lines = [f"**Annotator:** {s.annotator}  ·  **mode:** {s.mode}  ·  {s.progress or ''}"]
+        lines = [f"**Annotator:** {s.annotator} · **mode:** {s.mode} · {s.progress or ''}"]
         if s.face:
-            lines.append(f"**Face:** `{s.face}`")
-            lines.append(f"**Your label:** {s.saved or 'none yet'}" + (f" ({s.saved_by})" if s.saved_by else ""))
-            lines.append(f"**Draft:** {'|'.join(s.draft or []) or '(empty)'}  (Enter saves)")
+            lines.append(f"**Face:** {s.face}")
+            mine = "Your decision" if s.mode == "adjudicate" else "Your label"
+            lines.append(f"**{mine}:** {s.saved or 'none yet'}" + (f" (by {s.saved_by})" if s.saved_by else ""))
+            lines.append(f"**Draft:** {'|'.join(s.draft or []) or '(empty)'} (Enter saves)")
             if s.official:
                 lines.append(f"**Official list:** {s.official}")
             if s.suggested:
                 lines.append(f"**Suggested:** {s.suggested}")
             for person, label in (s.others or {}).items():
-                lines.append(f"**{person}:** {label}")
+                lines.append(f"**Labelled by {person}:** {label}")
         else:
             lines.append(f"Open a face to label it from the keyboard. **Selected:** {s.selected or 0}")
         if s.last:
             lines.append(f"**Last:** {s.last}")
         if s.write_error:
             lines.append(f"**Not saved yet:** {s.write_error}")
-        lines.append(KEYS_HELP)
         panel.md("  \n".join(lines), name="status")
-        panel.view("keys", types.View(component="OcclusionKeys", on_key=self.on_key))
+        panel.view("keys", types.View(component="OcclusionKeys", on_key=self.on_key, keys=KEYS, help=KEYS_HELP))
         row = panel.h_stack("types", align_x="left", gap=1)
         draft = set(s.draft or [])
         for t in OCCLUSION_TYPES:
