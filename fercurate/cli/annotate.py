@@ -39,16 +39,20 @@ def launch(
 ) -> None:
     """Open your own labelling session in the FiftyOne App (prints the URL).
 
-    Each annotator launches their own session (own App server and port, own copy of the dataset):
-    labels are recorded under that name only, and nobody sees anyone else's labels, so every label
-    is independent. Open a face and use the keys: 1 mask, 2 glasses, 3 left/right, 4 upper,
-    5 bottom (toggle), 0 or n no occlusion, Enter save and open the next face, z undo. Labels are
-    written to annotations/<name>.occlusion.parquet within seconds. Ctrl-C stops the App.
+    Each annotator launches their own session: own App server and port, own
+    copy of the dataset. Labels are recorded under that name only, and nobody
+    sees anyone else's labels, so every label is independent.
 
-    Examples:
-      fercurate annotate launch ferplus --split test --annotator alice
-      fercurate annotate launch ferplus --split test --annotator bob --second-pass --sample 200
-      fercurate annotate launch ferplus --split test --annotator carol --adjudicate
+    Open a face, show the "Occlusion labelling" panel beside it, then press:
+    1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (more keys: multi-label),
+    0 or n no occlusion, Enter save and open the next face, z undo, q close.
+    Labels reach annotations/<name>.occlusion.parquet within seconds.
+    Ctrl-C stops the App.
+
+    Example: fercurate annotate launch ferplus --split test --annotator alice
+
+    Then, for agreement: ... --annotator bob --second-pass --sample 200;
+    to settle disagreements: ... --annotator carol --adjudicate.
     """
     from fercurate.annotate.app import launch as launch_app
     from fercurate.annotate.pull import pull
