@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from fercurate.annotate.database import connect
 from fercurate.annotate.vocabulary import TAG_PREFIX
-from fercurate.annotations import current_labels, label_events, read_events
+from fercurate.annotations import current_labels, label_events, latest_per_annotator, read_events
 from fercurate.errors import InputError
 from fercurate.ingest.common import existing_files
 from fercurate.layers import read_layer
@@ -416,7 +416,7 @@ def _occlusion_frame(manifest: Manifest, workspace: Workspace, owner: str | None
     source = events.column("source")
     labels = current_labels(label_events(events))
     suggestions = current_labels(events.filter(pc.equal(source, "suggestion")))
-    humans = events.filter(pc.equal(source, "human")).select(["sample_id", "annotator"]).to_pandas()
+    humans = latest_per_annotator(events.filter(pc.equal(source, "human")))  # withdrawn labels left out
     by_sample = humans.groupby("sample_id")["annotator"].agg(lambda s: sorted(set(s)))
     out = pd.DataFrame(
         {
@@ -446,11 +446,11 @@ def _suggestion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
 
 
 def unlabelled_view(ds: "fo.Dataset") -> "fo.DatasetView":
-    """Samples with no human label yet and no ``occ:*`` tag set in the App."""
+    """Samples with no person's label or adjudication yet and no ``occ:*`` tag set in the App."""
     from fiftyone import ViewField as F
 
     no_tag = F("tags").filter(F().starts_with(TAG_PREFIX)).length() == 0
-    return ds.match((F("occlusion_source") != "human") & no_tag)
+    return ds.match(~F("occlusion_source").is_in(["human", "adjudication"]) & no_tag)
 
 
 def ensure_standard_views(ds: "fo.Dataset") -> None:

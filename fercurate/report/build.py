@@ -10,6 +10,7 @@ and link back to it). A section whose inputs do not exist yet says which command
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -171,16 +172,21 @@ def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str
         progress = table(
             ["manifest", "rows", "labelled by people", "official lists", "synthetic", "unlabelled", "suggested",
              "occluded", "conflicts"],
-            [[m.name, st.total, int(by_source.get("human", 0)), int(by_source.get("official", 0)),
+            [[m.name, st.total, int(by_source.get("human", 0) + by_source.get("adjudication", 0)),
+              int(by_source.get("official", 0)),
               int(by_source.get("synthetic", 0)), st.unlabelled, st.suggested, st.occluded, st.n_conflicts]],
         )
         types = table(["type", "samples"], sorted(st.per_type.items(), key=lambda kv: -kv[1]))
         people = table(["annotator", "source", "samples", "events", "last"],
                        [[a.annotator, a.source, a.samples, a.events, a.last] for a in st.annotators], left=2)
         agree = ""
-        if st.agreement:
-            agree = table(["pair", "shared samples", "kappa (occluded?)", "kappa (exact set)"],
-                          [[f"{p.a} / {p.b}", p.shared, p.occluded_kappa, p.exact_kappa] for p in st.agreement])
+        pairs = st.agreement_independent or st.agreement
+        if pairs:
+            over = "independent (blind) labels" if st.agreement_independent else "all labels (not independent)"
+            agree = f"<p class=\"muted\">Cohen's kappa over {over}, with a bootstrap 95% interval.</p>" + table(
+                ["pair", "shared samples", "kappa (occluded?)", "kappa (exact set)"],
+                [[f"{p.a} / {p.b}", p.shared, _kappa(p.occluded_kappa, p.occluded_ci),
+                  _kappa(p.exact_kappa, p.exact_ci)] for p in pairs])
         note = ('<p class="muted">Synthetic labels come with generated images (e.g. <code>fercurate synth mask</code>): '
                 "they are neither people's labels nor official ones.</p>") if by_source.get("synthetic", 0) else ""
         blocks.append(f"<h3>{esc(m.name)}</h3>{progress}{note}<div class=\"figs\">{types}{people}</div>{agree}")
@@ -188,6 +194,14 @@ def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str
         return "no labels", _hint("No occlusion labels yet: label in the App or import the official lists:",
                                   "fercurate annotate launch manifests/NAME.parquet")
     return f"{len(blocks)} labelled manifests", "".join(blocks)
+
+
+def _kappa(value: float, ci: tuple[float, float]) -> str:
+    """``0.71 [0.55, 0.84]``; ``n/a`` where kappa is undefined."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    lo, hi = ci
+    return f"{value:.2f}" + ("" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]")
 
 
 def synthetic_section(manifests: Sequence[Manifest], out: Path, figs: list[Path]) -> tuple[str, str]:
