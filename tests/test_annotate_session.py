@@ -201,3 +201,17 @@ def test_existing_labels_older_than_a_session_are_shown_as_that_annotators_own(t
     alice = _open(toy, "alice")
     assert session.current_types(alice.dataset, ids[0]) == ["mask"]
     assert ids[0] not in alice.queue
+
+
+def test_the_writer_keeps_events_it_could_not_write_and_retries(tmp_path: Path) -> None:
+    blocked = tmp_path / "annotations"
+    blocked.write_text("a file where the folder should be")
+    writer = live.EventWriter(blocked / "toy.occlusion.parquet", interval=60)
+    event = make_event("s1", ["mask"], annotator="alice", source="human", labelled_at=T0)
+    writer.add(event)
+    assert writer.flush() == 0 and writer.pending == 1 and "labels not saved yet" in writer.last_error
+    assert writer.history().num_rows == 1  # what the queue logic sees: the file plus the waiting event
+    blocked.unlink()
+    assert writer.flush() == 1 and writer.pending == 0 and writer.last_error is None
+    assert read_events(blocked / "toy.occlusion.parquet").column("event_id").to_pylist() == [event["event_id"]]
+    assert not writer.discard(event["event_id"])  # written: only a new event can take it back

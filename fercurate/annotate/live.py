@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fercurate.annotations import append_events
+import pyarrow as pa
+
+from fercurate.annotations import EVENT_SCHEMA, append_events, read_events
 
 FLUSH_S = 2.0
 _log = logging.getLogger(__name__)
@@ -52,6 +54,15 @@ class EventWriter:
         """Take back an event not written yet; False when it is already in the file."""
         with self._lock:
             return self._pending.pop(event_id, None) is not None
+
+    def history(self) -> pa.Table:
+        """The file's events followed by the ones still waiting: what the file will hold after a flush."""
+        with self._lock:
+            waiting = list(self._pending.values())
+        events = read_events(self.path)
+        if not waiting:
+            return events
+        return pa.concat_tables([events, pa.Table.from_pylist(waiting, schema=EVENT_SCHEMA)])
 
     @property
     def pending(self) -> int:

@@ -350,9 +350,7 @@ def next_face(ds: "fo.Dataset", current: str | None, *, workspace: Workspace | N
     queue = ds.load_saved_view(QUEUE_VIEW).values("sample_id") if ds.has_saved_view(QUEUE_VIEW) else []
     if not queue:
         return None
-    path = annotation_path(ds, workspace)
-    live.writer_for(path).flush()
-    events = read_events(path)
+    events = live.writer_for(annotation_path(ds, workspace)).history()
     mode = mode_of(ds)
     open_now = set(build_queue(events, queue, who, mode, scores=None))
     if mode == "second-pass":
@@ -366,7 +364,8 @@ def next_face(ds: "fo.Dataset", current: str | None, *, workspace: Workspace | N
 
 def others_labels(ds: "fo.Dataset", sample_id: str, workspace: Workspace | None = None) -> dict[str, str]:
     """Every person's latest label of a face, ``{annotator: "a|b"}`` (shown when adjudicating)."""
-    return adjudicate.people_labels(read_events(annotation_path(ds, workspace)), [sample_id]).get(sample_id, {})
+    events = live.writer_for(annotation_path(ds, workspace)).history()
+    return adjudicate.people_labels(events, [sample_id]).get(sample_id, {})
 
 
 def progress(ds: "fo.Dataset") -> str:
