@@ -15,12 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from test_annotate import _answers
 
 from fercurate.annotations import read_events
 from fercurate.workspace import Workspace
@@ -82,14 +82,6 @@ class Team:
         table = read_events(Workspace(self.workspace).annotation_path("ferplus"))
         rows = zip(*(table.column(c).to_pylist() for c in ("sample_id", "annotator", "types", "source")))
         return [(s, a, "|".join(t), src) for s, a, t, src in rows if src in ("human", "adjudication")]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
