@@ -9,6 +9,13 @@ face (one confident BlazeFace face whose box covers at least :data:`CLOSE_UP` of
 a portrait or a dataset crop, where there is little room for a second face and dlib's HOG pass would
 cost several times the rest of the work).
 
+On a large picture (longer side at least :data:`LARGE_PICTURE`) a small-face pass follows
+(:func:`fercurate.faces.detection.detect_small_faces`: BlazeFace on overlapping tiles at three scales),
+since on the whole frame BlazeFace sees nothing under about an eighth of it. Tiles give the detector
+many more chances to fire on a hand, a glass or a picture on the wall, so a face that only this pass
+found counts only when the face mesh, run on its box as the masks will run it, says a face is there
+(:data:`SMALL_FACE_PRESENCE`); such faces are marked ``mediapipe-tiles``.
+
 Boxes are returned in the dataset face-box convention that
 :func:`fercurate.faces.landmarks.detect_batch` expects for a given ``bbox`` (about the whole face,
 forehead to chin), so each one can be passed straight on as that face's box.
@@ -31,6 +38,13 @@ CLOSE_UP = 0.15
 CONFIDENT = 0.7
 # Two boxes are the same face when this share of the smaller one lies inside the other.
 SAME_FACE = 0.5
+# The small-face pass runs on pictures whose longer side is at least 5 BlazeFace inputs (640 px): FERPlus
+# crops, dataset face crops and portraits under that cost nothing more.
+LARGE_PICTURE = 640
+# Face-mesh presence (468-point model, one pass on the face box) a face found only by the small-face pass
+# needs. SEE_MEASURED
+SMALL_FACE_PRESENCE = 0.5
+SMALL_FACES = "mediapipe-tiles"
 # BlazeFace's box is tight (brows to mouth); landmarks.detect_batch crops 1.3x a given box but 1.5x
 # its own detections, so a BlazeFace box is widened by 1.5 / 1.3 to give the mesh the crop it expects.
 MEDIAPIPE_TO_FACE = 1.5 / 1.3
@@ -44,7 +58,7 @@ class Face:
     """One face in a picture: its box (x, y, w, h, whole-face convention), who found it, how sure."""
 
     box: Bbox
-    method: str  # "mediapipe", "dlib" or "mediapipe+dlib"
+    method: str  # "mediapipe", "dlib", "mediapipe+dlib" or "mediapipe-tiles" (small-face pass)
     score: float
 
     @property
@@ -86,6 +100,8 @@ def find_faces(image: np.ndarray) -> list[Face]:
     )
     if first and not close_up and all(f.method == "mediapipe" for f in first):
         found += [(_face_box(f.bbox, f.method), f.method, f.score) for f in detect_faces(image, "dlib")]
+    if not close_up and max(h, w) >= LARGE_PICTURE:
+        found += small_faces(image, [box for box, _, _ in found])
     merged: list[list] = []  # [box, methods, best score, agreed]
     for box, method, score in sorted(found, key=lambda t: (t[1] != "mediapipe", -t[2])):
         same = next((m for m in merged if _overlap(m[0], box) >= SAME_FACE), None)
@@ -99,9 +115,28 @@ def find_faces(image: np.ndarray) -> list[Face]:
     faces = [
         Face(tuple(round(float(v), 2) for v in box), "+".join(methods), float(score))  # type: ignore[arg-type]
         for box, methods, score in merged
-        if score >= MIN_SCORE or len(methods) > 1
+        if score >= MIN_SCORE or len(methods) > 1 or methods == [SMALL_FACES]  # checked by the mesh
     ]
     return sorted(faces, key=lambda f: (round(f.box[0] + f.box[2] / 2), round(f.box[1] + f.box[3] / 2)))
+
+
+def small_faces(image: np.ndarray, known: list[Bbox]) -> list[tuple[Bbox, str, float]]:
+    """Faces that only the tiled small-face pass finds (none of ``known``), kept when the mesh agrees.
+
+    Returns (whole-face box, ``"mediapipe-tiles"``, BlazeFace score) for each face kept.
+    """
+    from fercurate.faces.detection import detect_small_faces
+    from fercurate.faces.landmarks import detect_batch
+
+    boxes: list[tuple[Bbox, float]] = []
+    for face in sorted(detect_small_faces(image), key=lambda f: -f.score):
+        box = _face_box(face.bbox, "mediapipe")
+        if not any(_overlap(box, other) >= SAME_FACE for other in [*known, *(b for b, _ in boxes)]):
+            boxes.append((box, face.score))
+    if not boxes:
+        return []
+    marks = detect_batch([image] * len(boxes), [b for b, _ in boxes], "mediapipe", refine=False, passes=1)
+    return [(box, SMALL_FACES, score) for (box, score), m in zip(boxes, marks) if m.score >= SMALL_FACE_PRESENCE]
 
 
 def largest(faces: list[Face]) -> list[Face]:
