@@ -85,6 +85,23 @@ def _overlap(a: Bbox, b: Bbox) -> float:
     return iw * ih / smaller if smaller > 0 else 0.0
 
 
+def _merge(merged: list[list], box: Bbox, method: str, score: float) -> None:
+    """Add a detection to ``merged`` ([box, methods, best score] per face): a new face, or another
+    method's vote for a face already there."""
+    same = next((m for m in merged if _overlap(m[0], box) >= SAME_FACE), None)
+    if same is None:
+        merged.append([box, [method], score])
+    elif method not in same[1]:
+        same[1].append(method)
+        same[2] = max(same[2], score)
+
+
+def _counts(face: list) -> bool:
+    """A confident detection, one two methods agree on, or a small face the mesh confirmed."""
+    _, methods, score = face
+    return score >= MIN_SCORE or len(methods) > 1 or methods == [SMALL_FACES]
+
+
 def find_faces(image: np.ndarray) -> list[Face]:
     """All faces in a BGR/gray picture, left to right (then top to bottom); [] when there is none."""
     from fercurate.faces.detection import detect_faces
@@ -100,22 +117,19 @@ def find_faces(image: np.ndarray) -> list[Face]:
     )
     if first and not close_up and all(f.method == "mediapipe" for f in first):
         found += [(_face_box(f.bbox, f.method), f.method, f.score) for f in detect_faces(image, "dlib")]
-    if not close_up and max(h, w) >= LARGE_PICTURE:
-        found += small_faces(image, [box for box, _, _ in found])
-    merged: list[list] = []  # [box, methods, best score, agreed]
+    merged: list[list] = []  # [box, methods, best score]
     for box, method, score in sorted(found, key=lambda t: (t[1] != "mediapipe", -t[2])):
-        same = next((m for m in merged if _overlap(m[0], box) >= SAME_FACE), None)
-        if same is None:
-            merged.append([box, [method], score])
-        elif method not in same[1]:
-            same[1].append(method)
-            same[2] = max(same[2], score)
+        _merge(merged, box, method, score)
+    if not close_up and max(h, w) >= LARGE_PICTURE:
+        # faces only the tiles find (a weak whole-frame hit the tiles and the mesh confirm counts too)
+        for box, method, score in small_faces(image, [m[0] for m in merged if _counts(m)]):
+            _merge(merged, box, method, score)
     # boxes rounded to 1/100 px: BlazeFace's low float bits vary with what the process ran before, and a
     # landmark model's answer on a hard face (a near profile) can flip on a 1e-6 px change of its box
     faces = [
         Face(tuple(round(float(v), 2) for v in box), "+".join(methods), float(score))  # type: ignore[arg-type]
         for box, methods, score in merged
-        if score >= MIN_SCORE or len(methods) > 1 or methods == [SMALL_FACES]  # checked by the mesh
+        if _counts([box, methods, score])
     ]
     return sorted(faces, key=lambda f: (round(f.box[0] + f.box[2] / 2), round(f.box[1] + f.box[3] / 2)))
 
