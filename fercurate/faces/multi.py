@@ -42,9 +42,17 @@ SAME_FACE = 0.5
 # crops, dataset face crops and portraits under that cost nothing more.
 LARGE_PICTURE = 640
 # Face-mesh presence (468-point model, one pass on the face box) a face found only by the small-face pass
-# needs. SEE_MEASURED
+# needs: the mesh's own cut (landmarks.MIN_MESH_SCORE), below which it would place no landmarks anyway.
+# Measured by benchmarks/small_faces.py: the 13 tile hits off the 28 faces of shared/data/faces score at
+# most 0.033 (57 hits at BlazeFace score >= 0.3: at most 0.014, bar one on a known face's chin, see
+# NEAR_KNOWN); 94.8% of 500 FERPlus validation faces and all 213 JAFFE faces score >= 0.5 (93.2% and
+# 100% >= 0.9), so any threshold in 0.05..0.9 separates them; 0.5 keeps the most faces the mesh can place.
 SMALL_FACE_PRESENCE = 0.5
 SMALL_FACES = "mediapipe-tiles"
+# A tile hit covering more than this share of a known face (or of itself, if smaller) is a part of that
+# face, never a second one: the mesh, handed a box on a face's chin and shirt (insightface_t1.jpg, a tile
+# hit at BlazeFace score 0.3, a third of it on a known face), draws a face there at presence 0.999.
+NEAR_KNOWN = 0.25
 # BlazeFace's box is tight (brows to mouth); landmarks.detect_batch crops 1.3x a given box but 1.5x
 # its own detections, so a BlazeFace box is widened by 1.5 / 1.3 to give the mesh the crop it expects.
 MEDIAPIPE_TO_FACE = 1.5 / 1.3
@@ -137,7 +145,9 @@ def find_faces(image: np.ndarray) -> list[Face]:
 def small_faces(image: np.ndarray, known: list[Bbox]) -> list[tuple[Bbox, str, float]]:
     """Faces that only the tiled small-face pass finds (none of ``known``), kept when the mesh agrees.
 
-    Returns (whole-face box, ``"mediapipe-tiles"``, BlazeFace score) for each face kept.
+    A tile hit that overlaps a known face (:data:`NEAR_KNOWN`) is a part of it, not another face. The
+    mesh must see a face (:data:`SMALL_FACE_PRESENCE`) and that face must be this one: its points'
+    centre inside the tile box, and the points' box off the ``known`` faces. Returns (whole-face box, ``"mediapipe-tiles"``, BlazeFace score) per face kept.
     """
     from fercurate.faces.detection import detect_small_faces
     from fercurate.faces.landmarks import detect_batch
@@ -145,12 +155,24 @@ def small_faces(image: np.ndarray, known: list[Bbox]) -> list[tuple[Bbox, str, f
     boxes: list[tuple[Bbox, float]] = []
     for face in sorted(detect_small_faces(image), key=lambda f: -f.score):
         box = _face_box(face.bbox, "mediapipe")
-        if not any(_overlap(box, other) >= SAME_FACE for other in [*known, *(b for b, _ in boxes)]):
+        if not any(_overlap(box, other) >= NEAR_KNOWN for other in known) and not any(
+            _overlap(box, other) >= SAME_FACE for other, _ in boxes
+        ):
             boxes.append((box, face.score))
     if not boxes:
         return []
     marks = detect_batch([image] * len(boxes), [b for b, _ in boxes], "mediapipe", refine=False, passes=1)
-    return [(box, SMALL_FACES, score) for (box, score), m in zip(boxes, marks) if m.score >= SMALL_FACE_PRESENCE]
+    kept: list[tuple[Bbox, str, float]] = []
+    for (box, score), mark in zip(boxes, marks):
+        if mark.score < SMALL_FACE_PRESENCE:
+            continue
+        lo, hi = mark.points.min(axis=0), mark.points.max(axis=0)
+        seen = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+        cx, cy = seen[0] + seen[2] / 2, seen[1] + seen[3] / 2
+        inside = box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
+        if inside and not any(_overlap(seen, other) >= NEAR_KNOWN for other in [*known, *(b for b, _, _ in kept)]):
+            kept.append((box, SMALL_FACES, score))
+    return kept
 
 
 def largest(faces: list[Face]) -> list[Face]:
