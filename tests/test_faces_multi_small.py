@@ -104,3 +104,21 @@ def test_bw_picture_small_turned_face(faces_dir):
     assert _overlap(multi._face_box(best.bbox, "mediapipe"), BW_FACE) > 0.5
     assert best.score >= 0.6
     assert all(_overlap(f.box, BW_FACE) > 0.5 for f in find_faces(image))
+
+
+@pytest.mark.realdata
+def test_tile_hit_on_part_of_a_known_face_is_not_a_face(faces_dir, monkeypatch):
+    """insightface_t1.jpg with BlazeFace's threshold lowered to 0.3: a tile hit lies a third on a known
+    face's chin and shirt, where the mesh draws a face at presence 0.999; it must not become a 7th face."""
+    path = faces_dir / "insightface_t1.jpg"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    image = cv2.imread(str(path))
+    known = [f.box for f in find_faces(image)]
+    assert len(known) == 6
+    monkeypatch.setattr(detection, "MIN_SCORE", 0.3)
+    chin = (757.0, 424.0, 150.0, 150.0)
+    hits = [multi._face_box(f.bbox, "mediapipe") for f in detect_small_faces(image)]
+    assert any(_overlap(h, chin) > 0.8 for h in hits)  # the hit is there...
+    assert multi.small_faces(image, known) == []  # ...and is not taken for a face
+    assert len(find_faces(image)) == 6
