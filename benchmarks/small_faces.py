@@ -109,7 +109,7 @@ def pasted(images: list[np.ndarray], boxes: list, n: int) -> None:
         methods: dict[str, int] = {}
         found = extra = 0
         for img, (x, y, w, h) in list(zip(images, boxes))[::step][:n]:
-            side = int(round(max(w, h) * 1.2))
+            side = round(max(w, h) * 1.2)
             cx, cy = x + w / 2, y + h / 2
             crop = cv2.warpAffine(img, cv2.getRotationMatrix2D((cx, cy), roll, 1.0), img.shape[1::-1],
                                   borderMode=cv2.BORDER_REFLECT)

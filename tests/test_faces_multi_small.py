@@ -73,7 +73,7 @@ def test_large_picture_without_a_face_gets_none():
 def test_small_pictures_pay_nothing(monkeypatch):
     """FERPlus-sized crops and ordinary photos never run the tiles."""
 
-    def tiles(*_args, **_kwargs):  # noqa: ANN002, ANN003
+    def tiles(*_args, **_kwargs):
         raise AssertionError("the small-face pass ran on a small picture")
 
     monkeypatch.setattr(detection, "detect_small_faces", tiles)

@@ -243,7 +243,7 @@ def detect_small_faces(image: np.ndarray, divisions: tuple[int, ...] = TILE_DIVI
     size = model.config.size
     boxes, scores, kps = [], [], []
     for div in divisions:
-        tile = int(round(max(h, w) / div))
+        tile = round(max(h, w) / div)
         if tile < size:
             continue
         f = size / tile

@@ -147,7 +147,8 @@ def small_faces(image: np.ndarray, known: list[Bbox]) -> list[tuple[Bbox, str, f
 
     A tile hit that overlaps a known face (:data:`NEAR_KNOWN`) is a part of it, not another face. The
     mesh must see a face (:data:`SMALL_FACE_PRESENCE`) and that face must be this one: its points'
-    centre inside the tile box, and the points' box off the ``known`` faces. Returns (whole-face box, ``"mediapipe-tiles"``, BlazeFace score) per face kept.
+    centre inside the tile box, and the points' box off the ``known`` faces. Returns (whole-face box,
+    ``"mediapipe-tiles"``, BlazeFace score) per face kept.
     """
     from fercurate.faces.detection import detect_small_faces
     from fercurate.faces.landmarks import detect_batch
