@@ -244,8 +244,8 @@ def faces_of(task: Task, image: np.ndarray, config: SynthConfig) -> list[FaceTar
 
 
 NO_FACE = (
-    "no face found: neither MediaPipe BlazeFace (on the whole picture, and on tiles of a large one, checked by the "
-    "face mesh) nor dlib HOG found a face in the picture"
+    "no face found: neither MediaPipe BlazeFace nor dlib HOG found a face in the picture (on a large picture "
+    "BlazeFace also searched tiles, each hit checked by the face mesh)"
 )
 
 
