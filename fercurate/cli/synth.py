@@ -46,7 +46,8 @@ NoFallback = typer.Option(
 Faces = typer.Option(
     "all", "--faces",
     help="Pictures without a face box: draw on all faces the detectors find (all), or the largest only. "
-    "A picture with no face found becomes a failure row, never a mask.",
+    "Pictures 640 px or larger are also searched for small faces (BlazeFace on tiles; each such face "
+    "counts only if the face mesh confirms it). A picture with no face found becomes a failure row, never a mask.",
 )
 
 

@@ -243,7 +243,10 @@ def faces_of(task: Task, image: np.ndarray, config: SynthConfig) -> list[FaceTar
     return [FaceTarget(f.box, f.method, found.index(f), len(found), len(keep)) for f in keep]
 
 
-NO_FACE = "no face found: neither MediaPipe BlazeFace nor dlib HOG found a face in the picture"
+NO_FACE = (
+    "no face found: neither MediaPipe BlazeFace nor dlib HOG found a face in the picture (on a large picture "
+    "BlazeFace also searched tiles, each hit checked by the face mesh)"
+)
 
 
 def _process(tasks: Sequence[Task]) -> list[dict[str, Any]]:

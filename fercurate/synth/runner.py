@@ -72,7 +72,7 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("face_index", pa.int32()),  # which face of the picture (1-based, left to right)
         pa.field("faces_found", pa.int32()),  # faces the detectors found in the picture (1 for a given box)
         pa.field("face_box", BBOX_TYPE),  # the face box this row's mask was placed in
-        pa.field("face_source", pa.string()),  # manifest / crop / mediapipe / dlib / mediapipe+dlib
+        pa.field("face_source", pa.string()),  # manifest / crop / mediapipe / dlib / mediapipe+dlib / mediapipe-tiles
         pa.field("placement", pa.string()),  # landmarks, or fallback (mean face shape in the box)
         pa.field("landmark_method", pa.string()),  # mediapipe / dlib / prior
         pa.field("landmark_confidence", pa.float32()),
