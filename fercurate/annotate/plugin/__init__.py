@@ -167,6 +167,7 @@ class OcclusionLabeller(foo.Panel):
     # --- events -----------------------------------------------------------------------------------
 
     def on_load(self, ctx):
+        self._store(ctx).delete(f"panel:{ctx.panel_id}")  # a panel opens clean: no draft, no message
         self._show(ctx)
 
     def on_change_current_sample(self, ctx):
