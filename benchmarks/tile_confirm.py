@@ -18,6 +18,12 @@ faces (every ``--jaffe-step``-th) and FERPlus validation faces pasted ``--pasted
 2000x1500 gradient, rolled 0 / 45 / 60 degrees. For each score: the highest negative, the
 black-and-white face's value, and the share of positives above that highest negative.
 
+``--placement`` also measures how well a mask placed from BlazeFace's keypoints alone would sit, were
+such a face confirmed: the mean 68-point face fitted by a similarity transform to the keypoints' eyes,
+nose tip and mouth centre, its mask outline judged by dlib's 68 points (nose, mouth and chin inside,
+eyes outside, as ``benchmarks/synth_masks.py`` judges) next to the face mesh's placement, on every
+JAFFE face upright and rolled 30 degrees.
+
     python benchmarks/tile_confirm.py --data ../shared/data --detector-score 0.3 --jaffe-step 7 --ferplus 30
 """
 
@@ -39,6 +45,9 @@ from fercurate.faces.detection import (
     detect_small_faces,
 )
 from fercurate.faces.multi import SAME_FACE, _face_box, _overlap, find_faces
+from fercurate.synth import geometry as G
+from fercurate.synth import placement as P
+from fercurate.synth import shapes as S
 
 SCORES = ("tile", "scales", "crop-short", "crop-full")
 
@@ -132,6 +141,49 @@ def pasted(images: list[np.ndarray], boxes: list[Bbox], px: int) -> list[dict[st
     return out
 
 
+def keypoint_shape(keypoints: np.ndarray) -> np.ndarray:
+    """68 points: the mean face fitted (similarity) to BlazeFace's eyes, nose tip and mouth centre."""
+    mean = S.mean_shape()
+    src = np.stack([mean[S.EYE_RIGHT].mean(0), mean[S.EYE_LEFT].mean(0), mean[S.NOSE_TIP], mean[S.MOUTH_OUTER].mean(0)])
+    return S.apply_affine(S.similarity(src, keypoints[:4]), mean)
+
+
+def placement(data: Path) -> None:
+    """Keypoint placement vs the mesh's on JAFFE, both judged by dlib's 68 points."""
+    from fercurate.faces import landmarks as lm
+
+    counts: dict[tuple[int, str], list[int]] = {}
+    for path in sorted((data / "jaffe").glob("*.tiff")):
+        upright = read(path)
+        h, w = upright.shape[:2]
+        for roll in (0, 30):
+            rot = cv2.getRotationMatrix2D((w / 2, h / 2), roll, 1.0)
+            img = cv2.warpAffine(upright, rot, (w, h), borderMode=cv2.BORDER_REFLECT)
+            faces = detect_faces(img)
+            if not faces or faces[0].keypoints is None:
+                continue
+            box = _face_box(faces[0].bbox, "mediapipe")
+            judge = lm.detect(img, box, "dlib")
+            if judge.failure is not None:
+                continue
+            ref = P.to68(judge)
+            mesh = P.locate_batch([img], [box], methods=("mediapipe",), fallback=False, detected=[True])[0]
+            placed = {"keypoints": keypoint_shape(faces[0].keypoints), "mesh": mesh.points if mesh.ok else None}
+            for name, pts in placed.items():
+                c = counts.setdefault((roll, name), [0, 0, 0, 0])
+                c[0] += 1
+                if pts is None:
+                    continue
+                poly = G.mask_outline(pts)
+                cover = bool(G.inside(poly, ref[G.COVER_POINTS]).all())
+                eyes_out = not G.inside(poly, ref[G.EYE_POINTS]).any()
+                c[1], c[2], c[3] = c[1] + cover, c[2] + eyes_out, c[3] + (cover and eyes_out)
+    print("\nplacement on JAFFE, judged by dlib's 68 points (a face the placement could not place counts as a miss):")
+    for (roll, name), (n, cover, eyes, both) in sorted(counts.items()):
+        print(f"  roll {roll:2d}, placed by {name:9s}: {n} faces, nose/mouth/chin inside {cover / n:.1%}, "
+              f"eyes outside {eyes / n:.1%}, both {both / n:.1%}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -140,6 +192,7 @@ def main() -> int:
     ap.add_argument("--ferplus", type=int, default=30, help="FERPlus validation faces pasted (every 10th of the first 10N)")
     ap.add_argument("--pasted-px", type=int, default=100, help="width of the pasted faces (the BW face is 1/12 of its frame: 170)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--placement", action="store_true", help="also judge keypoint placement on JAFFE")
     args = ap.parse_args()
     default = detection.MIN_SCORE
     negatives: dict[str, list[tuple[str, dict[str, float]]]] = {"photos": [], "built": [], "blobs": []}
@@ -191,6 +244,8 @@ def main() -> int:
             bw_txt = "n/a" if bw is None else ("above" if bw[score] > top else "NOT above")
             print(f"  over negatives {'+'.join(kinds)} (max {top:.3f}): BW face {bw_txt}; positives above: "
                   + ", ".join(f"{k} {v:.1%}" for k, v in above.items()))
+    if args.placement:
+        placement(args.data)
     return 0
 
 
