@@ -91,8 +91,9 @@ def test_bw_picture_small_turned_face(faces_dir):
     """pyfeat_BWPictureHuman.jpg: the tiles find its small, turned face, which the whole frame misses.
 
     The face mesh does not confirm it (presence 0.000 on every box the tiles give; the face is in
-    profile, shouting, in heavy film grain), so find_faces does not count it yet; whatever it does
-    count must be that face, never a false one elsewhere in the picture.
+    profile, shouting, in heavy film grain), and no detector score separates it from non-faces
+    (benchmarks/tile_confirm.py), so find_faces does not count it; whatever it does count must be that
+    face, never a false one elsewhere in the picture.
     """
     path = faces_dir / "pyfeat_BWPictureHuman.jpg"
     if not path.exists():
