@@ -22,11 +22,11 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fercurate.annotate import labelling, live, session
+from fercurate.annotate.app import APP_ANNOTATOR_ENV
 from fercurate.annotate.vocabulary import TAG_PREFIX, TYPE_LABELS
 from fercurate.errors import FercurateError
 from fercurate.schema import OCCLUSION_TYPES
 
-APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"  # fercurate.annotate.app sets it for each App server
 KEY_OF = {t: k for k, t in session.KEY_TYPES.items() if k != "n"}
 KEYS = [*session.KEY_TYPES, "Enter", "z", "q"]
 STORE = "fercurate-occlusion"
