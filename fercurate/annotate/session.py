@@ -141,7 +141,7 @@ def open_session(
     meta.update({"annotator": who, MODE_KEY: mode})
     ds.info[INFO_KEY] = meta
     ds.save()
-    events = read_events(annotation_path(ds, ws))
+    events = live.writer_for(annotation_path(ds, ws)).history()  # the file and what waits to be written
     _sync_own_labels(ds, events, who)
     ids = ds.values("sample_id") if split is None else _split_ids(ds, split)
     queue = build_queue(events, ids, who, mode, scores=_scores(ds), sample=sample, seed=seed)
