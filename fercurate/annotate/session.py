@@ -43,7 +43,6 @@ from fercurate.annotations import (
     make_event,
     make_withdrawal,
     normalise_types,
-    read_events,
 )
 from fercurate.errors import InputError
 from fercurate.schema import OCCLUSION_TYPES
