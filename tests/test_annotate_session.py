@@ -215,3 +215,30 @@ def test_the_writer_keeps_events_it_could_not_write_and_retries(tmp_path: Path) 
     assert writer.flush() == 1 and writer.pending == 0 and writer.last_error is None
     assert read_events(blocked / "toy.occlusion.parquet").column("event_id").to_pylist() == [event["event_id"]]
     assert not writer.discard(event["event_id"])  # written: only a new event can take it back
+
+
+def test_an_event_being_written_cannot_be_discarded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An undo that lands while the writer is writing must not think the label never reached the file."""
+    import threading
+
+    path = tmp_path / "toy.occlusion.parquet"
+    writer = live.EventWriter(path, interval=60)
+    event = make_event("s1", ["none"], annotator="alice", source="human", labelled_at=T0)
+    writer.add(event)
+    started, release = threading.Event(), threading.Event()
+    real = live.append_events
+
+    def slow_append(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(live, "append_events", slow_append)
+    flushing = threading.Thread(target=writer.flush)
+    flushing.start()
+    assert started.wait(10)
+    assert not writer.discard(event["event_id"])  # mid-write: the caller must append a withdrawal instead
+    assert writer.history().num_rows == 1
+    release.set()
+    flushing.join(10)
+    assert read_events(path).num_rows == 1 and writer.pending == 0

@@ -35,7 +35,9 @@ class EventWriter:
         self.path = Path(path)
         self.interval = interval
         self._pending: dict[str, dict[str, Any]] = {}
+        self._writing: dict[str, dict[str, Any]] = {}  # taken by a flush, on their way to the file
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.written = 0
@@ -51,15 +53,17 @@ class EventWriter:
                 self._thread.start()
 
     def discard(self, event_id: str) -> bool:
-        """Take back an event not written yet; False when it is already in the file."""
+        """Take back an event not written yet; False when it is in the file or being written now."""
         with self._lock:
             return self._pending.pop(event_id, None) is not None
 
     def history(self) -> pa.Table:
         """The file's events followed by the ones still waiting: what the file will hold after a flush."""
         with self._lock:
-            waiting = list(self._pending.values())
+            waiting = [*self._writing.values(), *self._pending.values()]
         events = read_events(self.path)
+        written = set(events.column("event_id").to_pylist())
+        waiting = [e for e in waiting if e["event_id"] not in written]
         if not waiting:
             return events
         return pa.concat_tables([events, pa.Table.from_pylist(waiting, schema=EVENT_SCHEMA)])
@@ -67,30 +71,35 @@ class EventWriter:
     @property
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return len(self._pending) + len(self._writing)
 
     def flush(self) -> int:
         """Merge every waiting event into the file now; returns how many were written.
 
-        On a write error the events stay queued for the next try and the error is kept in
+        Events being written can no longer be discarded (an undo then appends a new event instead).
+        On a write error they go back to the queue for the next try and the error is kept in
         :attr:`last_error` (the App shows it) instead of being lost with the events.
         """
-        with self._lock:
-            batch = list(self._pending.values())
-        if not batch:
-            return 0
-        try:
-            added, _ = append_events(self.path, batch)
-        except Exception as exc:  # noqa: BLE001 - keep the events; report and retry on the next flush
-            self.last_error = f"{self.path}: labels not saved yet ({exc}); retrying"
-            _log.error(self.last_error)
-            return 0
-        with self._lock:
-            for event in batch:
-                self._pending.pop(event["event_id"], None)
-        self.last_error = None
-        self.written += added
-        return added
+        with self._flushing:
+            with self._lock:
+                self._writing, self._pending = self._pending, {}
+                batch = list(self._writing.values())
+            if not batch:
+                return 0
+            try:
+                added, _ = append_events(self.path, batch)
+            except Exception as exc:  # noqa: BLE001 - keep the events; report and retry on the next flush
+                with self._lock:
+                    self._pending = {**self._writing, **self._pending}
+                    self._writing = {}
+                self.last_error = f"{self.path}: labels not saved yet ({exc}); retrying"
+                _log.error(self.last_error)
+                return 0
+            with self._lock:
+                self._writing = {}
+            self.last_error = None
+            self.written += added
+            return added
 
     def _run(self) -> None:
         while True:
