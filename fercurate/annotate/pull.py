@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pyarrow.compute as pc
 
 from fercurate.annotate import session
 from fercurate.annotate.agreement import conflicts
 from fercurate.annotate.dataset import BASE_KEY, info, load_dataset, refresh_fields
 from fercurate.annotate.vocabulary import TAG_PREFIX, lookalike, occlusion_tags, parse_tags
-from fercurate.annotations import BLIND_ORIGIN, append_events, latest_per_annotator, make_event, read_events
+from fercurate.annotations import BLIND_ORIGIN, append_events, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
@@ -210,7 +209,7 @@ def _latest_human(history) -> dict[tuple[str, str], str]:
     """
     if history.num_rows == 0:
         return {}
-    df = latest_per_annotator(history.filter(pc.equal(history.column("source"), "human")))
+    df = session.latest_labels(history)
     return {(s, a): "|".join(t) for s, a, t in zip(df["sample_id"], df["annotator"], df["types"])}
 
 

@@ -160,7 +160,7 @@ def _scores(ds: "fo.Dataset") -> dict[str, float]:
     return {i: s for i, s in zip(ids, scores) if s is not None}
 
 
-def people_labels(events: pa.Table, source: str = "human") -> pd.DataFrame:
+def latest_labels(events: pa.Table, source: str = "human") -> pd.DataFrame:
     """Each person's latest label per face (withdrawals respected): sample_id, annotator, types."""
     chosen = events.filter(pc.equal(events.column("source"), source))
     return latest_per_annotator(chosen)[["sample_id", "annotator", "types"]]
@@ -177,16 +177,17 @@ def build_queue(
     seed: int = 0,
 ) -> list[str]:
     """The faces of ``annotator``'s queue for ``mode``, in the order they are shown."""
-    labels = people_labels(events)
+    labels = latest_labels(events)
     mine = set(labels.loc[labels["annotator"] == annotator, "sample_id"])
     anyone = set(labels["sample_id"])
-    adjudicated = set(events.filter(pc.equal(events.column("source"), "adjudication")).column("sample_id").to_pylist())
     if mode == "label":
         todo = [s for s in sample_ids if s not in anyone]
         scores = scores or {}
         return sorted(todo, key=lambda s: (-scores.get(s, float("-inf")), s))
     if mode == "second-pass":
         others = set(labels.loc[labels["annotator"] != annotator, "sample_id"])
+        adjudication = events.filter(pc.equal(events.column("source"), "adjudication"))
+        adjudicated = set(adjudication.column("sample_id").to_pylist())
         todo = [s for s in sample_ids if s in others and s not in mine and s not in adjudicated]
         todo.sort(key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
         return todo[:sample] if sample is not None else todo
@@ -196,7 +197,7 @@ def build_queue(
 
 def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
     """Tag each face with this annotator's current label from the file (and nothing else)."""
-    labels = people_labels(events, "adjudication" if mode_of(ds) == "adjudicate" else "human")
+    labels = latest_labels(events, "adjudication" if mode_of(ds) == "adjudicate" else "human")
     labels = labels[labels["annotator"] == who]
     own = {s: list(t) for s, t in zip(labels["sample_id"], labels["types"])}
     ids, tags = ds.values(["sample_id", "tags"])
@@ -350,10 +351,7 @@ def next_face(ds: "fo.Dataset", current: str | None, *, workspace: Workspace | N
     if not queue:
         return None
     events = live.writer_for(annotation_path(ds, workspace)).history()
-    mode = mode_of(ds)
-    open_now = set(build_queue(events, queue, who, mode, scores=None))
-    if mode == "second-pass":
-        open_now = {s for s in queue if s in open_now}
+    open_now = set(build_queue(events, queue, who, mode_of(ds)))
     start = queue.index(current) + 1 if current in queue else 0
     for sid in queue[start:] + queue[:start]:
         if sid in open_now and sid != current:
@@ -397,12 +395,12 @@ __all__ = [
     "annotator_slug",
     "build_queue",
     "current_types",
+    "latest_labels",
     "next_face",
     "open_session",
     "others_labels",
     "owner",
     "progress",
-    "people_labels",
     "save",
     "session_dataset_name",
     "toggle",
