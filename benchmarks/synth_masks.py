@@ -201,8 +201,8 @@ def _independent(parent_path: Path, made_path: Path, config, sample: int | None,
     from fercurate.faces import landmarks as lm
     from fercurate.layers import read_layer
     from fercurate.manifest import read_manifest
-    from fercurate.synth import geometry as G
     from fercurate.synth import masks as M
+    from fercurate.synth import outline as G
     from fercurate.synth import placement as P
     from fercurate.synth.pipeline import decode_parent, encode_variant
     from fercurate.synth.runner import plan, validate
@@ -310,7 +310,7 @@ def _worst_sheet(records: list, path: Path, n: int = 48, columns: int = 8, tile:
     rows = (len(worst) + columns - 1) // columns
     cap = 30
     sheet = np.full((rows * (tile + cap) + 4, columns * (tile + 4) + 4, 3), 255, np.uint8)
-    from fercurate.synth import geometry as G
+    from fercurate.synth import outline as G
 
     for k, r in enumerate(worst):
         img = r["variant"]
@@ -364,9 +364,9 @@ def _cpu_profile(paths: list[Path], bbox: tuple[float, ...] | None, mode: str) -
     import cv2
     from threadpoolctl import threadpool_limits
 
-    from fercurate.synth import geometry as G
     from fercurate.synth import masks as M
     from fercurate.synth import occluders as O
+    from fercurate.synth import outline as G
     from fercurate.synth import placement as P
     from fercurate.synth.pipeline import decode_parent, encode_variant
     from fercurate.synth.seeds import rng

@@ -45,7 +45,7 @@ from fercurate.faces.detection import (
     detect_small_faces,
 )
 from fercurate.faces.multi import SAME_FACE, _face_box, _overlap, find_faces
-from fercurate.synth import geometry as G
+from fercurate.synth import outline as G
 from fercurate.synth import placement as P
 from fercurate.synth import shapes as S
 

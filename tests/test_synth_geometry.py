@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from fercurate.synth import geometry as G
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
+from fercurate.synth import outline as G
 from fercurate.synth import placement as P
 from fercurate.synth import shapes as S
 from fercurate.synth import templates as T
@@ -218,3 +218,4 @@ def test_prior_fallback_places_a_plausible_face_in_the_box():
     shifted = pts.copy()
     shifted[S.MOUTH] -= [0, 40]  # mouth above the eyes: not a face
     assert P.implausible(shifted, 48, 48) is not None
+

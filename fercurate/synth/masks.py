@@ -1,7 +1,7 @@
 """Face masks placed from landmarks: procedural styles (surgical, cloth, N95, KN95) and user templates.
 
 A procedural mask is drawn in the frame of the mean frontal face (``shapes.mean_shape``): its
-outline is :func:`geometry.mask_outline` of the mean face, so the 18 outline anchors correspond
+outline is :func:`outline.mask_outline` of the mean face, so the 18 outline anchors correspond
 one-to-one to the same anchors computed on the real face, and a thin-plate spline through them
 carries the drawing (pleats, seams, shading, texture) onto the face, following the jaw, the nose and
 head turns. A user template is warped the same way through its six anchors.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from fercurate.synth import geometry as G
+from fercurate.synth import outline as G
 from fercurate.synth import shapes as S
 from fercurate.synth.templates import Template, pick_view
 from fercurate.synth.warp import ThinPlateSpline, bounding_rect, composite, paste_alpha, premultiply, warp_rgba

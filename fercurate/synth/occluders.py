@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fercurate.synth import geometry as G
+from fercurate.synth import outline as G
 from fercurate.synth import shapes as S
 from fercurate.synth.masks import Placed
 from fercurate.synth.warp import bounding_rect, composite, paste_alpha

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from fercurate.images import pixel_limit_reason
-from fercurate.synth import geometry as G
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
+from fercurate.synth import outline as G
 from fercurate.synth import placement as P
 from fercurate.synth.seeds import rng
 from fercurate.synth.templates import TemplateSet, read_template_config

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fercurate.synth import shapes as S
-from fercurate.synth.calibration import correct_mesh
-from fercurate.synth.geometry import FaceFrame, coverage, mask_outline
+from fercurate.synth.mesh_correction import correct_mesh
+from fercurate.synth.outline import FaceFrame, coverage, mask_outline
 
 DEFAULT_METHODS: tuple[str, ...] = ("mediapipe", "dlib")
 PRIOR = "prior"
@@ -137,7 +137,7 @@ def locate_batch(
                 continue
             pts = to68(res)
             if method == "mediapipe":
-                pts = correct_mesh(pts)  # small faces: towards the iBUG convention (see calibration)
+                pts = correct_mesh(pts)  # small faces: towards the iBUG convention (see mesh_correction)
             h, w = images[i].shape[:2]
             why = implausible(pts, w, h)
             if why is None and detected is not None and detected[i] and bboxes[i] is not None:

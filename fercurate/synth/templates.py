@@ -21,7 +21,7 @@ import numpy as np
 
 from fercurate.errors import InputError
 from fercurate.images import pixel_limit_reason
-from fercurate.synth.geometry import TEMPLATE_ANCHORS
+from fercurate.synth.outline import TEMPLATE_ANCHORS
 
 VIEW_SUFFIXES = ("_left", "_right")
 

@@ -1,4 +1,5 @@
-"""Face geometry from 68 landmarks: the face frame, the mask outline anchors, the face region, coverage.
+"""Outlines on a face from its 68 landmarks: the face frame they are drawn in, the mask outline, the face
+region, and which points a polygon covers.
 
 The mask outline is built from landmarks, not from a box: its top edge runs from the cheek (jaw
 point 1) under the eye, over the nose bridge and back down under the other eye to jaw point 15; the

@@ -1,4 +1,4 @@
-"""The small-face correction of the mesh's 68 points (fercurate.synth.calibration)."""
+"""The small-face correction of the mesh's 68 points (fercurate.synth.mesh_correction)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fercurate.synth import calibration as C
+from fercurate.synth import mesh_correction as C
 from fercurate.synth import shapes as S
-from fercurate.synth.geometry import FaceFrame
+from fercurate.synth.outline import FaceFrame
 
 
 def _face(length_px: float, angle_deg: float = 0.0) -> np.ndarray:
@@ -52,3 +52,4 @@ def test_fit_recovers_a_known_offset():
         mesh.append(m)
         dlib.append(frame.from_frame(frame.to_frame(m) + known * frame.length))
     np.testing.assert_allclose(C.fit_offsets(np.stack(mesh), np.stack(dlib)), known, atol=1e-9)
+

@@ -14,7 +14,7 @@ to :data:`FULL_BELOW` px nose-to-chin, fading out by :data:`NONE_ABOVE` px (FERP
 The shipped ``mesh_offsets.json`` was measured on the FERPlus *validation* split (never the test
 split the benchmark reports on) with::
 
-    python -m fercurate.synth.calibration ../shared/data/ferplus/FER2013Valid/*.png
+    python -m fercurate.synth.mesh_correction ../shared/data/ferplus/FER2013Valid/*.png
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fercurate.synth import shapes as S
-from fercurate.synth.geometry import FaceFrame
+from fercurate.synth.outline import FaceFrame
 
 OFFSETS_FILE = "mesh_offsets.json"
 FULL_BELOW = 32.0  # face length (px, nose bridge to chin) up to which the offset applies fully
@@ -87,7 +87,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
     from fercurate.synth.pipeline import decode_parent
     from fercurate.synth.placement import LANDMARK_MODES, implausible, to68
 
-    ap = argparse.ArgumentParser(prog="python -m fercurate.synth.calibration", description=_main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m fercurate.synth.mesh_correction", description=_main.__doc__)
     ap.add_argument("crops", nargs="+", type=Path, help="face crops, e.g. ../shared/data/ferplus/FER2013Valid/*.png")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name(OFFSETS_FILE))
     args = ap.parse_args(argv)
