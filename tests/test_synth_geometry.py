@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import cv2
 import numpy as np
 import pytest
@@ -219,3 +221,10 @@ def test_prior_fallback_places_a_plausible_face_in_the_box():
     shifted[S.MOUTH] -= [0, 40]  # mouth above the eyes: not a face
     assert P.implausible(shifted, 48, 48) is not None
 
+
+@pytest.mark.parametrize("name", ["COVER_POINTS", "EYE_POINTS", "TEMPLATE_ANCHORS", "FaceFrame", "MaskShape",
+                                  "mask_outline", "face_region", "polygon_mask", "sample", "inside", "coverage"])
+def test_the_old_geometry_path_still_gives_each_name_with_a_warning(name):
+    with pytest.warns(DeprecationWarning, match=rf"synth\.geometry\.{name} moved to fercurate\.synth\.outline\.{name}"):
+        old = getattr(importlib.import_module("fercurate.synth.geometry"), name)
+    assert old is getattr(G, name)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fercurate.synth import mesh_correction as C
 from fercurate.synth import shapes as S
@@ -53,3 +55,9 @@ def test_fit_recovers_a_known_offset():
         dlib.append(frame.from_frame(frame.to_frame(m) + known * frame.length))
     np.testing.assert_allclose(C.fit_offsets(np.stack(mesh), np.stack(dlib)), known, atol=1e-9)
 
+
+@pytest.mark.parametrize("name", ["OFFSETS_FILE", "FULL_BELOW", "NONE_ABOVE", "mesh_offsets", "weight", "correct_mesh"])
+def test_the_old_calibration_path_still_gives_each_name_with_a_warning(name):
+    with pytest.warns(DeprecationWarning, match=rf"synth\.calibration\.{name} moved to fercurate\.synth\.mesh_correction"):
+        old = getattr(importlib.import_module("fercurate.synth.calibration"), name)
+    assert old is getattr(C, name)
