@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fercurate.synth import mesh_correction as C
+from fercurate.synth import refit
 from fercurate.synth import shapes as S
 from fercurate.synth.outline import FaceFrame
 
@@ -53,11 +54,32 @@ def test_fit_recovers_a_known_offset():
         frame = FaceFrame.from_points(m)
         mesh.append(m)
         dlib.append(frame.from_frame(frame.to_frame(m) + known * frame.length))
-    np.testing.assert_allclose(C.fit_offsets(np.stack(mesh), np.stack(dlib)), known, atol=1e-9)
+    np.testing.assert_allclose(refit.fit_offsets(np.stack(mesh), np.stack(dlib)), known, atol=1e-9)
 
 
-@pytest.mark.parametrize("name", ["OFFSETS_FILE", "FULL_BELOW", "NONE_ABOVE", "mesh_offsets", "weight", "correct_mesh"])
-def test_the_old_calibration_path_still_gives_each_name_with_a_warning(name):
-    with pytest.warns(DeprecationWarning, match=rf"synth\.calibration\.{name} moved to fercurate\.synth\.mesh_correction"):
-        old = getattr(importlib.import_module("fercurate.synth.calibration"), name)
-    assert old is getattr(C, name)
+
+def test_the_refit_entry_point_measures_offsets_like_the_shipped_file(shared_data, tmp_path):
+    crops = sorted((shared_data / "ferplus" / "FER2013Valid").glob("*.png"))[:40]
+    if len(crops) < 40:
+        pytest.skip("FERPlus validation crops not available")
+    out = tmp_path / C.OFFSETS_FILE
+    refit.main(["mesh-offsets", *map(str, crops), "--out", str(out)])
+    fitted = json.loads(out.read_text())
+    assert 0 < fitted["fitted_on"]["faces"] <= 40 and fitted["fitted_on"]["images"] == 40
+    offsets = np.asarray(fitted["offsets"])
+    assert offsets.shape == (68, 2) and np.abs(offsets - C.mesh_offsets()).max() < 0.05
+
+
+MOVED = (
+    [("fercurate.synth.calibration", n, C)
+     for n in ("OFFSETS_FILE", "FULL_BELOW", "NONE_ABOVE", "mesh_offsets", "weight", "correct_mesh")]
+    + [("fercurate.synth.calibration", n, refit) for n in ("fit_offsets", "offsets_json")]
+    + [("fercurate.synth.shapes", n, refit) for n in ("fit_shapes", "procrustes_mean")]
+)
+
+
+@pytest.mark.parametrize(("old", "name", "new"), MOVED)
+def test_moved_names_still_import_from_their_old_paths_with_a_warning(old, name, new):
+    with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} moved to {new.__name__}\.{name}"):
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(new, name)

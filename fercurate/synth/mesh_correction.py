@@ -14,21 +14,18 @@ to :data:`FULL_BELOW` px nose-to-chin, fading out by :data:`NONE_ABOVE` px (FERP
 The shipped ``mesh_offsets.json`` was measured on the FERPlus *validation* split (never the test
 split the benchmark reports on) with::
 
-    python -m fercurate.synth.mesh_correction ../shared/data/ferplus/FER2013Valid/*.png
+    python -m fercurate.synth.refit mesh-offsets ../shared/data/ferplus/FER2013Valid/*.png
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from fercurate.synth import shapes as S
-from fercurate.synth.outline import FaceFrame
 
 OFFSETS_FILE = "mesh_offsets.json"
 FULL_BELOW = 32.0  # face length (px, nose bridge to chin) up to which the offset applies fully
@@ -61,56 +58,3 @@ def correct_mesh(points: np.ndarray) -> np.ndarray:
     down = np.array([-right[1], right[0]])
     off = mesh_offsets()
     return pts + (w * length) * (off[:, :1] * right + off[:, 1:] * down)
-
-
-def fit_offsets(mesh: np.ndarray, dlib: np.ndarray) -> np.ndarray:
-    """Median (dlib - mesh) per point in the mesh face's frame, in face lengths: (N, 68, 2) each -> (68, 2)."""
-    out = []
-    for m, d in zip(mesh, dlib):
-        frame = FaceFrame.from_points(m)
-        out.append((frame.to_frame(d) - frame.to_frame(m)) / frame.length)
-    return np.median(np.stack(out), axis=0)
-
-
-def offsets_json(offsets: np.ndarray, fitted_on: dict) -> str:
-    """The file's text: one (sideways, downward) pair per line, in iBUG point order."""
-    rows = ",\n".join(f"  {json.dumps(np.round(row, 4).tolist())}" for row in offsets)
-    return f'{{\n "fitted_on": {json.dumps(fitted_on)},\n "offsets": [\n{rows}\n ]\n}}\n'
-
-
-def _main(argv: Sequence[str] | None = None) -> None:
-    """Measure ``mesh_offsets.json`` on square face crops (the whole image is the face box)."""
-    import argparse
-
-    from fercurate.atomic import write_text
-    from fercurate.faces import landmarks as lm
-    from fercurate.synth.pipeline import decode_parent
-    from fercurate.synth.placement import LANDMARK_MODES, implausible, to68
-
-    ap = argparse.ArgumentParser(prog="python -m fercurate.synth.mesh_correction", description=_main.__doc__)
-    ap.add_argument("crops", nargs="+", type=Path, help="face crops, e.g. ../shared/data/ferplus/FER2013Valid/*.png")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name(OFFSETS_FILE))
-    args = ap.parse_args(argv)
-    images = [decode_parent(str(p))[0] for p in args.crops]
-    boxes = [(0.0, 0.0, float(im.shape[1]), float(im.shape[0])) for im in images]
-    mesh = lm.detect_batch(images, boxes, "mediapipe", **LANDMARK_MODES["fast"])  # type: ignore[arg-type]
-    pairs_m, pairs_d, lengths = [], [], []
-    for im, box, m in zip(images, boxes, mesh):
-        d = lm.detect(im, box, "dlib")
-        if m.failure is not None or d.failure is not None:
-            continue
-        pm, pd_ = to68(m), to68(d)
-        h, w = im.shape[:2]
-        if implausible(pm, w, h) or implausible(pd_, w, h):
-            continue
-        pairs_m.append(pm)
-        pairs_d.append(pd_)
-        lengths.append(FaceFrame.from_points(pm).length)
-    offsets = fit_offsets(np.stack(pairs_m), np.stack(pairs_d))
-    fitted_on = {"faces": len(pairs_m), "images": len(images), "median_face_length_px": round(float(np.median(lengths)), 2)}
-    write_text(args.out, offsets_json(offsets, fitted_on))
-    print(f"{args.out}: offsets from {len(pairs_m)} of {len(images)} crops (both models found the face)")
-
-
-if __name__ == "__main__":
-    _main()

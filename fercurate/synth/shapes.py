@@ -1,8 +1,7 @@
 """The 68-point face shape (dlib / iBUG order): index groups, mirroring, mean shapes and priors.
 
 Everything in ``fercurate.synth`` works on 68 points. Two reference shapes ship with the package in
-``face_shapes.json`` (fitted on real faces by :func:`fit_shapes`, see ``python -m
-fercurate.synth.shapes --help``):
+``face_shapes.json`` (fitted on real faces by :func:`fercurate.synth.refit.fit_shapes`):
 
 * ``mean``: the Procrustes mean frontal face (eye centres at (-0.5, 0) and (0.5, 0)); the frame the
   procedural masks and occluders are drawn in.
@@ -12,7 +11,7 @@ fercurate.synth.shapes --help``):
 The shipped file was fitted on the 213 JAFFE faces plus every 20th FERPlus *training* PNG (1,008 of
 1,428 found by dlib; the test split is never used), with::
 
-    python -m fercurate.synth.shapes --frontal ../shared/data/jaffe/*.tiff \
+    python -m fercurate.synth.refit shapes --frontal ../shared/data/jaffe/*.tiff \
         --crops $(ls ../shared/data/ferplus/FER2013Train/*.png | awk 'NR%20==1')
 """
 
@@ -22,9 +21,10 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
+
+from fercurate.compat import moved_module
 
 N_POINTS = 68
 JAW = np.arange(0, 17)
@@ -111,16 +111,6 @@ def symmetrise(points: np.ndarray) -> np.ndarray:
     return (points + mirrored) / 2
 
 
-def procrustes_mean(shapes: np.ndarray, iterations: int = 5) -> np.ndarray:
-    """Generalised Procrustes mean of (n, 68, 2) shapes, returned eye-normalised and symmetric."""
-    normed = np.stack([normalise(s) for s in shapes])
-    mean = symmetrise(normed.mean(axis=0))
-    for _ in range(iterations):
-        aligned = np.stack([apply_affine(similarity(s, mean), s) for s in normed])
-        mean = symmetrise(normalise(aligned.mean(axis=0)))
-    return mean
-
-
 @lru_cache(maxsize=1)
 def _load() -> dict[str, np.ndarray]:
     text = resources.files("fercurate.synth").joinpath(SHAPES_FILE).read_text()
@@ -139,56 +129,5 @@ def crop_prior(width: float, height: float, box: Sequence[float] | None = None) 
     return _load()["crop_prior"] * np.array([w, h]) + np.array([x, y])
 
 
-def fit_shapes(frontal: np.ndarray, crops: np.ndarray, crop_size: float) -> dict[str, list[list[float]]]:
-    """The JSON content of ``face_shapes.json`` from real landmark sets.
-
-    ``frontal``: (n, 68, 2) shapes of any size (Procrustes-averaged into ``mean``); ``crops``: (m, 68, 2)
-    landmarks of ``crop_size``-pixel face crops (averaged in crop units into ``crop_prior``).
-    """
-    mean = procrustes_mean(np.concatenate([frontal, crops]))
-    prior = crops.mean(axis=0) / crop_size
-    # Symmetrise the prior about the crop's vertical centre line, like the mean.
-    mirrored = prior[MIRROR] * np.array([-1.0, 1.0]) + np.array([1.0, 0.0])
-    prior = (prior + mirrored) / 2
-    return {
-        "mean": np.round(mean, 5).tolist(),
-        "crop_prior": np.round(prior, 5).tolist(),
-    }
-
-
-def _main(argv: Sequence[str] | None = None) -> None:
-    """Refit ``face_shapes.json`` from real data with fercurate's landmark detector (dlib)."""
-    import argparse
-
-    from fercurate import images
-    from fercurate.faces import landmarks as lm
-    from fercurate.synth.placement import to68
-
-    ap = argparse.ArgumentParser(prog="python -m fercurate.synth.shapes", description=_main.__doc__)
-    ap.add_argument("--frontal", nargs="+", type=Path, required=True, help="images of frontal faces (e.g. JAFFE)")
-    ap.add_argument("--crops", nargs="+", type=Path, required=True, help="FER2013-style square crops")
-    ap.add_argument("--out", type=Path, default=Path(__file__).with_name(SHAPES_FILE))
-    args = ap.parse_args(argv)
-
-    def detect_all(paths: Sequence[Path]) -> tuple[np.ndarray, float]:
-        found, size = [], 0.0
-        for p in paths:
-            img = images.read_image(p)
-            res = lm.detect(img, method="dlib")
-            if res.failure is None:
-                found.append(to68(res))
-                size = float(img.shape[1])
-        return np.stack(found), size
-
-    frontal, _ = detect_all(args.frontal)
-    crops, crop_size = detect_all(args.crops)
-    content = fit_shapes(frontal, crops, crop_size)
-    content["fitted_on"] = {"frontal": len(frontal), "crops": len(crops), "crop_size": crop_size}
-    from fercurate.atomic import write_text
-
-    write_text(args.out, json.dumps(content, indent=1))
-    print(f"{args.out}: mean from {len(frontal) + len(crops)} faces, crop prior from {len(crops)} crops")
-
-
-if __name__ == "__main__":
-    _main()
+# fitting the shipped file moved to fercurate.synth.refit (it needs the placement chain, which reads this module)
+__getattr__ = moved_module(__name__, "fercurate.synth.refit")
