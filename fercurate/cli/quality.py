@@ -145,10 +145,11 @@ def report(
     Example: fercurate quality report -o quality/
     """
     os.environ.setdefault("GLOG_minloglevel", "2")
-    from fercurate.quality.report import build_report
+    from fercurate.report.quality_page import build_quality_page
 
-    result = build_report(out, manifests or None, workspace=Workspace.current(workspace), compute=not no_compute,
-                          face_check=not no_face_check, workers=workers, sheet_size=sheet_size)
+    result = build_quality_page(out, manifests or None, workspace=Workspace.current(workspace),
+                                compute=not no_compute, face_check=not no_face_check, workers=workers,
+                                sheet_size=sheet_size)
     typer.echo(result.summary())
 
 

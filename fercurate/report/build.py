@@ -226,7 +226,7 @@ def synthetic_section(manifests: Sequence[Manifest], out: Path, figs: list[Path]
 def quality_section(q: findings.QualityLayers, quality_index: Path | None, out: Path) -> tuple[str, str]:
     """Leakage per split pair, non-faces and contested labels in short, with the contact sheets."""
     from fercurate.quality.dups import leakage_table
-    from fercurate.quality.report import pair_kind
+    from fercurate.report.quality_page import pair_kind
 
     if q.pairs is None and not q.nonface and not q.noise:
         return "no quality checks", _hint("No quality checks yet:", "fercurate quality report manifests/NAME.parquet")
@@ -272,7 +272,7 @@ def findings_section(items: Sequence[findings.Finding]) -> tuple[str, str]:
 
 def _quality_pages(ws: Workspace, manifests: Sequence[Manifest], q: findings.QualityLayers, out: Path) -> Path | None:
     """Write the quality pages into ``out/quality`` from the existing layers (computing nothing)."""
-    from fercurate.quality.report import build_report as build_quality
+    from fercurate.report.quality_page import build_quality_page
 
     names = {*q.nonface, *q.noise}
     if q.pairs is not None:
@@ -280,8 +280,8 @@ def _quality_pages(ws: Workspace, manifests: Sequence[Manifest], q: findings.Qua
     scanned = [m for m in manifests if m.name in names or layer_path(m.path, "dups").exists()]
     if not scanned:
         return None
-    res = build_quality(out / QUALITY_DIR, [m.path for m in scanned], workspace=ws, compute=False,
-                        report_link="../index.html")
+    res = build_quality_page(out / QUALITY_DIR, [m.path for m in scanned], workspace=ws, compute=False,
+                             report_link="../index.html")
     return res.out / "index.html"
 
 

@@ -1,4 +1,5 @@
-"""``fercurate quality report``: one folder with every quality finding, as tables and contact sheets.
+"""The data-quality pages (``fercurate quality report``): one folder with every quality finding, as
+tables and contact sheets. ``fercurate report`` writes them too, into its ``quality/`` folder.
 
 For the given manifests (default: all in the workspace) it uses the ``dups``, ``nonface`` and
 ``noise`` layers, computing any that are missing or stale (duplicates across all the given
@@ -40,7 +41,9 @@ from fercurate.workspace import Workspace, layer_path
 
 
 @dataclass
-class ReportResult:
+class QualityPageResult:
+    """What :func:`build_quality_page` wrote, and what it computed or could not find on the way."""
+
     out: Path
     files: list[Path] = field(default_factory=list)
     computed: list[str] = field(default_factory=list)
@@ -228,7 +231,8 @@ def _round(value: object, digits: int) -> float | None:
 
 
 def _load_or_compute(
-    manifests: list[Manifest], ws: Workspace, *, compute: bool, face_check: bool, workers: int | None, res: ReportResult
+    manifests: list[Manifest], ws: Workspace, *, compute: bool, face_check: bool, workers: int | None,
+    res: QualityPageResult,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame | None]:
     frame = None
     current = all(
@@ -278,7 +282,7 @@ def _load_or_compute(
     return frame, nf, nz
 
 
-def build_report(
+def build_quality_page(
     out: str | os.PathLike,
     manifest_paths: Sequence[str | os.PathLike] | None = None,
     *,
@@ -288,7 +292,7 @@ def build_report(
     workers: int | None = None,
     sheet_size: int = 48,
     report_link: str | None = None,
-) -> ReportResult:
+) -> QualityPageResult:
     """Write the quality report folder (see the module docstring).
 
     ``report_link`` is the main report's page relative to ``out`` (default: the workspace's
@@ -302,7 +306,7 @@ def build_report(
     manifests = [read_manifest(ws.resolve_manifest(p)) for p in manifest_paths]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    res = ReportResult(out)
+    res = QualityPageResult(out)
     frame, nf, nz = _load_or_compute(manifests, ws, compute=compute, face_check=face_check, workers=workers, res=res)
     paths = _paths(manifests)
     totals = dups_mod.manifest_totals(manifests)
