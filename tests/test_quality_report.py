@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import re
 import shutil
 
@@ -89,3 +90,16 @@ def test_report_without_compute_says_what_is_missing(report_ws):
 def test_report_in_an_empty_workspace_is_an_error(workspace):
     res = CliRunner().invoke(app, ["quality", "report", "-o", str(workspace / "q"), "-w", str(workspace)])
     assert res.exit_code == 1 and "no manifests in" in res.output
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("build_report", "build_quality_page"), ("ReportResult", "QualityPageResult"), ("dup_tiles", "dup_tiles"),
+    ("flagged_nonfaces", "flagged_nonfaces"), ("nonface_tiles", "nonface_tiles"), ("noise_tiles", "noise_tiles"),
+    ("pair_kind", "pair_kind"), ("TABLE_ROWS", "TABLE_ROWS"),
+])
+def test_the_old_quality_report_path_still_gives_each_name_with_a_warning(old, new):
+    from fercurate.report import quality_page
+
+    with pytest.warns(DeprecationWarning, match=rf"quality\.report\.{old} moved to fercurate\.report\.quality_page\.{new}"):
+        value = getattr(importlib.import_module("fercurate.quality.report"), old)
+    assert value is getattr(quality_page, new)
