@@ -78,7 +78,7 @@ def nonface(
     result = find_nonfaces(m, detect=not no_detect, use_pose=not no_pose, workers=workers)
     typer.echo(result.summary())
     if app_view:
-        from fercurate.quality.review import save_review_view
+        from fercurate.annotate.review import save_review_view
 
         df = result.table.to_pandas()
         ids = df.loc[df["flagged"], "sample_id"].tolist()
@@ -120,7 +120,7 @@ def noise(
     result = noise_mod.label_noise(m, table)
     typer.echo(result.summary())
     if app_view:
-        from fercurate.quality.review import save_review_view
+        from fercurate.annotate.review import save_review_view
 
         ids = result.flagged_ids()
         name = save_review_view(path, app_view, ids, workspace=ws,

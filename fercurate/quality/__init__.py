@@ -1,10 +1,10 @@
-"""Data quality: exact/near duplicates and leakage, non-faces, label noise, and their review.
+"""Data quality: exact/near duplicates and leakage, non-faces, label noise.
 
 Modules: :mod:`hashing` (content and perceptual hashes, cached as the ``hashes`` layer),
 :mod:`index` (multi-index hashing: Hamming-radius search without all pairs), :mod:`verify`
 (aligned band-pass similarity that confirms near-duplicate candidates), :mod:`dups` (duplicate
 layers, leakage tables), :mod:`leakage` (leaked samples for ``subsets build --exclude-leaked``),
-:mod:`nonface`, :mod:`noise` (vote entropy, confident learning), :mod:`review` (FiftyOne saved
-views), :mod:`sheets` (contact sheets), :mod:`tables`. Their HTML page is
-:mod:`fercurate.report.quality_page`.
+:mod:`nonface`, :mod:`noise` (vote entropy, confident learning), :mod:`sheets` (contact sheets),
+:mod:`tables`. The checks import neither the report nor the App: their HTML page is
+:mod:`fercurate.report.quality_page`, their FiftyOne saved views :mod:`fercurate.annotate.review`.
 """

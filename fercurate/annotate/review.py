@@ -1,4 +1,5 @@
-"""Opening flagged samples for review: a saved view in the manifest's FiftyOne App dataset."""
+"""Opening flagged samples for review: a saved view in the manifest's FiftyOne App dataset (the quality
+checks flag them, e.g. ``fercurate quality noise --app-view NAME``; this is the App side)."""
 
 from __future__ import annotations
 
