@@ -204,3 +204,11 @@ def test_cli_noise_with_a_trained_ran(workspace, monkeypatch):
     scored = df[df["prob_given"].notna()]
     assert set(scored["split"]) == {"test"} and len(scored) == 12
     assert scored["pred_label"].notna().all()
+
+
+def test_the_old_review_path_still_gives_save_review_view_with_a_warning():
+    from fercurate.annotate.review import save_review_view
+
+    with pytest.warns(DeprecationWarning, match=r"quality\.review\.save_review_view moved to fercurate\.annotate\.review"):
+        from fercurate.quality.review import save_review_view as old
+    assert old is save_review_view
