@@ -23,6 +23,7 @@ from fercurate.quality.noise import (
     confident_joint,
     find_label_issues,
     label_noise,
+    model_probs,
     read_probs,
 )
 from fercurate.schema import FERPLUS_LABELS, FERPLUS_VOTE_COLUMNS, LABEL_TO_ID
@@ -167,6 +168,26 @@ def test_cli_noise_with_probs_and_app_view(fer_manifest, workspace):
     contested = set(df.loc[df["contested"].fillna(False) & ~df["likely_mislabel"], "sample_id"])
     assert set(ids[: len(wrong)]) == wrong and set(ids[len(wrong):]) == contested
     ds.delete()
+
+
+def test_model_probs_come_from_the_predictor_the_caller_passes(fer_manifest, workspace):
+    m = read_manifest(fer_manifest)
+    probs, wrong = _planted_probs(m)
+    ckpt = workspace / "model.pt"
+    ckpt.write_bytes(b"any model")
+    calls = []
+
+    def predict(model_path, manifest_path, split):
+        calls.append((model_path, manifest_path, split))
+        return probs
+
+    got = model_probs(ckpt, m, "test", predict=predict)
+    assert calls == [(ckpt, m.path, "test")]
+    assert set(label_noise(m, got, write=False).table.to_pandas().query("likely_mislabel")["sample_id"]) == wrong
+    with pytest.raises(InputError, match="model checkpoint not found"):
+        model_probs(workspace / "none.pt", m, predict=predict)
+    with pytest.raises(InputError, match="not a probability vector"):
+        model_probs(ckpt, m, predict=lambda *_: probs.assign(prob_0=2.0))
 
 
 def test_cli_noise_rejects_bad_inputs(fer_manifest, workspace):

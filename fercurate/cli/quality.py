@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from fercurate.cli import new_app, options
 from fercurate.workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 quality_app = new_app(
     "Data quality: exact/near duplicates and leakage across splits and datasets, non-face images, "
@@ -116,7 +120,7 @@ def noise(
     if probs is not None:
         table = noise_mod.read_probs(probs)
     elif model is not None:
-        table = noise_mod.model_probs(model, m, split)
+        table = noise_mod.model_probs(model, m, split, predict=_ran_probs)
     result = noise_mod.label_noise(m, table)
     typer.echo(result.summary())
     if app_view:
@@ -126,6 +130,17 @@ def noise(
         name = save_review_view(path, app_view, ids, workspace=ws,
                                 description="quality: likely mislabels (most likely first), then contested labels")
         typer.echo(f"saved view {app_view!r} ({len(ids):,} samples) in App dataset {name!r}")
+
+
+def _ran_probs(model_path: str | os.PathLike, manifest_path: Path, split: str | None) -> pd.DataFrame:
+    """``--model``: class probabilities from a RAN checkpoint (:func:`fercurate.ran.evaluate.predict_proba`)."""
+    from fercurate.errors import InputError
+
+    try:
+        from fercurate.ran.evaluate import predict_proba
+    except ImportError as exc:  # torch missing or broken
+        raise InputError(f"--model needs the RAN evaluator, which cannot be imported here ({exc})") from exc
+    return predict_proba(model_path, manifest_path, split)
 
 
 @quality_app.command("report")

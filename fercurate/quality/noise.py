@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,15 +210,22 @@ def check_probs(df: pd.DataFrame, where: str) -> pd.DataFrame:
     return df[["sample_id", *expected]].reset_index(drop=True)
 
 
-def model_probs(model_path: str | os.PathLike, manifest: Manifest, split: str | None = None) -> pd.DataFrame:
-    """Probabilities from a trained RAN checkpoint (``fercurate.ran.evaluate.predict_proba``)."""
+Predict = Callable[[str | os.PathLike, Path, str | None], pd.DataFrame]
+"""(checkpoint, manifest path, split or None) -> DataFrame(sample_id, prob_0 .. prob_{K-1}), e.g.
+:func:`fercurate.ran.evaluate.predict_proba`."""
+
+
+def model_probs(
+    model_path: str | os.PathLike, manifest: Manifest, split: str | None = None, *, predict: Predict
+) -> pd.DataFrame:
+    """Probabilities of a trained model for ``manifest`` (one split or all), checked like a ``--probs`` file.
+
+    ``predict`` computes them from the checkpoint: the caller passes the model's code in (``quality
+    noise --model`` passes the RAN's), so the quality checks depend on no model.
+    """
     if not Path(model_path).exists():
         raise InputError(f"{model_path}: model checkpoint not found")
-    try:
-        from fercurate.ran.evaluate import predict_proba
-    except ImportError as exc:  # torch missing or broken
-        raise InputError(f"--model needs the RAN evaluator, which cannot be imported here ({exc})") from exc
-    return check_probs(predict_proba(model_path, manifest.path, split), str(model_path))
+    return check_probs(predict(model_path, manifest.path, split), str(model_path))
 
 
 # --- the layer ----------------------------------------------------------------------------------------
