@@ -12,6 +12,7 @@ from fixtures_report import ARGS, CHROMIUM, check_report, need_chromium
 from typer.testing import CliRunner
 
 from fercurate.cli import app
+from fercurate.cli.demo import run_command
 from fercurate.demo import run_demo
 from fercurate.manifest import read_manifest
 from fercurate.report import build_report
@@ -26,7 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:  # restores the variable whatever a step does with it
         mp.setenv("FERCURATE_WORKSPACE", str(decoy))
-        result = run_demo(work, faces=12, epochs=1, input_size=32, echo=lines.append)
+        result = run_demo(work, run_command=run_command, faces=12, epochs=1, input_size=32, echo=lines.append)
     assert not any(decoy.iterdir()), "a demo step wrote into $FERCURATE_WORKSPACE instead of the demo folder"
     return result, lines
 
@@ -103,3 +104,12 @@ def test_report_on_an_empty_workspace_says_what_to_run(workspace: Path) -> None:
     assert "fercurate ingest ferplus PATH" in html and "fercurate pose" in html
     summary = build_report(workspace / "rep2", workspace=Workspace(workspace)).sections
     assert summary["datasets"] == "no manifests" and summary["evaluation"] == "no evaluations"
+
+
+def test_every_demo_step_is_a_command_for_the_runner_it_is_given(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    seen: list[list[str]] = []
+    result = run_demo(work, run_command=seen.append, faces=4, echo=lambda _: None)
+    assert [" ".join(a[:2]) for a in seen[:4]] == ["ingest ferplus", "ingest affectnet", "ingest rafdb", "ingest sfew"]
+    assert seen[-1][0] == "report" and len(seen) == len(result.steps) - 1  # the layouts are built, not run
+    assert all(a[-2:] == ["--workspace", str(work.resolve())] for a in seen)

@@ -1,13 +1,30 @@
-"""``fercurate demo`` and ``fercurate report``."""
+"""``fercurate demo`` (and the in-process runner its steps go through) and ``fercurate report``."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
 
 from fercurate.cli import options
 from fercurate.workspace import Workspace
+
+
+def run_command(args: list[str]) -> None:
+    """Run one ``fercurate`` command in this process, as the demo's steps do; raise if it fails."""
+    from typer.main import get_command
+
+    from fercurate.cli import app
+    from fercurate.demo.run import DemoStepError
+
+    command = get_command(app)
+    try:
+        code = command.main(args=args, prog_name="fercurate", standalone_mode=False)
+    except SystemExit as exc:  # pragma: no cover - click may still exit on usage errors
+        code = exc.code
+    if code not in (None, 0):
+        raise DemoStepError(f"'fercurate {shlex.join(args)}' failed (exit {code})")
 
 
 def demo(
@@ -30,7 +47,8 @@ def demo(
     """
     from fercurate.demo import run_demo
 
-    run_demo(workdir, epochs=epochs, faces=faces, input_size=input_size, seed=seed, workers=workers, echo=typer.echo)
+    run_demo(workdir, run_command=run_command, epochs=epochs, faces=faces, input_size=input_size, seed=seed,
+             workers=workers, echo=typer.echo)
 
 
 def report(

@@ -1,8 +1,9 @@
 """``fercurate demo``: the whole pipeline, offline, in a few minutes, on faces that ship in packages.
 
-Each step is the exact CLI command a user would type in the demo folder (run in this process, so
-models load once, with the demo folder passed as ``--workspace``; the environment is left alone),
-printed before it runs: build small datasets in the four native layouts -> ingest -> head pose ->
+Each step is the exact CLI command a user would type in the demo folder (run in this process by the
+command runner the caller passes, ``fercurate.cli.demo.run_command`` for ``fercurate demo``, so models
+load once; the demo folder is passed as ``--workspace``; the environment is left alone), printed
+before it runs: build small datasets in the four native layouts -> ingest -> head pose ->
 Pose subsets -> synthetic masks -> a short RAN training -> evaluation on the subsets -> duplicate
 and leakage scan -> the HTML report.
 """
@@ -32,24 +33,15 @@ class DemoStepError(FercurateError):
     """A demo step failed: the command is named so the user can re-run it alone."""
 
 
-def _cli(args: list[str]) -> None:
-    """Run one ``fercurate`` command in this process; raise if it fails."""
-    from typer.main import get_command
-
-    from fercurate.cli import app
-
-    command = get_command(app)
-    try:
-        code = command.main(args=args, prog_name="fercurate", standalone_mode=False)
-    except SystemExit as exc:  # pragma: no cover - click may still exit on usage errors
-        code = exc.code
-    if code not in (None, 0):
-        raise DemoStepError(f"'fercurate {shlex.join(args)}' failed (exit {code})")
+CommandRunner = Callable[[list[str]], None]
+"""Runs one ``fercurate`` command in this process, given its arguments as typed after ``fercurate``;
+raises :class:`DemoStepError` when the command fails."""
 
 
 def run_demo(
     workdir: str | os.PathLike,
     *,
+    run_command: CommandRunner,
     epochs: int = 4,
     faces: int | None = None,
     input_size: int = 48,
@@ -59,7 +51,9 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo in ``workdir`` (created if needed; the workspace of every step).
 
-    ``faces`` limits the identities used (all 103 by default); ``input_size`` is RAN's crop size.
+    ``run_command`` runs each step (the demo does not import the CLI it drives: ``fercurate demo``
+    passes :func:`fercurate.cli.demo.run_command`). ``faces`` limits the identities used (all 103 by
+    default); ``input_size`` is RAN's crop size.
     """
     from fercurate.demo import layouts
     from fercurate.demo.faces import LICENCES, base_faces
@@ -74,7 +68,7 @@ def run_demo(
     def step(args: list[str]) -> None:
         echo(f"\n$ fercurate {shlex.join(args)}")
         t0 = time.perf_counter()
-        _cli([*args, "--workspace", str(work)])
+        run_command([*args, "--workspace", str(work)])
         result.steps.append((f"fercurate {shlex.join(args)}", time.perf_counter() - t0))
 
     try:
