@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from fercurate.cli import app
 from fercurate.errors import InputError
-from fercurate.ran.config import CROP_SET_NAMES, TrainConfig, config_fields, option_name
+from fercurate.ran.config import CROP_SET_NAMES, TrainConfig, config_fields
+from fercurate.settings import option_name
 
 CLI_ONLY = {"resume", "workspace"}  # options that are not settings of the run
 
@@ -111,3 +112,13 @@ def test_config_module_is_light() -> None:
     code = "import sys, fercurate.cli.train, fercurate.ran.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_setting_and_option_name_moved_to_fercurate_settings() -> None:
+    import fercurate.ran.config as old
+    from fercurate import settings
+
+    assert old.setting is settings.setting  # still what TrainConfig's fields are made with
+    with pytest.warns(DeprecationWarning, match="fercurate.ran.config.option_name moved to fercurate.settings"):
+        from fercurate.ran.config import option_name as old_option_name
+    assert old_option_name is settings.option_name

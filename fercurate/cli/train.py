@@ -6,10 +6,6 @@ with the field's help, flag and choices), so the CLI and the library cannot drif
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import types
-import typing
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,84 +13,15 @@ import typer
 
 from fercurate.cli import options
 from fercurate.errors import InputError
-from fercurate.ran.config import TrainConfig, config_fields, option_name
+from fercurate.ran.config import TrainConfig
 from fercurate.workspace import Workspace
 
 
-def _annotation(f: dataclasses.Field, hint: Any) -> Any:
-    """The CLI type of a TrainConfig field: every option is optional (None = not given)."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
-    if typing.get_origin(base) is list:
-        return Optional[list[str]] if f.metadata.get("repeat") else Optional[str]
-    if base not in (bool, int, float, str):
-        raise TypeError(f"TrainConfig.{f.name}: no command-line form for type {hint!r}")
-    return Optional[base]
+RESUME = options.keyword("resume", Optional[Path], typer.Option(
+    None, "--resume", rich_help_panel="Run", help="Continue a run exactly from its checkpoint (or run folder)."))
 
 
-def _help(f: dataclasses.Field) -> str:
-    text = f.metadata.get("help", "")
-    choices = f.metadata.get("choices")
-    if choices and "|" not in text:
-        text += f" [{' | '.join(map(str, choices))}]"
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    if default not in (None, [], "") and not isinstance(default, bool):
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        text += f" (default: {shown})"
-    elif isinstance(default, bool):
-        text += f" (default: {'on' if default else 'off'})"
-    return text
-
-
-def _option(f: dataclasses.Field, hint: Any) -> Any:
-    flag = option_name(f)
-    if hint is Optional[bool]:
-        flag = f"{flag}/--no-{flag[2:]}"
-    decls = [flag] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-    return typer.Option(None, *decls, help=_help(f), show_default=False, min=f.metadata.get("minimum"),
-                        rich_help_panel=f.metadata.get("panel"))
-
-
-def train_parameters() -> list[inspect.Parameter]:
-    """The ``fercurate train`` options: one per TrainConfig field, then ``--resume`` and ``--workspace``."""
-    hints = typing.get_type_hints(TrainConfig)
-    params = []
-    for f in config_fields():
-        annotation = _annotation(f, hints[f.name])
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_option(f, annotation),
-                                        annotation=annotation))
-    params.append(inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                    default=typer.Option(None, "--resume", rich_help_panel="Run",
-                                                         help="Continue a run exactly from its checkpoint (or run folder).")))
-    params.append(inspect.Parameter("workspace", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                    default=options.Workspace))
-    return params
-
-
-def config_values(given: dict[str, Any]) -> dict[str, Any]:
-    """CLI values -> TrainConfig keyword arguments: options not given are left out, lists parsed."""
-    hints = typing.get_type_hints(TrainConfig)
-    out: dict[str, Any] = {}
-    for f in config_fields():
-        value = given.get(f.name)
-        if value is None or (isinstance(value, (list, tuple)) and not value):
-            continue
-        if f.metadata.get("csv"):
-            items = [v.strip() for v in str(value).split(",") if v.strip()]
-            if int in typing.get_args(hints[f.name]):
-                try:
-                    items = [int(v) for v in items]
-                except ValueError as exc:
-                    raise InputError(f"{option_name(f)} takes comma-separated integers, e.g. 15,30 (got {value!r})") from exc
-            value = items
-        elif isinstance(value, (list, tuple)):
-            value = list(value)
-        elif isinstance(value, Path):
-            value = str(value)
-        out[f.name] = value
-    return out
-
-
+@options.settings_command(TrainConfig, after=[RESUME, options.keyword("workspace", Optional[Path], options.Workspace)])
 def train(**kwargs: Any) -> None:
     """Train RAN (or the ResNet-18 baseline) on a manifest split or subset.
 
@@ -112,7 +39,7 @@ def train(**kwargs: Any) -> None:
 
     resume, workspace = kwargs.pop("resume"), kwargs.pop("workspace")
     ws = Workspace.current(workspace)
-    given = config_values(kwargs)
+    given = options.setting_values(TrainConfig, kwargs)
     if resume is not None:
         result = run_train(TrainConfig(), resume=resume, overrides=given, workspace=ws, echo=typer.echo)
     else:
@@ -127,9 +54,6 @@ def train(**kwargs: Any) -> None:
         summary += f" (last val acc {last['val_acc']:.4f})"
     typer.echo(summary)
 
-
-train.__signature__ = inspect.Signature(train_parameters())  # type: ignore[attr-defined]
-train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}  # type: ignore[attr-defined]
 
 
 LABELS_HELP = (

@@ -1,8 +1,8 @@
 """The one description of a training run: :class:`TrainConfig`, read by the library and the CLI alike.
 
-Every field carries its help text, its command-line flag and, where it has one, its set of choices
-(``dataclasses.field(metadata=...)``); ``fercurate train`` builds its options from these fields
-(:mod:`fercurate.cli.train`), so a setting added here is on the command line too. The config is stored
+Every field is made with :func:`fercurate.settings.setting`: its help text, its command-line flag and,
+where it has one, its set of choices; ``fercurate train`` builds its options from these fields
+(:func:`fercurate.cli.options.setting_parameters`), so a setting added here is on the command line too. The config is stored
 whole in every checkpoint, so evaluation rebuilds the model and preprocesses faces the way training did.
 
 This module imports neither torch nor any other ``fercurate.ran`` module: the names of the choices
@@ -12,10 +12,12 @@ live here and the modules that implement them (model, crops, data, loss) import 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fercurate.errors import InputError
+from fercurate.compat import moved_module
+from fercurate.settings import check_choices, setting
 
 ARCHS = ("ran", "baseline")
 VARIANTS = ("paper", "official-code")
@@ -47,23 +49,6 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
 # Settings a resumed run may change (everything else must match the checkpoint's config).
 RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads", "save_every_min", "log_every",
                       "cache_dir", "out"}
-
-
-def setting(default: Any = None, help: str = "", *, flag: str | None = None, short: str | None = None,  # noqa: A002
-            choices: tuple | None = None, csv: bool = False, repeat: bool = False, factory: Any = None,
-            minimum: float | None = None, panel: str = "Training") -> Any:
-    """A TrainConfig field with its command-line description.
-
-    ``flag`` overrides the option name (default ``--field-name``); ``csv`` takes a list as one
-    comma-separated value (``--milestones 15,30``), ``repeat`` as a repeatable option (``--split a
-    --split b``); ``minimum`` is checked on the command line; ``panel`` groups the option in
-    ``fercurate train --help``.
-    """
-    meta = {"help": help, "flag": flag, "short": short, "choices": choices, "csv": csv, "repeat": repeat,
-            "minimum": minimum, "panel": panel}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 DATA, MODEL, OPTIM, AUG, PREP, RUN = "Data", "Model", "Optimisation", "Augmentation", "Face preprocessing", "Run"
@@ -169,13 +154,7 @@ class TrainConfig:
         if values["face_size"] is None:
             values["face_size"] = values["input_size"]
         cfg = TrainConfig(**values)
-        for f in dataclasses.fields(cfg):
-            choices = f.metadata.get("choices")
-            value = getattr(cfg, f.name)
-            if choices and value not in choices:
-                names = [str(c) for c in choices]
-                allowed = " or ".join(names) if len(names) == 2 else "one of " + ", ".join(names)
-                raise InputError(f"{option_name(f)} must be {allowed} (got {value!r})")
+        check_choices(cfg)
         checks = [
             (cfg.manifest is not None and cfg.out is not None, "a run needs a manifest and an out folder"),
             (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
@@ -196,11 +175,6 @@ class TrainConfig:
         return cfg
 
 
-def option_name(f: dataclasses.Field) -> str:
-    """The command-line flag of a TrainConfig field (``--classes`` for ``num_classes``, ...)."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
 def config_fields() -> tuple[dataclasses.Field, ...]:
     """The fields of :class:`TrainConfig`, in declaration order (what the CLI turns into options)."""
     return dataclasses.fields(TrainConfig)
@@ -213,3 +187,7 @@ def config_from_state(values: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise InputError(f"checkpoint config has settings this fercurate does not know: {', '.join(unknown)}")
     return TrainConfig(**values)
+
+
+# option_name moved to fercurate.settings (with setting, which this module imports and uses)
+__getattr__ = moved_module(__name__, "fercurate.settings")
