@@ -1,4 +1,5 @@
-"""One training config: every TrainConfig field is a ``fercurate train`` option and every option a field."""
+"""One config per command: every TrainConfig field is a ``fercurate train`` option and every option a field;
+the same for EvalConfig and ``fercurate eval``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 
 from fercurate.cli import app
 from fercurate.errors import InputError
-from fercurate.ran.config import CROP_SET_NAMES, TrainConfig, config_fields
+from fercurate.ran.config import CROP_SET_NAMES, EvalConfig, TrainConfig, config_fields
 from fercurate.settings import option_name
 
 CLI_ONLY = {"resume", "workspace"}  # options that are not settings of the run
@@ -122,3 +123,45 @@ def test_setting_and_option_name_moved_to_fercurate_settings() -> None:
     with pytest.warns(DeprecationWarning, match="fercurate.ran.config.option_name moved to fercurate.settings"):
         from fercurate.ran.config import option_name as old_option_name
     assert old_option_name is settings.option_name
+
+
+EVAL_CLI_ONLY = {"model", "workspace"}
+
+
+def test_every_eval_config_field_is_an_eval_option_and_vice_versa() -> None:
+    params = {p.name: p for p in get_command(app).commands["eval"].params if p.name != "help"}
+    fields = {f.name: f for f in dataclasses.fields(EvalConfig)}
+    assert set(params) - EVAL_CLI_ONLY == set(fields)
+    for name, f in fields.items():
+        assert f.metadata.get("help"), f"EvalConfig.{name} has no help text"
+        assert option_name(f) in params[name].opts
+    # today's option names and short forms
+    flags = {o for p in params.values() for o in p.opts + p.secondary_opts}
+    assert {"--bootstrap", "-j", "--workers", "--report", "--labels", "--input-size", "--input-norm", "-m", "-b",
+            "--split", "--subset", "--overwrite", "--no-cache", "--save-probs", "--draw-attention", "-w"} <= flags
+
+
+def test_each_eval_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import fercurate.ran.evaluate as ran_evaluate
+
+    seen: list[EvalConfig] = []
+
+    def fake_evaluate(model, config, **kw):  # noqa: ANN001, ANN003, ANN202 - stands in for the evaluator
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(ran_evaluate, "evaluate", fake_evaluate)
+    hints = typing.get_type_hints(EvalConfig)
+    args: list[str] = []
+    expected: dict[str, object] = {}
+    for f in dataclasses.fields(EvalConfig):
+        words, value = _sample_value(f, hints[f.name])
+        args += words
+        expected[f.name] = value
+    res = CliRunner().invoke(app, ["eval", "--model", "m.pt", *args, "--workspace", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    got = dataclasses.asdict(seen[0])
+    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+    CliRunner().invoke(app, ["eval", "--model", str(tmp_path / "ran.pt"), "--subset", "pose45", "-w", str(tmp_path)])
+    assert seen[1].report_dir == str(tmp_path / "eval" / "ran-pose45")  # the command's default report folder

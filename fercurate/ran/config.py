@@ -1,8 +1,10 @@
-"""The one description of a training run: :class:`TrainConfig`, read by the library and the CLI alike.
+"""The one description of a training run (:class:`TrainConfig`) and of an evaluation (:class:`EvalConfig`),
+read by the library and the CLI alike.
 
 Every field is made with :func:`fercurate.settings.setting`: its help text, its command-line flag and,
 where it has one, its set of choices; ``fercurate train`` builds its options from these fields
-(:func:`fercurate.cli.options.setting_parameters`), so a setting added here is on the command line too. The config is stored
+(:func:`fercurate.cli.options.setting_parameters`), and ``fercurate eval`` its options from
+:class:`EvalConfig`'s, so a setting added here is on the command line too. The config is stored
 whole in every checkpoint, so evaluation rebuilds the model and preprocesses faces the way training did.
 
 This module imports neither torch nor any other ``fercurate.ran`` module: the names of the choices
@@ -32,6 +34,8 @@ AMP_MODES = ("auto", "on", "off")
 # Face preprocessing: "bbox" cuts the face box made square; "dlib5" aligns with dlib's 5-point model
 # (a similarity transform onto a fixed template), as the RAN paper aligns with dlib before cropping.
 ALIGNMENTS = ("bbox", "dlib5")
+# Values of a TorchScript/ONNX model's input: [0, 1] RGB, or ImageNet mean/std normalised.
+INPUT_NORMS = ("unit", "imagenet")
 # Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.
 FREEZABLE = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -187,6 +191,60 @@ def config_from_state(values: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise InputError(f"checkpoint config has settings this fercurate does not know: {', '.join(unknown)}")
     return TrainConfig(**values)
+
+
+
+LABELS_HELP = (
+    "Order of a TorchScript/ONNX model's outputs, when the model carries none (a sidecar <model>.json, ONNX "
+    "metadata 'fercurate.labels', TorchScript labels.txt). One of: a named order -- canonical (= affectnet: neutral, "
+    "happy, sad, surprise, fear, disgust, anger, contempt), canonical7, fer2013 (angry, disgust, fear, happy, sad, "
+    "surprise, neutral), ferplus (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt), rafdb "
+    "(surprise, fear, disgust, happiness, sadness, anger, neutral), sfew (Angry Disgust Fear Happy Neutral Sad "
+    "Surprise); a file, one class name per line (--labels classes.txt); or a comma list (--labels "
+    "angry,disgust,fear,happy,sad,surprise,neutral). Aliases such as happiness, angry, surprised are accepted; "
+    "outputs are permuted into canonical order before scoring."
+)
+CONTRACT, REPORT = "Model contract", "Report"
+
+
+@dataclass
+class EvalConfig:
+    """Every setting of an evaluation (``fercurate eval``); the model to score is given beside it.
+
+    ``report_dir`` left at None writes no report from the library; the command defaults it to
+    ``<model folder>/eval/<model name>-<groups>`` (:func:`fercurate.ran.eval_report.report_folder`).
+    """
+
+    manifest: str | None = setting(None, "Manifest path or name (default: the one the subsets belong to, else the "
+                                   "model's).", short="-m", panel=DATA)
+    splits: list[str] = setting(help="Split(s) to score, each its own group (default: test when no --subset is "
+                                "given).", flag="--split", repeat=True, factory=list, panel=DATA)
+    subsets: list[str] = setting(help="Subset(s) to score, each reported separately (repeatable). pose30 / pose45 / "
+                                 "occlusion name the official RAN lists where imported; fercurate's own are "
+                                 "pose45-estimated, occlusion-labelled.", flag="--subset", repeat=True, factory=list,
+                                 panel=DATA)
+    labels: str | list[str] | None = setting(None, LABELS_HELP, panel=CONTRACT)
+    input_size: int | None = setting(None, "TorchScript/ONNX models: input size H=W (default: from the model's "
+                                     "contract, else 224).", panel=CONTRACT)
+    input_norm: str | None = setting(None, "TorchScript/ONNX input values: unit ([0,1] RGB, default) | imagenet "
+                                     "(mean/std normalised).", choices=INPUT_NORMS, panel=CONTRACT)
+    report_dir: str | None = setting(None, "Report folder (default: <model folder>/eval/<model name>-<groups>, e.g. "
+                                     "eval/ran-pose45).", flag="--report", panel=REPORT)
+    overwrite: bool = setting(False, "Replace an existing report in the report folder; without it an existing "
+                              "report is refused.", panel=REPORT)
+    save_probs: str | None = setting(None, "Write per-sample class probabilities (sample_id, prob_0.., canonical "
+                                     "order) to this Parquet file.", panel=REPORT)
+    draw_attention: int = setting(0, "Draw RAN's crop weights on N sample faces (attention.png).", panel=REPORT)
+    bootstrap: int = setting(1000, "Bootstrap resamples for the 95% confidence intervals (0 = none).", panel=REPORT)
+    seed: int = setting(0, "Seed of the bootstrap resamples.", panel=REPORT)
+    batch_size: int = setting(128, "Faces per forward pass.", short="-b", panel=RUN)
+    device: str = setting("auto", "auto | cpu | cuda.", panel=RUN)
+    decode_workers: int | None = setting(None, "Worker processes decoding faces (default: all cores).",
+                                         flag="--workers", short="-j", minimum=1, panel=RUN)
+    cache: bool = setting(True, "Cache decoded faces under <workspace>/cache/faces.", panel=RUN)
+    cache_dir: str | None = setting(None, "Where the face cache lives (default: <workspace>/cache/faces).", panel=RUN)
+    strict: bool = setting(False, "Fail if any image cannot be read; without it those rows are reported and "
+                           "skipped.", panel=RUN)
 
 
 # option_name moved to fercurate.settings (with setting, which this module imports and uses)

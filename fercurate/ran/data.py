@@ -88,6 +88,7 @@ class Samples:
     soft: np.ndarray | None = None  # (N, K) vote distributions
     landmarks: np.ndarray | None = None  # (N, 2L) float32 in image pixels, NaN rows where missing
     excluded: list[dict] = field(default_factory=list)  # {"sample_id", "reason", "kind": "label" | "unreadable"}
+    split_of: dict[str, str] = field(default_factory=dict)  # the split of every selected row, excluded ones too
 
     def __len__(self) -> int:
         return len(self.sample_ids)
@@ -104,6 +105,7 @@ class Samples:
             None if self.soft is None else self.soft[keep],
             None if self.landmarks is None else self.landmarks[keep],
             list(self.excluded),
+            self.split_of,
         )
 
 
@@ -213,6 +215,7 @@ def select_samples(
         soft,
         _landmarks(table),
         excluded,
+        dict(zip(sample_ids.tolist(), _column(table, "split").tolist())),
     )
     samples = samples.subset(keep)
     if len(samples) == 0:

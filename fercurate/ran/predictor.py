@@ -44,8 +44,8 @@ from fercurate.labels import CANONICAL_LABELS, check_order, order_name, parse_la
 from fercurate.progress import progress
 from fercurate.ran import data as rdata
 from fercurate.ran.checkpoint import load_checkpoint, model_kind
+from fercurate.ran.config import INPUT_NORMS
 
-INPUT_NORMS = ("unit", "imagenet")
 CHANNELS = ("rgb", "bgr", "gray")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
