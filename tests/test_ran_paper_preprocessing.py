@@ -12,6 +12,7 @@ from fixtures_ran import make_toy_manifest
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.ran import data as rdata
+from fercurate.ran.batches import AugmentConfig, prepare_batch
 from fercurate.ran.checkpoint import load_checkpoint
 from fercurate.ran.config import PAPER_LANDMARK_SCALE, TrainConfig
 from fercurate.ran.crops import eval_boxes, landmark_boxes
@@ -56,8 +57,8 @@ def test_random_crop_counts_for_training_and_evaluation(workspace) -> None:  # n
     store = rdata.load_faces(samples, 24, workers=1, workspace=workspace)
     out = run_model(predictor.model, samples, store, predictor.config)
     assert out["mu"].shape == (len(samples), 8), "evaluation uses random_eval_crops regions + the whole face"
-    faces, boxes = rdata.prepare_batch(torch.from_numpy(np.array(store.faces[:2])), input_size=24,
-                                       train=True, augment=rdata.AugmentConfig(), generator=torch.Generator(),
+    faces, boxes = prepare_batch(torch.from_numpy(np.array(store.faces[:2])), input_size=24,
+                                       train=True, augment=AugmentConfig(), generator=torch.Generator(),
                                        crops="random", num_crops=cfg.random_crops)
     assert boxes.shape == (2, 4, 4), "training draws random_crops regions + the whole face"
 

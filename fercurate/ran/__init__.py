@@ -1,9 +1,9 @@
 """The Region Attention Network (RAN) and its ResNet-18 baseline: model, crops, losses, training, evaluation.
 
 Modules (import what you need; all but ``config`` pull in torch). They import one another in one
-direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``data`` <- ``checkpoint`` <- ``predictor``
-<- ``scoring`` <- ``eval_report`` <- ``evaluate``, and ``predictor`` <- ``train``; ``tests/test_ran_imports.py``
-checks it):
+direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``data`` <- ``batches``/``checkpoint``
+<- ``predictor`` <- ``scoring`` <- ``eval_report`` <- ``evaluate``, and ``predictor`` <- ``train``;
+``tests/test_ran_imports.py`` checks it):
 
 * ``config``: :class:`~fercurate.ran.config.TrainConfig` and :class:`~fercurate.ran.config.EvalConfig`,
   every setting of a run or an evaluation with its help and flag (``fercurate train`` / ``eval`` build
@@ -13,7 +13,8 @@ checks it):
 * ``model``: RAN (self-attention, relation-attention) and the baseline, written like the paper's equations.
 * ``loss``: cross-entropy (hard or vote-distribution targets) + the region-biased loss.
 * ``data``: manifest rows -> targets, the decoded-face cache (faces cut by :mod:`fercurate.faces.crop`,
-  optionally dlib-aligned), batches and augmentation.
+  optionally dlib-aligned), landmarks in face fractions.
+* ``batches``: the epoch order, the batch loader and the training augmentation.
 * ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
 * ``metrics``: accuracy, CIs, confusion matrices; ``predictor``: any model (checkpoint, TorchScript, ONNX) with
   its contract (label order, input size, normalisation); ``scoring``: the scored faces and the groups

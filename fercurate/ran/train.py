@@ -39,6 +39,7 @@ from fercurate.manifest import read_manifest
 from fercurate.progress import progress
 from fercurate.provenance import environment, now_utc
 from fercurate.ran import data as rdata
+from fercurate.ran.batches import AugmentConfig, BatchLoader, epoch_batches, prepare_batch
 from fercurate.ran.backbone import load_pretrained
 from fercurate.ran.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from fercurate.ran.config import FREEZABLE, RESUME_OVERRIDABLE, SCHEDULES, VARIANT_DEFAULTS, VARIANTS, TrainConfig, config_from_state
@@ -54,9 +55,9 @@ __all__ = ["FREEZABLE", "RESUME_OVERRIDABLE", "SCHEDULES", "VARIANTS", "VARIANT_
            "TrainResult", "eval_boxes", "fixed_crop_boxes", "freeze_stages", "load_pretrained_head",
            "model_from_checkpoint", "train"]
 
-def augment_config(cfg: TrainConfig) -> rdata.AugmentConfig:
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
     """The training augmentation a config asks for."""
-    return rdata.AugmentConfig(flip=cfg.flip, rotate=cfg.rotate, scale=(cfg.scale_min, cfg.scale_max),
+    return AugmentConfig(flip=cfg.flip, rotate=cfg.rotate, scale=(cfg.scale_min, cfg.scale_max),
                                translate=cfg.translate, erase=cfg.erase, enabled=cfg.augment)
 
 
@@ -347,7 +348,7 @@ def train(
     frozen = freeze_stages(model, cfg.freeze)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                                 weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(rdata.epoch_batches(n, per_rank_batch, cfg.seed, 0, rank=d.rank, world=d.world))
+    steps_per_epoch = len(epoch_batches(n, per_rank_batch, cfg.seed, 0, rank=d.rank, world=d.world))
     schedule = LRSchedule(optimizer, cfg, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     start_epoch, start_batch, epoch_acc = 0, 0, None
@@ -426,8 +427,8 @@ def train(
         if first and gen_state is not None:
             gen.set_state(gen_state)
         stats = dict(epoch_acc) if (first and epoch_acc) else {"loss": 0.0, "ce": 0.0, "rb": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-        batches = rdata.epoch_batches(n, per_rank_batch, cfg.seed, epoch, rank=d.rank, world=d.world)
-        loader = rdata.BatchLoader(batches[first:], faces=None if train_store is None else train_store.faces,
+        batches = epoch_batches(n, per_rank_batch, cfg.seed, epoch, rank=d.rank, world=d.world)
+        loader = BatchLoader(batches[first:], faces=None if train_store is None else train_store.faces,
                                    samples=train_samples, size=cfg.face_size, workers=cfg.workers, align=cfg.align)
         net.train()
         for module in frozen:
@@ -437,7 +438,7 @@ def train(
         t_epoch = t_last = time.perf_counter()
         for b_i, (faces_u8, idx) in enumerate(loader, start=first):
             lr = schedule.apply()
-            faces, boxes = rdata.prepare_batch(
+            faces, boxes = prepare_batch(
                 faces_u8, input_size=cfg.input_size, train=True, augment=aug, generator=gen, crops=cfg.crops,
                 num_crops=cfg.random_crops, random_scale=(cfg.random_min_scale, cfg.random_max_scale),
                 landmarks=None if lm_train is None else torch.as_tensor(lm_train[idx.numpy()]),
