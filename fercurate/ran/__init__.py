@@ -2,8 +2,8 @@
 
 Modules (import what you need; all but ``config`` pull in torch). They import one another in one
 direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``data`` <- ``batches``/``checkpoint``
-<- ``predictor`` <- ``scoring`` <- ``eval_report`` <- ``evaluate``, and ``predictor`` <- ``train``;
-``tests/test_ran_imports.py`` checks it):
+<- ``predictor`` <- ``scoring`` <- ``eval_report`` <- ``evaluate``; ``predictor``/``optim``/``distributed`` <-
+``train``; ``tests/test_ran_imports.py`` checks it):
 
 * ``config``: :class:`~fercurate.ran.config.TrainConfig` and :class:`~fercurate.ran.config.EvalConfig`,
   every setting of a run or an evaluation with its help and flag (``fercurate train`` / ``eval`` build
@@ -15,7 +15,8 @@ direction only (``config`` <- ``crops``/``backbone``/``loss`` <- ``model``/``dat
 * ``data``: manifest rows -> targets, the decoded-face cache (faces cut by :mod:`fercurate.faces.crop`,
   optionally dlib-aligned), landmarks in face fractions.
 * ``batches``: the epoch order, the batch loader and the training augmentation.
-* ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints.
+* ``train`` / ``checkpoint``: the resumable trainer (CPU, CUDA + AMP, torchrun/DDP) and its checkpoints;
+  ``optim``: the lr schedule and frozen stages; ``distributed``: ranks, devices, sums over processes.
 * ``metrics``: accuracy, CIs, confusion matrices; ``predictor``: any model (checkpoint, TorchScript, ONNX) with
   its contract (label order, input size, normalisation); ``scoring``: the scored faces and the groups
   (splits, subsets) over them, each with its paper condition and published rows; ``eval_report``: the

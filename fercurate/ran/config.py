@@ -14,6 +14,7 @@ live here and the modules that implement them (model, crops, data, loss) import 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +193,23 @@ def config_from_state(values: dict[str, Any]) -> TrainConfig:
         raise InputError(f"checkpoint config has settings this fercurate does not know: {', '.join(unknown)}")
     return TrainConfig(**values)
 
+
+def resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: os.PathLike | str) -> TrainConfig:
+    """The config a resumed run keeps: its checkpoint's, with the ``overrides`` that
+    :data:`RESUME_OVERRIDABLE` allows; settings added since the checkpoint take their defaults (what that
+    run used)."""
+    values = dataclasses.asdict(config_from_state(state["config"]))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in RESUME_OVERRIDABLE:
+            values[key] = value
+        elif values.get(key) != value:
+            raise InputError(
+                f"{path}: a resumed run keeps its settings; {key} = {value!r} differs from the checkpoint's "
+                f"{values.get(key)!r} (only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)"
+            )
+    return TrainConfig(**values)
 
 
 LABELS_HELP = (
