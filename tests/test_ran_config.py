@@ -60,6 +60,24 @@ def _sample_value(f: dataclasses.Field, hint) -> tuple[list[str], object]:  # no
     return [flag, f"value-of-{f.name}"], f"value-of-{f.name}"
 
 
+def _every_option(settings: type) -> tuple[list[str], dict[str, object]]:
+    """Command-line words giving every field of ``settings`` a non-default value, and the values expected."""
+    hints = typing.get_type_hints(settings)
+    args: list[str] = []
+    expected: dict[str, object] = {}
+    for f in dataclasses.fields(settings):
+        words, value = _sample_value(f, hints[f.name])
+        args += words
+        expected[f.name] = value
+    return args, expected
+
+
+def _assert_landed(config: object, expected: dict[str, object]) -> None:
+    got = dataclasses.asdict(config)
+    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+
+
 def test_each_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     import fercurate.ran.train as ran_train
 
@@ -70,18 +88,10 @@ def test_each_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, 
         raise SystemExit(0)
 
     monkeypatch.setattr(ran_train, "train", fake_train)
-    hints = typing.get_type_hints(TrainConfig)
-    args: list[str] = []
-    expected: dict[str, object] = {}
-    for f in config_fields():
-        words, value = _sample_value(f, hints[f.name])
-        args += words
-        expected[f.name] = value
+    args, expected = _every_option(TrainConfig)
     res = CliRunner().invoke(app, ["train", *args, "--workspace", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    got = dataclasses.asdict(seen[0])
-    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
-    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+    _assert_landed(seen[0], expected)
 
 
 def test_bad_choice_names_the_option() -> None:
@@ -151,17 +161,9 @@ def test_each_eval_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPa
         raise SystemExit(0)
 
     monkeypatch.setattr(ran_evaluate, "evaluate", fake_evaluate)
-    hints = typing.get_type_hints(EvalConfig)
-    args: list[str] = []
-    expected: dict[str, object] = {}
-    for f in dataclasses.fields(EvalConfig):
-        words, value = _sample_value(f, hints[f.name])
-        args += words
-        expected[f.name] = value
+    args, expected = _every_option(EvalConfig)
     res = CliRunner().invoke(app, ["eval", "--model", "m.pt", *args, "--workspace", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    got = dataclasses.asdict(seen[0])
-    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
-    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+    _assert_landed(seen[0], expected)
     CliRunner().invoke(app, ["eval", "--model", str(tmp_path / "ran.pt"), "--subset", "pose45", "-w", str(tmp_path)])
     assert seen[1].report_dir == str(tmp_path / "eval" / "ran-pose45")  # the command's default report folder
