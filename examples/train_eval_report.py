@@ -12,8 +12,9 @@ from _workdir import native_dataset, parse_args
 from fercurate import subsets
 from fercurate.ingest import ingest
 from fercurate.pose.runner import run_pose
+from fercurate.ran.config import EvalConfig, TrainConfig
 from fercurate.ran.evaluate import evaluate
-from fercurate.ran.train import TrainConfig, train
+from fercurate.ran.train import train
 from fercurate.report.build import build_report
 
 
@@ -33,8 +34,9 @@ def main() -> None:
 
     # Same as: fercurate eval --model runs/ran-example/ran.pt --split test --subset pose15-estimated --report ...
     # (with the RAN authors' lists imported, --subset pose30 / pose45 / occlusion score the papers' own lists)
-    result = evaluate(trained.checkpoint, workspace=".", splits=["test"], subsets=["pose15-estimated"],
-                      report_dir="runs/ran-example/eval", overwrite=True, n_boot=200)
+    settings = EvalConfig(splits=["test"], subsets=["pose15-estimated"], report_dir="runs/ran-example/eval",
+                          overwrite=True, bootstrap=200)
+    result = evaluate(trained.checkpoint, settings, workspace=".")
     for group in result.groups:
         print(f"{group['group']:<12} n={group['n']:<4} accuracy {100 * group['accuracy']:.1f}%")
 

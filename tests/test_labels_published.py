@@ -76,6 +76,8 @@ def test_leaderboard_command_prints_sources():
     body = [ln for ln in lines if ln.strip()[:1].isdigit()]
     assert [ln.split()[1] for ln in body] == ["88.15", "87.50", "80.40", "75.50"]
     assert "RAN Table II" in r.output and "SCAN-CCI Table 3" in r.output and "MS-Celeb-1M" in r.output
+    in_ws = CliRunner().invoke(app, ["leaderboard", "--subset", "pose45", "--dataset", "ferplus", "-w", "."])
+    assert in_ws.exit_code == 0 and in_ws.output == r.output  # -w as on every command; the table is fercurate's own
     bad = CliRunner().invoke(app, ["leaderboard", "--subset", "pose45", "--dataset", "sfew"])
     assert bad.exit_code == 1 and "no published result" in bad.output
 

@@ -1,4 +1,5 @@
-"""One training config: every TrainConfig field is a ``fercurate train`` option and every option a field."""
+"""One config per command: every TrainConfig field is a ``fercurate train`` option and every option a field;
+the same for EvalConfig and ``fercurate eval``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from typer.testing import CliRunner
 
 from fercurate.cli import app
 from fercurate.errors import InputError
-from fercurate.ran.config import CROP_SET_NAMES, TrainConfig, config_fields, option_name
+from fercurate.ran.config import CROP_SET_NAMES, EvalConfig, TrainConfig, config_fields
+from fercurate.settings import option_name
 
 CLI_ONLY = {"resume", "workspace"}  # options that are not settings of the run
 
@@ -58,6 +60,24 @@ def _sample_value(f: dataclasses.Field, hint) -> tuple[list[str], object]:  # no
     return [flag, f"value-of-{f.name}"], f"value-of-{f.name}"
 
 
+def _every_option(settings: type) -> tuple[list[str], dict[str, object]]:
+    """Command-line words giving every field of ``settings`` a non-default value, and the values expected."""
+    hints = typing.get_type_hints(settings)
+    args: list[str] = []
+    expected: dict[str, object] = {}
+    for f in dataclasses.fields(settings):
+        words, value = _sample_value(f, hints[f.name])
+        args += words
+        expected[f.name] = value
+    return args, expected
+
+
+def _assert_landed(config: object, expected: dict[str, object]) -> None:
+    got = dataclasses.asdict(config)
+    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
+    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+
+
 def test_each_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     import fercurate.ran.train as ran_train
 
@@ -68,18 +88,10 @@ def test_each_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, 
         raise SystemExit(0)
 
     monkeypatch.setattr(ran_train, "train", fake_train)
-    hints = typing.get_type_hints(TrainConfig)
-    args: list[str] = []
-    expected: dict[str, object] = {}
-    for f in config_fields():
-        words, value = _sample_value(f, hints[f.name])
-        args += words
-        expected[f.name] = value
+    args, expected = _every_option(TrainConfig)
     res = CliRunner().invoke(app, ["train", *args, "--workspace", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    got = dataclasses.asdict(seen[0])
-    wrong = {k: (got[k], v) for k, v in expected.items() if got[k] != v}
-    assert not wrong, f"options that did not reach their field (got, expected): {wrong}"
+    _assert_landed(seen[0], expected)
 
 
 def test_bad_choice_names_the_option() -> None:
@@ -111,3 +123,47 @@ def test_config_module_is_light() -> None:
     code = "import sys, fercurate.cli.train, fercurate.ran.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_setting_and_option_name_moved_to_fercurate_settings() -> None:
+    import fercurate.ran.config as old
+    from fercurate import settings
+
+    assert old.setting is settings.setting  # still what TrainConfig's fields are made with
+    with pytest.warns(DeprecationWarning, match="fercurate.ran.config.option_name moved to fercurate.settings"):
+        from fercurate.ran.config import option_name as old_option_name
+    assert old_option_name is settings.option_name
+
+
+EVAL_CLI_ONLY = {"model", "workspace"}
+
+
+def test_every_eval_config_field_is_an_eval_option_and_vice_versa() -> None:
+    params = {p.name: p for p in get_command(app).commands["eval"].params if p.name != "help"}
+    fields = {f.name: f for f in dataclasses.fields(EvalConfig)}
+    assert set(params) - EVAL_CLI_ONLY == set(fields)
+    for name, f in fields.items():
+        assert f.metadata.get("help"), f"EvalConfig.{name} has no help text"
+        assert option_name(f) in params[name].opts
+    # today's option names and short forms
+    flags = {o for p in params.values() for o in p.opts + p.secondary_opts}
+    assert {"--bootstrap", "-j", "--workers", "--report", "--labels", "--input-size", "--input-norm", "-m", "-b",
+            "--split", "--subset", "--overwrite", "--no-cache", "--save-probs", "--draw-attention", "-w"} <= flags
+
+
+def test_each_eval_option_lands_in_its_config_field(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    import fercurate.ran.evaluate as ran_evaluate
+
+    seen: list[EvalConfig] = []
+
+    def fake_evaluate(model, config, **kw):  # noqa: ANN001, ANN003, ANN202 - stands in for the evaluator
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(ran_evaluate, "evaluate", fake_evaluate)
+    args, expected = _every_option(EvalConfig)
+    res = CliRunner().invoke(app, ["eval", "--model", "m.pt", *args, "--workspace", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    _assert_landed(seen[0], expected)
+    CliRunner().invoke(app, ["eval", "--model", str(tmp_path / "ran.pt"), "--subset", "pose45", "-w", str(tmp_path)])
+    assert seen[1].report_dir == str(tmp_path / "eval" / "ran-pose45")  # the command's default report folder

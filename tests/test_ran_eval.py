@@ -81,7 +81,7 @@ def test_eval_subset_without_manifest_writes_the_report(in_ws):
 def test_eval_split_and_subsets_one_table_with_missing_images(in_ws):
     ws, path, ckpt = in_ws
     res = evaluate(ckpt, manifest="toy", splits=["test"], subsets=["pose45", "occlusion"], report_dir=ws / "rep2",
-                   n_boot=100, echo=lambda s: None)
+                   bootstrap=100, echo=lambda s: None)
     groups = {g["group"]: g for g in res.groups}
     assert list(groups) == ["test", "pose45", "occlusion"]
     assert groups["test"]["n"] == 12 and groups["test"]["excluded"] == 2
@@ -211,18 +211,18 @@ def test_rafdb_order_with_labels_rafdb_scores_exactly_like_the_canonical_model(i
     ws, path, ckpt = in_ws
     canon = _export_permuted(ckpt, tmp_path / "canon7.pt", CANONICAL[:7])
     raf = _export_permuted(ckpt, tmp_path / "raf.pt", RAFDB_ORDER)
-    a = evaluate(canon, manifest="toy", splits=["test"], labels="canonical7", n_boot=50, echo=lambda s: None)
-    b = evaluate(raf, manifest="toy", splits=["test"], labels="rafdb", n_boot=50, echo=lambda s: None)
+    a = evaluate(canon, manifest="toy", splits=["test"], labels="canonical7", bootstrap=50, echo=lambda s: None)
+    b = evaluate(raf, manifest="toy", splits=["test"], labels="rafdb", bootstrap=50, echo=lambda s: None)
     (ga,), (gb,) = a.groups, b.groups
     for key in ("n", "correct", "accuracy", "mean_class_accuracy", "per_class", "confusion", "ci95"):
         assert ga[key] == gb[key], key
     # the same outputs read in the canonical order would score differently: the permutation matters
-    wrong = evaluate(raf, manifest="toy", splits=["test"], labels="canonical7", n_boot=0, echo=lambda s: None)
+    wrong = evaluate(raf, manifest="toy", splits=["test"], labels="canonical7", bootstrap=0, echo=lambda s: None)
     assert wrong.groups[0]["confusion"] != ga["confusion"]
     # aliases and a names file with a BOM and CRLF line ends give the same order
     names = tmp_path / "raf.txt"
     names.write_bytes("\ufeffsurprised\r\nfearful\r\ndisgusted\r\nhappiness\r\nsadness\r\nangry\r\nneutral\r\n".encode())
-    c = evaluate(raf, manifest="toy", splits=["test"], labels=str(names), n_boot=50, echo=lambda s: None)
+    c = evaluate(raf, manifest="toy", splits=["test"], labels=str(names), bootstrap=50, echo=lambda s: None)
     assert c.groups[0]["confusion"] == ga["confusion"]
 
 
@@ -233,7 +233,7 @@ def test_model_without_a_label_order_is_refused_with_how_to_give_one(in_ws, tmp_
         evaluate(raf, manifest="toy", splits=["test"], echo=lambda s: None)
     # a sidecar <model>.json gives the contract
     (tmp_path / "bare.pt.json").write_text(json.dumps({"labels": "rafdb", "input_size": 24}))
-    res = evaluate(raf, manifest="toy", splits=["test"], n_boot=0, echo=lambda s: None)
+    res = evaluate(raf, manifest="toy", splits=["test"], bootstrap=0, echo=lambda s: None)
     assert res.groups[0]["n"] == 12
     (tmp_path / "bare.pt.json").write_text(json.dumps({"label": "rafdb"}))
     with pytest.raises(InputError, match=r"bare\.pt\.json: unknown key\(s\) label"):
@@ -264,7 +264,7 @@ def test_seven_class_model_scores_only_its_classes_and_reports_the_excluded(in_w
                      .cast(t.schema.field("label").type))
     write_manifest(t, ws / "manifests" / "toyc.parquet", dataset="ferplus", root=m.root)
     raf = _export_permuted(ckpt, tmp_path / "raf7.pt", RAFDB_ORDER)
-    res = evaluate(raf, manifest="toyc", splits=["test"], labels="rafdb", n_boot=0, echo=lambda s: None)
+    res = evaluate(raf, manifest="toyc", splits=["test"], labels="rafdb", bootstrap=0, echo=lambda s: None)
     (g,) = res.groups
     assert g["n"] == 9 and g["excluded"] == 3 + 2  # 3 contempt faces, 2 missing images
     assert len(g["per_class"]) == 7 and np.asarray(g["confusion"]).shape == (7, 7)
@@ -274,7 +274,7 @@ def test_seven_class_model_scores_only_its_classes_and_reports_the_excluded(in_w
 
 def test_two_splits_give_disjoint_groups_with_their_own_counts(in_ws):
     ws, path, ckpt = in_ws
-    res = evaluate(ckpt, manifest="toy", splits=["val", "test"], n_boot=0, echo=lambda s: None)
+    res = evaluate(ckpt, manifest="toy", splits=["val", "test"], bootstrap=0, echo=lambda s: None)
     groups = {g["group"]: g for g in res.groups}
     assert groups["val"]["n"] == 4 and groups["test"]["n"] == 12  # 4 classes x 1 and x 3
     assert groups["val"]["excluded"] == 0 and groups["test"]["excluded"] == 2  # the missing images are test rows
@@ -337,9 +337,9 @@ def test_onnx_model_with_a_fixed_batch_of_8_scores_21_faces(in_ws, tmp_path):
     entry = proto.metadata_props.add()
     entry.key, entry.value = "fercurate.labels", "canonical"
     onnx.save(proto, str(onnx_path))
-    a = evaluate(onnx_path, manifest="toy24", subsets=["twentyone"], n_boot=0, batch_size=16,
+    a = evaluate(onnx_path, manifest="toy24", subsets=["twentyone"], bootstrap=0, batch_size=16,
                  save_probs=tmp_path / "onnx.parquet", echo=lambda s: None)
-    b = evaluate(ckpt, manifest="toy24", subsets=["twentyone"], n_boot=0, save_probs=tmp_path / "ckpt.parquet",
+    b = evaluate(ckpt, manifest="toy24", subsets=["twentyone"], bootstrap=0, save_probs=tmp_path / "ckpt.parquet",
                  echo=lambda s: None)
     assert a.groups[0]["n"] == 21
     pa_, pb = pd.read_parquet(tmp_path / "onnx.parquet"), pd.read_parquet(tmp_path / "ckpt.parquet")
@@ -396,3 +396,63 @@ def test_contract_channels_and_normalisation_shape_the_input():
         c.merge({"channels": "rgba"}, "sidecar", "s.json")
     c.merge({"labels": "sadness,happiness,neutral,surprise,fear,disgust,anger", "input_size": "48"}, "sidecar", "s.json")
     assert c.labels[:3] == ["sad", "happy", "neutral"] and c.input_size == 48 and c.sources["labels"] == "sidecar"
+
+
+# --- issue 30: one EvalConfig, one Group per scored group -------------------------------------------------
+
+
+def test_eval_config_and_keywords_are_one_set_of_settings(in_ws):
+    from fercurate.ran.config import EvalConfig
+
+    ws, path, ckpt = in_ws
+    config = EvalConfig(manifest="toy", splits=["test"], subsets=["pose45"], bootstrap=50)
+    a = evaluate(ckpt, config, echo=lambda s: None)
+    b = evaluate(ckpt, manifest="toy", splits=["test"], subsets=["pose45"], bootstrap=50, echo=lambda s: None)
+    c = evaluate(ckpt, EvalConfig(manifest="toy", splits=["val"]), splits=["test"], subsets=["pose45"], bootstrap=50,
+                 echo=lambda s: None)  # keywords replace the config's fields
+    assert a.groups == b.groups == c.groups and a.table == b.table
+    with pytest.warns(DeprecationWarning, match=r"n_boot=.*EvalConfig\.bootstrap"):
+        old = evaluate(ckpt, manifest="toy", splits=["test"], subsets=["pose45"], n_boot=50, workers=1,
+                       echo=lambda s: None)
+    assert old.groups == a.groups
+    with pytest.raises(TypeError, match="unknown settings n_bootstrap"):
+        evaluate(ckpt, manifest="toy", n_bootstrap=5, echo=lambda s: None)
+
+
+def test_groups_hold_their_faces_and_what_they_leave_out(in_ws):
+    from fercurate.ran import data as rdata
+    from fercurate.ran.scoring import build_groups
+    from fercurate.subsets import find_subset, subset_ids
+
+    ws, path, ckpt = in_ws
+    m = read_manifest(path)
+    samples = rdata.drop_missing_files(rdata.select_samples(m, splits=["val", "test"], require_labels=False))
+    info = find_subset("occlusion", manifest="toy", workspace=Workspace(ws))
+    val, test, occ = build_groups(samples, ["val", "test"], [("occlusion", info, subset_ids(info))], "ferplus", 8)
+    assert (val.kind, val.condition, occ.kind, occ.condition) == ("split", "val", "subset", None)
+    assert (int(val.mask.sum()), val.excluded, int(test.mask.sum()), test.excluded) == (4, 0, 12, 2)
+    assert (int(occ.mask.sum()), occ.excluded, occ.outside) == (3, 2, 0)
+    assert not (val.mask & test.mask).any() and (occ.mask <= test.mask).all()
+    assert [r.num_classes for r in test.published] and all(r.num_classes == 8 for r in test.published)
+    assert not val.published and not val.published_other  # no paper reports FERPlus's validation split
+    assert occ.notes and "fercurate's own subset" in occ.notes[0]
+
+
+def test_report_helpers_moved_to_eval_report_and_cli_eval():
+    from fercurate.ran import eval_report
+
+    for name in ("format_table", "format_leaderboards", "format_per_class", "plot_confusion", "draw_attention",
+                 "report_folder", "REPORT_FILES"):
+        with pytest.warns(DeprecationWarning, match=f"fercurate.ran.evaluate.{name} moved to fercurate.ran.eval_report"):
+            moved = getattr(__import__("fercurate.ran.evaluate", fromlist=[name]), name)
+        assert moved is getattr(eval_report, name)
+    import fercurate.cli.eval as cli_eval
+    import fercurate.ran.config as config
+
+    with pytest.warns(DeprecationWarning, match="fercurate.cli.train.evaluate moved to fercurate.cli.eval"):
+        from fercurate.cli.train import evaluate as old_eval
+    with pytest.warns(DeprecationWarning, match="fercurate.cli.train.leaderboard moved to fercurate.cli.eval"):
+        from fercurate.cli.train import leaderboard as old_board
+    with pytest.warns(DeprecationWarning, match="fercurate.cli.train.LABELS_HELP moved to fercurate.ran.config"):
+        from fercurate.cli.train import LABELS_HELP
+    assert (old_eval, old_board, LABELS_HELP) == (cli_eval.evaluate, cli_eval.leaderboard, config.LABELS_HELP)

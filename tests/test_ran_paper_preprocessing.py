@@ -12,6 +12,7 @@ from fixtures_ran import make_toy_manifest
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.ran import data as rdata
+from fercurate.ran.batches import AugmentConfig, prepare_batch
 from fercurate.ran.checkpoint import load_checkpoint
 from fercurate.ran.config import PAPER_LANDMARK_SCALE, TrainConfig
 from fercurate.ran.crops import eval_boxes, landmark_boxes
@@ -34,15 +35,15 @@ def test_aligned_landmark_run_is_recorded_and_evaluated_the_same_way(workspace) 
     stored = load_checkpoint(res.checkpoint)["config"]
     assert (stored["align"], stored["crops"], stored["landmark_scale"], stored["landmark_clip"]) == \
         ("dlib5", "landmark", 0.8, True)
-    out = evaluate(res.checkpoint, splits=["test"], report_dir=workspace / "runs" / "p" / "eval", n_boot=0,
-                   workers=1, echo=lambda s: None)
+    out = evaluate(res.checkpoint, splits=["test"], report_dir=workspace / "runs" / "p" / "eval", bootstrap=0,
+                   decode_workers=1, echo=lambda s: None)
     assert out.groups[0]["n"] == 8
     metas = [json.loads(p.read_text()) for p in (workspace / "cache" / "faces").glob("*.json")]
     assert sorted((m["align"], m["n"]) for m in metas) == [("dlib5", 8), ("dlib5", 8)], \
         "train and eval faces must both be cut with the checkpoint's alignment"
     # without the cache the landmarks could not follow each face's alignment: refused, not misplaced
     with pytest.raises(InputError, match="need the face cache"):
-        evaluate(res.checkpoint, splits=["test"], cache=False, n_boot=0, workers=1, echo=lambda s: None)
+        evaluate(res.checkpoint, splits=["test"], cache=False, bootstrap=0, decode_workers=1, echo=lambda s: None)
 
 
 def test_random_crop_counts_for_training_and_evaluation(workspace) -> None:  # noqa: ANN001
@@ -56,8 +57,8 @@ def test_random_crop_counts_for_training_and_evaluation(workspace) -> None:  # n
     store = rdata.load_faces(samples, 24, workers=1, workspace=workspace)
     out = run_model(predictor.model, samples, store, predictor.config)
     assert out["mu"].shape == (len(samples), 8), "evaluation uses random_eval_crops regions + the whole face"
-    faces, boxes = rdata.prepare_batch(torch.from_numpy(np.array(store.faces[:2])), input_size=24,
-                                       train=True, augment=rdata.AugmentConfig(), generator=torch.Generator(),
+    faces, boxes = prepare_batch(torch.from_numpy(np.array(store.faces[:2])), input_size=24,
+                                       train=True, augment=AugmentConfig(), generator=torch.Generator(),
                                        crops="random", num_crops=cfg.random_crops)
     assert boxes.shape == (2, 4, 4), "training draws random_crops regions + the whole face"
 
@@ -79,9 +80,9 @@ def test_torchscript_export_carries_the_alignment_and_scores_like_its_checkpoint
     res = train(_tiny(workspace, workspace / "runs" / "a", align="dlib5"), workspace=workspace, echo=lambda s: None)
     scripted = export_torchscript(res.checkpoint, workspace / "runs" / "a" / "ran.ts")
     assert load_predictor(scripted).align == "dlib5" and load_predictor(res.checkpoint).align == "dlib5"
-    ours = evaluate(res.checkpoint, manifest="toy", splits=["test"], n_boot=0, workers=1, workspace=workspace,
+    ours = evaluate(res.checkpoint, manifest="toy", splits=["test"], bootstrap=0, decode_workers=1, workspace=workspace,
                     echo=lambda s: None)
-    theirs = evaluate(scripted, manifest="toy", splits=["test"], n_boot=0, workers=1, workspace=workspace,
+    theirs = evaluate(scripted, manifest="toy", splits=["test"], bootstrap=0, decode_workers=1, workspace=workspace,
                       echo=lambda s: None)
     assert theirs.groups[0]["n"] == ours.groups[0]["n"] == 8
     assert theirs.groups[0]["accuracy"] == ours.groups[0]["accuracy"]

@@ -206,3 +206,20 @@ def test_cli_train_and_resume(workspace):
     assert r.exit_code == 1 and "error:" in r.output and "differs" in r.output
     r = runner.invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "Example:" in r.output and "--pretrained-head" in r.output
+
+
+def test_batches_and_augmentation_moved_to_ran_batches():
+    from fercurate.ran import batches
+
+    for name in ("epoch_order", "epoch_batches", "BatchLoader", "AugmentConfig", "prepare_batch"):
+        with pytest.warns(DeprecationWarning, match=f"fercurate.ran.data.{name} moved to fercurate.ran.batches"):
+            assert getattr(rdata, name) is getattr(batches, name)
+
+
+def test_training_helpers_keep_their_old_import_path():
+    import fercurate.ran.train as old
+    from fercurate.ran.checkpoint import load_pretrained_head
+    from fercurate.ran.optim import LRSchedule, freeze_stages
+
+    assert (old.LRSchedule, old.freeze_stages, old.load_pretrained_head) == (LRSchedule, freeze_stages,
+                                                                             load_pretrained_head)

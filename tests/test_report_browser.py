@@ -76,7 +76,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):
                       epochs=2, milestones=[1], lr=0.05, batch_size=8, seed=0, log_every=2, workers=0)
     trained = train(cfg, echo=lambda *_: None)
     evaluate(trained.checkpoint, manifest=str(path), splits=["test"], subsets=["pose30-estimated", "pose45", "pose45-estimated"],
-             report_dir="runs/tiny/eval", n_boot=50, workers=1, echo=lambda *_: None)
+             report_dir="runs/tiny/eval", bootstrap=50, decode_workers=1, echo=lambda *_: None)
     result = build_report(ws_root / "report", workspace=ws)
     yield ws_root, result
     mp.undo()

@@ -80,6 +80,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "annotate",
     "synth",
     "train",
+    "eval",
     "quality",
 )
 

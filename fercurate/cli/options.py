@@ -1,11 +1,121 @@
-"""Options several commands share, so they read and behave the same everywhere."""
+"""Options several commands share, so they read and behave the same everywhere.
+
+Commands whose settings are a dataclass (``fercurate train``: :class:`fercurate.ran.config.TrainConfig`,
+``fercurate eval``: :class:`fercurate.ran.config.EvalConfig`) get their options generated from its
+fields (:func:`settings_command`), so the CLI and the library cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 import typer
+
+from fercurate.errors import InputError
+from fercurate.settings import option_name
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+# --- options generated from a settings dataclass ---------------------------------------------------------
+
+
+def _cli_type(settings: type, f: dataclasses.Field, hint: Any) -> Any:
+    """The CLI type of a settings field: every option is optional (None = not given); a union's CLI type is
+    its first member (``str | list[str] | None`` -> ``str``)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
+    if typing.get_origin(base) is list:
+        return Optional[list[str]] if f.metadata.get("repeat") else Optional[str]
+    if base not in (bool, int, float, str):
+        raise TypeError(f"{settings.__name__}.{f.name}: no command-line form for type {hint!r}")
+    return Optional[base]
+
+
+def _help(f: dataclasses.Field) -> str:
+    text = f.metadata.get("help", "")
+    choices = f.metadata.get("choices")
+    if choices and "|" not in text:
+        text += f" [{' | '.join(map(str, choices))}]"
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    if default not in (None, [], "") and not isinstance(default, bool):
+        shown = ",".join(map(str, default)) if isinstance(default, list) else default
+        text += f" (default: {shown})"
+    elif isinstance(default, bool):
+        text += f" (default: {'on' if default else 'off'})"
+    return text
+
+
+def _option(f: dataclasses.Field, cli_type: Any) -> Any:
+    flag = option_name(f)
+    if cli_type is Optional[bool]:
+        flag = f"{flag}/--no-{flag[2:]}"
+    decls = [flag] + ([f.metadata["short"]] if f.metadata.get("short") else [])
+    return typer.Option(None, *decls, help=_help(f), show_default=False, min=f.metadata.get("minimum"),
+                        rich_help_panel=f.metadata.get("panel"))
+
+
+def keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    """A command parameter that is no settings field (``--resume``, ``--workspace``)."""
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def setting_parameters(settings: type) -> list[inspect.Parameter]:
+    """One option per field of a settings dataclass (fields made with :func:`fercurate.settings.setting`),
+    in declaration order, with the field's flag, help, default and choices."""
+    hints = typing.get_type_hints(settings)
+    params = []
+    for f in dataclasses.fields(settings):
+        cli_type = _cli_type(settings, f, hints[f.name])
+        params.append(keyword(f.name, cli_type, _option(f, cli_type)))
+    return params
+
+
+def setting_values(settings: type, given: dict[str, Any]) -> dict[str, Any]:
+    """CLI values -> keyword arguments of ``settings``: options not given are left out, lists parsed."""
+    hints = typing.get_type_hints(settings)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        value = given.get(f.name)
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if f.metadata.get("csv"):
+            items = [v.strip() for v in str(value).split(",") if v.strip()]
+            if int in typing.get_args(hints[f.name]):
+                try:
+                    items = [int(v) for v in items]
+                except ValueError as exc:
+                    raise InputError(f"{option_name(f)} takes comma-separated integers, e.g. 15,30 (got {value!r})") from exc
+            value = items
+        elif isinstance(value, (list, tuple)):
+            value = list(value)
+        elif isinstance(value, Path):
+            value = str(value)
+        out[f.name] = value
+    return out
+
+
+def settings_command(settings: type, *, before: Sequence[inspect.Parameter] = (),
+                     after: Sequence[inspect.Parameter] = ()) -> Callable[[Command], Command]:
+    """Give a command taking ``**given`` one option per field of ``settings`` (after ``before``, then
+    ``after``), so the command line and the library share one list of settings."""
+
+    def apply(command: Command) -> Command:
+        params = [*before, *setting_parameters(settings), *after]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return apply
+
+
+# --- options several commands share ----------------------------------------------------------------------
 
 Workers = typer.Option(
     None, "--workers", "-j", help="Worker processes for per-image work (default: all cores).", min=1

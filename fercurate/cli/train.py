@@ -1,100 +1,27 @@
-"""``fercurate train`` and ``fercurate eval``: the RAN / ResNet-18 baseline trainer and evaluator.
+"""``fercurate train``: the RAN / ResNet-18 baseline trainer.
 
-``train``'s options are generated from :class:`fercurate.ran.config.TrainConfig` (one option per field,
-with the field's help, flag and choices), so the CLI and the library cannot drift apart.
+Its options are generated from :class:`fercurate.ran.config.TrainConfig` (one option per field, with the
+field's help, flag and choices), so the CLI and the library cannot drift apart.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import types
-import typing
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
 from fercurate.cli import options
+from fercurate.compat import moved_module
 from fercurate.errors import InputError
-from fercurate.ran.config import TrainConfig, config_fields, option_name
+from fercurate.ran.config import TrainConfig
 from fercurate.workspace import Workspace
 
-
-def _annotation(f: dataclasses.Field, hint: Any) -> Any:
-    """The CLI type of a TrainConfig field: every option is optional (None = not given)."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) else hint
-    if typing.get_origin(base) is list:
-        return Optional[list[str]] if f.metadata.get("repeat") else Optional[str]
-    if base not in (bool, int, float, str):
-        raise TypeError(f"TrainConfig.{f.name}: no command-line form for type {hint!r}")
-    return Optional[base]
+RESUME = options.keyword("resume", Optional[Path], typer.Option(
+    None, "--resume", rich_help_panel="Run", help="Continue a run exactly from its checkpoint (or run folder)."))
 
 
-def _help(f: dataclasses.Field) -> str:
-    text = f.metadata.get("help", "")
-    choices = f.metadata.get("choices")
-    if choices and "|" not in text:
-        text += f" [{' | '.join(map(str, choices))}]"
-    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    if default not in (None, [], "") and not isinstance(default, bool):
-        shown = ",".join(map(str, default)) if isinstance(default, list) else default
-        text += f" (default: {shown})"
-    elif isinstance(default, bool):
-        text += f" (default: {'on' if default else 'off'})"
-    return text
-
-
-def _option(f: dataclasses.Field, hint: Any) -> Any:
-    flag = option_name(f)
-    if hint is Optional[bool]:
-        flag = f"{flag}/--no-{flag[2:]}"
-    decls = [flag] + ([f.metadata["short"]] if f.metadata.get("short") else [])
-    return typer.Option(None, *decls, help=_help(f), show_default=False, min=f.metadata.get("minimum"),
-                        rich_help_panel=f.metadata.get("panel"))
-
-
-def train_parameters() -> list[inspect.Parameter]:
-    """The ``fercurate train`` options: one per TrainConfig field, then ``--resume`` and ``--workspace``."""
-    hints = typing.get_type_hints(TrainConfig)
-    params = []
-    for f in config_fields():
-        annotation = _annotation(f, hints[f.name])
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_option(f, annotation),
-                                        annotation=annotation))
-    params.append(inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                    default=typer.Option(None, "--resume", rich_help_panel="Run",
-                                                         help="Continue a run exactly from its checkpoint (or run folder).")))
-    params.append(inspect.Parameter("workspace", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                    default=options.Workspace))
-    return params
-
-
-def config_values(given: dict[str, Any]) -> dict[str, Any]:
-    """CLI values -> TrainConfig keyword arguments: options not given are left out, lists parsed."""
-    hints = typing.get_type_hints(TrainConfig)
-    out: dict[str, Any] = {}
-    for f in config_fields():
-        value = given.get(f.name)
-        if value is None or (isinstance(value, (list, tuple)) and not value):
-            continue
-        if f.metadata.get("csv"):
-            items = [v.strip() for v in str(value).split(",") if v.strip()]
-            if int in typing.get_args(hints[f.name]):
-                try:
-                    items = [int(v) for v in items]
-                except ValueError as exc:
-                    raise InputError(f"{option_name(f)} takes comma-separated integers, e.g. 15,30 (got {value!r})") from exc
-            value = items
-        elif isinstance(value, (list, tuple)):
-            value = list(value)
-        elif isinstance(value, Path):
-            value = str(value)
-        out[f.name] = value
-    return out
-
-
+@options.settings_command(TrainConfig, after=[RESUME, options.keyword("workspace", Optional[Path], options.Workspace)])
 def train(**kwargs: Any) -> None:
     """Train RAN (or the ResNet-18 baseline) on a manifest split or subset.
 
@@ -112,7 +39,7 @@ def train(**kwargs: Any) -> None:
 
     resume, workspace = kwargs.pop("resume"), kwargs.pop("workspace")
     ws = Workspace.current(workspace)
-    given = config_values(kwargs)
+    given = options.setting_values(TrainConfig, kwargs)
     if resume is not None:
         result = run_train(TrainConfig(), resume=resume, overrides=given, workspace=ws, echo=typer.echo)
     else:
@@ -128,97 +55,9 @@ def train(**kwargs: Any) -> None:
     typer.echo(summary)
 
 
-train.__signature__ = inspect.Signature(train_parameters())  # type: ignore[attr-defined]
-train.__annotations__ = {p.name: p.annotation for p in train.__signature__.parameters.values()}  # type: ignore[attr-defined]
-
-
-LABELS_HELP = (
-    "Order of a TorchScript/ONNX model's outputs, when the model carries none (a sidecar <model>.json, ONNX "
-    "metadata 'fercurate.labels', TorchScript labels.txt). One of: a named order -- canonical (= affectnet: neutral, "
-    "happy, sad, surprise, fear, disgust, anger, contempt), canonical7, fer2013 (angry, disgust, fear, happy, sad, "
-    "surprise, neutral), ferplus (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt), rafdb "
-    "(surprise, fear, disgust, happiness, sadness, anger, neutral), sfew (Angry Disgust Fear Happy Neutral Sad "
-    "Surprise); a file, one class name per line (--labels classes.txt); or a comma list (--labels "
-    "angry,disgust,fear,happy,sad,surprise,neutral). Aliases such as happiness, angry, surprised are accepted; "
-    "outputs are permuted into canonical order before scoring."
-)
-
-
-def evaluate(
-    model: Path = typer.Option(..., "--model", help="fercurate checkpoint (ran.pt), TorchScript file, or ONNX model (needs onnxruntime)."),
-    manifest: str = typer.Option(None, "--manifest", "-m", help="Manifest path or name (default: the one the subsets belong to, else the model's)."),
-    split: list[str] = typer.Option(None, "--split", help="Split(s) to score, each its own group (default: test when no --subset is given)."),
-    subset: list[str] = typer.Option(None, "--subset", help="Subset(s) to score, each reported separately (repeatable). pose30 / pose45 / occlusion name the official RAN lists where imported; fercurate's own are pose45-estimated, occlusion-labelled."),
-    report: Path = typer.Option(None, "--report", help="Report folder (default: <model folder>/eval/<model name>-<groups>, e.g. eval/ran-pose45)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing report in the report folder (default: refuse)."),
-    save_probs: Path = typer.Option(None, "--save-probs", help="Write per-sample class probabilities (sample_id, prob_0.., canonical order) to this Parquet file."),
-    draw_attention: int = typer.Option(0, "--draw-attention", help="Draw RAN's crop weights on N sample faces (attention.png)."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% confidence intervals (0 = none)."),
-    batch_size: int = typer.Option(128, "--batch-size", "-b", help="Faces per forward pass."),
-    input_size: int = typer.Option(None, "--input-size", help="TorchScript/ONNX models: input size H=W (default: from the model's contract, else 224)."),
-    labels: str = typer.Option(None, "--labels", help=LABELS_HELP),
-    input_norm: str = typer.Option(None, "--input-norm", help="TorchScript/ONNX input values: unit ([0,1] RGB, default) | imagenet (mean/std normalised)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
-    decode_workers: int = options.Workers,
-    cache: bool = typer.Option(True, "--cache/--no-cache", help="Cache decoded faces under <workspace>/cache/faces."),
-    strict: bool = typer.Option(False, "--strict", help="Fail if any image cannot be read (default: report and skip those rows)."),
-    workspace: Path = options.Workspace,
-) -> None:
-    """Score a model on a split and subsets: accuracy with 95% CI, per-class table, confusion matrices, attention.
-
-    Prints one table, then for each group on a paper's test condition (an official RAN list, or the whole
-    test split) the model's row placed among the published results with the same class count, each
-    citing its paper and table. Writes metrics.json, report.txt, leaderboard.txt, confusion_<group>.png/.json,
-    predictions.parquet (with RAN attention weights per crop) and excluded.parquet.
-
-    Example: fercurate eval --model runs/ran-ferplus/ran.pt --subset pose45
-
-    More examples:
-
-      fercurate eval --model fer2013_model.onnx --labels fer2013 --manifest ferplus --split test
-
-      fercurate eval --model model.pt --labels classes.txt --subset occlusion
-
-      fercurate eval --model model.onnx --labels neutral,happiness,surprise,sadness,anger,disgust,fear,contempt --split test
-    """
-    from fercurate.ran.evaluate import evaluate as run_eval
-    from fercurate.ran.evaluate import report_folder
-    from fercurate.workspace import Workspace
-
-    ws = Workspace.current(workspace)
-    groups = list(split or []) + list(subset or []) or ["test"]
-    run_eval(
-        model, workspace=ws, manifest=manifest, splits=list(split or []), subsets=list(subset or []),
-        report_dir=report or report_folder(model, groups), overwrite=overwrite, device=device, batch_size=batch_size,
-        input_size=input_size, labels=labels, input_norm=input_norm, n_boot=bootstrap, save_probs=save_probs,
-        draw_attention=draw_attention, workers=decode_workers, cache=cache, strict=strict, echo=typer.echo,
-    )
-
-
-def leaderboard(
-    dataset: str = typer.Option(..., "--dataset", "-d", help="ferplus | affectnet | rafdb | sfew."),
-    subset: str = typer.Option("test", "--subset", help="test | val (a whole split) | pose30 | pose45 | occlusion."),
-    classes: int = typer.Option(None, "--classes", help="Only rows with this class count (7 or 8)."),
-) -> None:
-    """Published results on one dataset and subset, best first, each with its paper, table, backbone and pre-training.
-
-    Example: fercurate leaderboard --subset pose45 --dataset ferplus
-    """
-    from fercurate import published
-
-    rows = published.leaderboard(dataset.lower(), subset.lower(), classes)
-    size = published.subset_size(dataset.lower(), subset.lower())
-    title = f"{subset} on {dataset}" + (f" ({classes} classes)" if classes else "") + \
-        (f"; published size {size[0]} ({size[1]})" if size else "")
-    if not rows:
-        known = sorted({(r.dataset, r.subset) for r in published.RESULTS})
-        raise InputError(f"no published result for dataset {dataset!r}, subset {subset!r}"
-                         + (f", {classes} classes" if classes else "") + "; known: "
-                         + ", ".join(f"{d}/{s}" for d, s in known))
-    typer.echo(published.format_leaderboard(rows, title=title))
-
-
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
-    app.command("eval")(evaluate)
-    app.command("leaderboard")(leaderboard)
+
+
+# fercurate eval and fercurate leaderboard moved to fercurate.cli.eval
+__getattr__ = moved_module(__name__, "fercurate.cli.eval", {"LABELS_HELP": "fercurate.ran.config:LABELS_HELP"})

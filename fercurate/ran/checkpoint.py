@@ -5,6 +5,9 @@ to evaluate it or to continue its training exactly: model, optimiser, LR schedul
 epoch and batch position, RNG states, the full training config, the label map and the SHA-256 of the
 manifest it was trained on. It loads with ``torch.load(weights_only=True)`` (tensors and plain types only).
 
+:func:`find_checkpoint` finds the one a resumed run continues; :func:`load_pretrained_head` starts a new
+run's classifier from one.
+
 ``--model`` for evaluation may also be a TorchScript file or an ONNX model; see
 :mod:`fercurate.ran.predictor` for their contract (label order, input size, normalisation).
 """
@@ -147,3 +150,44 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
         with atomic_path(out, suffix=".pt.tmp") as tmp:
             torch.jit.save(traced, str(tmp), _extra_files=extra)
     return out
+
+
+def find_checkpoint(resume: str | os.PathLike, arch: str) -> Path:
+    """The checkpoint to resume: ``resume`` itself, or in a run folder ``<arch>.pt`` else its first ``*.pt``
+    that is no ``*.best.pt``."""
+    path = Path(resume)
+    if path.is_dir():
+        candidates = [path / f"{arch}.pt"] + sorted(p for p in path.glob("*.pt") if not p.name.endswith(".best.pt"))
+        for c in candidates:
+            if c.exists():
+                return c
+        raise InputError(f"{path}: no checkpoint (*.pt) to resume from")
+    if not path.exists():
+        raise InputError(f"{path}: checkpoint to resume not found")
+    return path
+
+
+def load_pretrained_head(model: torch.nn.Module, path: str, labels: list[str]) -> str:
+    """Start the classifier (and RAN's attention) from a fercurate checkpoint with the same label map.
+
+    From a baseline checkpoint, RAN's FC gets the baseline's weights split over [F_i : F_m]
+    (:func:`fercurate.ran.model.head_from_baseline`); from a RAN checkpoint, a RAN takes FC, q0 and q1
+    as they are. Returns a one-line report.
+    """
+    from fercurate.ran.model import RegionAttentionNetwork, head_from_baseline
+
+    state = load_checkpoint(path)
+    if list(state["labels"]) != list(labels):
+        raise InputError(f"{path}: --pretrained-head needs the same label map as this run "
+                         f"(file: {state['labels']}, run: {labels})")
+    weights = state["model"]
+    if state.get("arch") == "ran":
+        if not isinstance(model, RegionAttentionNetwork):
+            raise InputError(f"{path}: a RAN checkpoint's head (1024-d) does not fit a baseline; "
+                             "use --pretrained without --pretrained-head")
+        head = {k: v for k, v in weights.items() if k.split(".")[0] in ("fc", "q0", "q1")}
+        model.load_state_dict(head, strict=False)
+        return f"{path}: classifier and attention (fc, q0, q1) loaded from the RAN checkpoint"
+    head_from_baseline(model, weights["fc.weight"], weights["fc.bias"])
+    how = "split over [F_i : F_m], q0 = q1 = 0" if isinstance(model, RegionAttentionNetwork) else "as is"
+    return f"{path}: classifier loaded from the baseline checkpoint ({how})"

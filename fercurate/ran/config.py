@@ -1,8 +1,10 @@
-"""The one description of a training run: :class:`TrainConfig`, read by the library and the CLI alike.
+"""The one description of a training run (:class:`TrainConfig`) and of an evaluation (:class:`EvalConfig`),
+read by the library and the CLI alike.
 
-Every field carries its help text, its command-line flag and, where it has one, its set of choices
-(``dataclasses.field(metadata=...)``); ``fercurate train`` builds its options from these fields
-(:mod:`fercurate.cli.train`), so a setting added here is on the command line too. The config is stored
+Every field is made with :func:`fercurate.settings.setting`: its help text, its command-line flag and,
+where it has one, its set of choices; ``fercurate train`` builds its options from these fields
+(:func:`fercurate.cli.options.setting_parameters`), and ``fercurate eval`` its options from
+:class:`EvalConfig`'s, so a setting added here is on the command line too. The config is stored
 whole in every checkpoint, so evaluation rebuilds the model and preprocesses faces the way training did.
 
 This module imports neither torch nor any other ``fercurate.ran`` module: the names of the choices
@@ -12,10 +14,13 @@ live here and the modules that implement them (model, crops, data, loss) import 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from fercurate.errors import InputError
+from fercurate.compat import moved_module
+from fercurate.settings import check_choices, setting
 
 ARCHS = ("ran", "baseline")
 VARIANTS = ("paper", "official-code")
@@ -30,6 +35,8 @@ AMP_MODES = ("auto", "on", "off")
 # Face preprocessing: "bbox" cuts the face box made square; "dlib5" aligns with dlib's 5-point model
 # (a similarity transform onto a fixed template), as the RAN paper aligns with dlib before cropping.
 ALIGNMENTS = ("bbox", "dlib5")
+# Values of a TorchScript/ONNX model's input: [0, 1] RGB, or ImageNet mean/std normalised.
+INPUT_NORMS = ("unit", "imagenet")
 # Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.
 FREEZABLE = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -47,23 +54,6 @@ VARIANT_DEFAULTS: dict[str, dict[str, Any]] = {
 # Settings a resumed run may change (everything else must match the checkpoint's config).
 RESUME_OVERRIDABLE = {"epochs", "workers", "decode_workers", "device", "threads", "save_every_min", "log_every",
                       "cache_dir", "out"}
-
-
-def setting(default: Any = None, help: str = "", *, flag: str | None = None, short: str | None = None,  # noqa: A002
-            choices: tuple | None = None, csv: bool = False, repeat: bool = False, factory: Any = None,
-            minimum: float | None = None, panel: str = "Training") -> Any:
-    """A TrainConfig field with its command-line description.
-
-    ``flag`` overrides the option name (default ``--field-name``); ``csv`` takes a list as one
-    comma-separated value (``--milestones 15,30``), ``repeat`` as a repeatable option (``--split a
-    --split b``); ``minimum`` is checked on the command line; ``panel`` groups the option in
-    ``fercurate train --help``.
-    """
-    meta = {"help": help, "flag": flag, "short": short, "choices": choices, "csv": csv, "repeat": repeat,
-            "minimum": minimum, "panel": panel}
-    if factory is not None:
-        return field(default_factory=factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 DATA, MODEL, OPTIM, AUG, PREP, RUN = "Data", "Model", "Optimisation", "Augmentation", "Face preprocessing", "Run"
@@ -169,13 +159,7 @@ class TrainConfig:
         if values["face_size"] is None:
             values["face_size"] = values["input_size"]
         cfg = TrainConfig(**values)
-        for f in dataclasses.fields(cfg):
-            choices = f.metadata.get("choices")
-            value = getattr(cfg, f.name)
-            if choices and value not in choices:
-                names = [str(c) for c in choices]
-                allowed = " or ".join(names) if len(names) == 2 else "one of " + ", ".join(names)
-                raise InputError(f"{option_name(f)} must be {allowed} (got {value!r})")
+        check_choices(cfg)
         checks = [
             (cfg.manifest is not None and cfg.out is not None, "a run needs a manifest and an out folder"),
             (cfg.epochs >= 1 and cfg.batch_size >= 2, "--epochs must be >= 1 and --batch-size >= 2"),
@@ -196,11 +180,6 @@ class TrainConfig:
         return cfg
 
 
-def option_name(f: dataclasses.Field) -> str:
-    """The command-line flag of a TrainConfig field (``--classes`` for ``num_classes``, ...)."""
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
-
-
 def config_fields() -> tuple[dataclasses.Field, ...]:
     """The fields of :class:`TrainConfig`, in declaration order (what the CLI turns into options)."""
     return dataclasses.fields(TrainConfig)
@@ -213,3 +192,78 @@ def config_from_state(values: dict[str, Any]) -> TrainConfig:
     if unknown:
         raise InputError(f"checkpoint config has settings this fercurate does not know: {', '.join(unknown)}")
     return TrainConfig(**values)
+
+
+def resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: os.PathLike | str) -> TrainConfig:
+    """The config a resumed run keeps: its checkpoint's, with the ``overrides`` that
+    :data:`RESUME_OVERRIDABLE` allows; settings added since the checkpoint take their defaults (what that
+    run used)."""
+    values = dataclasses.asdict(config_from_state(state["config"]))
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in RESUME_OVERRIDABLE:
+            values[key] = value
+        elif values.get(key) != value:
+            raise InputError(
+                f"{path}: a resumed run keeps its settings; {key} = {value!r} differs from the checkpoint's "
+                f"{values.get(key)!r} (only {', '.join(sorted(RESUME_OVERRIDABLE))} may change)"
+            )
+    return TrainConfig(**values)
+
+
+LABELS_HELP = (
+    "Order of a TorchScript/ONNX model's outputs, when the model carries none (a sidecar <model>.json, ONNX "
+    "metadata 'fercurate.labels', TorchScript labels.txt). One of: a named order -- canonical (= affectnet: neutral, "
+    "happy, sad, surprise, fear, disgust, anger, contempt), canonical7, fer2013 (angry, disgust, fear, happy, sad, "
+    "surprise, neutral), ferplus (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt), rafdb "
+    "(surprise, fear, disgust, happiness, sadness, anger, neutral), sfew (Angry Disgust Fear Happy Neutral Sad "
+    "Surprise); a file, one class name per line (--labels classes.txt); or a comma list (--labels "
+    "angry,disgust,fear,happy,sad,surprise,neutral). Aliases such as happiness, angry, surprised are accepted; "
+    "outputs are permuted into canonical order before scoring."
+)
+CONTRACT, REPORT = "Model contract", "Report"
+
+
+@dataclass
+class EvalConfig:
+    """Every setting of an evaluation (``fercurate eval``); the model to score is given beside it.
+
+    ``report_dir`` left at None writes no report from the library; the command defaults it to
+    ``<model folder>/eval/<model name>-<groups>`` (:func:`fercurate.ran.eval_report.report_folder`).
+    """
+
+    manifest: str | None = setting(None, "Manifest path or name (default: the one the subsets belong to, else the "
+                                   "model's).", short="-m", panel=DATA)
+    splits: list[str] = setting(help="Split(s) to score, each its own group (default: test when no --subset is "
+                                "given).", flag="--split", repeat=True, factory=list, panel=DATA)
+    subsets: list[str] = setting(help="Subset(s) to score, each reported separately (repeatable). pose30 / pose45 / "
+                                 "occlusion name the official RAN lists where imported; fercurate's own are "
+                                 "pose45-estimated, occlusion-labelled.", flag="--subset", repeat=True, factory=list,
+                                 panel=DATA)
+    labels: str | list[str] | None = setting(None, LABELS_HELP, panel=CONTRACT)
+    input_size: int | None = setting(None, "TorchScript/ONNX models: input size H=W (default: from the model's "
+                                     "contract, else 224).", panel=CONTRACT)
+    input_norm: str | None = setting(None, "TorchScript/ONNX input values: unit ([0,1] RGB, default) | imagenet "
+                                     "(mean/std normalised).", choices=INPUT_NORMS, panel=CONTRACT)
+    report_dir: str | None = setting(None, "Report folder (default: <model folder>/eval/<model name>-<groups>, e.g. "
+                                     "eval/ran-pose45).", flag="--report", panel=REPORT)
+    overwrite: bool = setting(False, "Replace an existing report in the report folder; without it an existing "
+                              "report is refused.", panel=REPORT)
+    save_probs: str | None = setting(None, "Write per-sample class probabilities (sample_id, prob_0.., canonical "
+                                     "order) to this Parquet file.", panel=REPORT)
+    draw_attention: int = setting(0, "Draw RAN's crop weights on N sample faces (attention.png).", panel=REPORT)
+    bootstrap: int = setting(1000, "Bootstrap resamples for the 95% confidence intervals (0 = none).", panel=REPORT)
+    seed: int = setting(0, "Seed of the bootstrap resamples.", panel=REPORT)
+    batch_size: int = setting(128, "Faces per forward pass.", short="-b", panel=RUN)
+    device: str = setting("auto", "auto | cpu | cuda.", panel=RUN)
+    decode_workers: int | None = setting(None, "Worker processes decoding faces (default: all cores).",
+                                         flag="--workers", short="-j", minimum=1, panel=RUN)
+    cache: bool = setting(True, "Cache decoded faces under <workspace>/cache/faces.", panel=RUN)
+    cache_dir: str | None = setting(None, "Where the face cache lives (default: <workspace>/cache/faces).", panel=RUN)
+    strict: bool = setting(False, "Fail if any image cannot be read; without it those rows are reported and "
+                           "skipped.", panel=RUN)
+
+
+# option_name moved to fercurate.settings (with setting, which this module imports and uses)
+__getattr__ = moved_module(__name__, "fercurate.settings")

@@ -43,9 +43,10 @@ from fercurate.errors import InputError
 from fercurate.labels import CANONICAL_LABELS, check_order, order_name, parse_labels, to_canonical
 from fercurate.progress import progress
 from fercurate.ran import data as rdata
+from fercurate.ran.batches import AugmentConfig, BatchLoader, prepare_batch
 from fercurate.ran.checkpoint import load_checkpoint, model_kind
+from fercurate.ran.config import INPUT_NORMS
 
-INPUT_NORMS = ("unit", "imagenet")
 CHANNELS = ("rgb", "bgr", "gray")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -388,7 +389,7 @@ def run_model(
     crops = predictor.crops if predictor is not None else cfg.crops
     boxes_eval = eval_boxes(cfg) if crops == "random" and cfg is not None else None
     batches = [np.arange(i, min(i + batch_size, len(samples))) for i in range(0, len(samples), batch_size)]
-    loader = rdata.BatchLoader(batches, faces=None if store is None else store.faces, samples=samples,
+    loader = BatchLoader(batches, faces=None if store is None else store.faces, samples=samples,
                                size=face_size, workers=workers,
                                align=predictor.align if predictor is not None else cfg.align)
     probs, mus, nus = [], [], []
@@ -403,8 +404,8 @@ def run_model(
         raise InputError(f"{predictor.path}: a landmark-crop model needs face landmarks (none in the manifest)")
     with progress(total=len(samples), desc=desc, unit="img", leave=False) as bar:
         for faces_u8, idx in loader:
-            faces, boxes = rdata.prepare_batch(
-                faces_u8, input_size=size, train=False, augment=rdata.AugmentConfig(enabled=False), generator=None,
+            faces, boxes = prepare_batch(
+                faces_u8, input_size=size, train=False, augment=AugmentConfig(enabled=False), generator=None,
                 crops=batch_crops,
                 landmarks=None if landmarks is None else torch.as_tensor(landmarks[idx.numpy()]),
                 landmark_scale=scale, landmark_clip=getattr(cfg, "landmark_clip", False),
