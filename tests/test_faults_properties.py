@@ -19,6 +19,8 @@ from hypothesis import strategies as st  # noqa: E402
 
 from fercurate.ingest import ferplus, rafdb  # noqa: E402
 from fercurate.ingest.common import Rejects  # noqa: E402
+from fercurate.schema import FERPLUS_VOTE_COLUMNS  # noqa: E402
+from fercurate.votes import parse_votes  # noqa: E402
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -31,7 +33,7 @@ USAGES = list(ferplus.FOLDER_OF_USAGE)
 @given(votes=st.lists(st.integers(0, 30), min_size=10, max_size=10).filter(lambda v: sum(v) > 0),
        pad=st.sampled_from(["", " ", "  "]))
 def test_parse_votes_round_trips_counts(votes: list[int], pad: str) -> None:
-    parsed, err = ferplus.parse_votes([f"{pad}{v}{pad}" for v in votes])
+    parsed, err = parse_votes([f"{pad}{v}{pad}" for v in votes])
     assert err is None and parsed == votes
 
 
@@ -41,8 +43,8 @@ def test_parse_votes_round_trips_counts(votes: list[int], pad: str) -> None:
 def test_parse_votes_names_the_bad_column(votes: list[int], col: int, junk: str) -> None:
     fields = [str(v) for v in votes]
     fields[col] = junk
-    parsed, err = ferplus.parse_votes(fields)
-    assert parsed is None and ferplus.FERPLUS_VOTE_COLUMNS[col] in err
+    parsed, err = parse_votes(fields)
+    assert parsed is None and FERPLUS_VOTE_COLUMNS[col] in err
 
 
 @SETTINGS

@@ -1,0 +1,24 @@
+"""Names that left ``fercurate.ingest`` (issue 30) still import from their old paths, with a warning."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+import pytest
+
+_VOTES = ("N_VOTES", "UNKNOWN_INDEX", "NF_INDEX", "FERPLUS_TO_CANONICAL", "FLAG_UNKNOWN", "FLAG_NF", "FLAG_TIE",
+          "majority_labels", "vote_targets", "votes_array", "parse_votes")
+
+MOVED = [
+    *(("fercurate.ingest.ferplus", n, "fercurate.votes") for n in _VOTES),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new"), MOVED, ids=[f"{o}.{n}" for o, n, _ in MOVED])
+def test_a_moved_name_imports_from_its_old_path(old: str, name: str, new: str) -> None:
+    namespace: dict = {}
+    with pytest.warns(DeprecationWarning, match=re.escape(f"{old}.{name} moved to {new}.{name}")):
+        exec(f"from {old} import {name}", namespace)  # noqa: S102 - the import statement is what is tested
+    assert namespace[name] is getattr(importlib.import_module(new), name)
+
