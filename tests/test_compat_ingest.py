@@ -7,10 +7,16 @@ import re
 
 import pytest
 
+_OFFICIAL = ("ANNOTATOR", "LABELLED_AT", "OFFICIAL_SCHEMA", "UNMATCHED_SCHEMA", "ImportResult", "import_ran_lists",
+             "read_official")
+_LIST_FILES = ("LIST_NAMES", "LABEL_ORDERS", "FERPLUS_OCCLUSION_CODES", "ListSpec", "LIST_SPECS", "KNOWN_OTHER_FILES",
+               "DATASET_FOLDERS", "ListStats", "occlusion_types")
 _VOTES = ("N_VOTES", "UNKNOWN_INDEX", "NF_INDEX", "FERPLUS_TO_CANONICAL", "FLAG_UNKNOWN", "FLAG_NF", "FLAG_TIE",
           "majority_labels", "vote_targets", "votes_array", "parse_votes")
 
 MOVED = [
+    *(("fercurate.ingest.ran_lists", n, "fercurate.subsets.official") for n in _OFFICIAL),
+    *(("fercurate.ingest.ran_lists", n, "fercurate.subsets.list_files") for n in _LIST_FILES),
     *(("fercurate.ingest.ferplus", n, "fercurate.votes") for n in _VOTES),
 ]
 
