@@ -7,6 +7,11 @@ import re
 
 import pytest
 
+_RESULT = ("IngestResult", "finish")
+_REJECTS = ("Rejects", "printable", "is_utf8_name", "non_utf8_reason")
+_PATHS = ("unsafe_path_reason", "as_string_array", "check_paths", "first_duplicates", "require_dir")
+_FILES = ("MISSING", "FILE", "FOLDER", "OUTSIDE", "BROKEN_LINK", "FileScan", "scan_files", "existing_files",
+          "oversized_images", "verify_images")
 _OFFICIAL = ("ANNOTATOR", "LABELLED_AT", "OFFICIAL_SCHEMA", "UNMATCHED_SCHEMA", "ImportResult", "import_ran_lists",
              "read_official")
 _LIST_FILES = ("LIST_NAMES", "LABEL_ORDERS", "FERPLUS_OCCLUSION_CODES", "ListSpec", "LIST_SPECS", "KNOWN_OTHER_FILES",
@@ -15,6 +20,10 @@ _VOTES = ("N_VOTES", "UNKNOWN_INDEX", "NF_INDEX", "FERPLUS_TO_CANONICAL", "FLAG_
           "majority_labels", "vote_targets", "votes_array", "parse_votes")
 
 MOVED = [
+    *(("fercurate.ingest.common", n, "fercurate.ingest.result") for n in _RESULT),
+    *(("fercurate.ingest.common", n, "fercurate.ingest.rejects") for n in _REJECTS),
+    *(("fercurate.ingest.common", n, "fercurate.ingest.paths") for n in _PATHS),
+    *(("fercurate.ingest.common", n, "fercurate.ingest.files") for n in _FILES),
     *(("fercurate.ingest.ran_lists", n, "fercurate.subsets.official") for n in _OFFICIAL),
     *(("fercurate.ingest.ran_lists", n, "fercurate.subsets.list_files") for n in _LIST_FILES),
     *(("fercurate.ingest.ferplus", n, "fercurate.votes") for n in _VOTES),

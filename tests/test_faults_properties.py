@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fercurate.ingest import ferplus, rafdb  # noqa: E402
-from fercurate.ingest.common import Rejects  # noqa: E402
+from fercurate.ingest.rejects import Rejects  # noqa: E402
 from fercurate.schema import FERPLUS_VOTE_COLUMNS  # noqa: E402
 from fercurate.votes import parse_votes  # noqa: E402
 

@@ -6,7 +6,8 @@ import importlib
 from typing import Any
 
 from fercurate.errors import InputError
-from fercurate.ingest.common import IngestResult, Rejects
+from fercurate.ingest.rejects import Rejects
+from fercurate.ingest.result import IngestResult
 
 DATASET_MODULES = {"affectnet": "affectnet", "ferplus": "ferplus", "rafdb": "rafdb", "sfew": "sfew"}
 

@@ -40,7 +40,9 @@ from fercurate import votes as vote_rules
 from fercurate.atomic import storage_error
 from fercurate.compat import moved_module
 from fercurate.errors import InputError
-from fercurate.ingest.common import IngestResult, Rejects, finish, is_utf8_name, require_dir
+from fercurate.ingest.paths import require_dir
+from fercurate.ingest.rejects import Rejects, is_utf8_name
+from fercurate.ingest.result import IngestResult, finish
 from fercurate.parallel import map_chunks
 from fercurate.schema import BBOX_TYPE, CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
 from fercurate.workspace import Workspace, manifest_name
@@ -170,7 +172,7 @@ def read_ferplus_csv(path: str | os.PathLike) -> _FerPlusCsv:
 
 @dataclass
 class _Rows:
-    """Accepted rows of either layout, before the shared checks in ``common.finish``."""
+    """Accepted rows of either layout, before the shared checks of ``fercurate.ingest.result.finish``."""
 
     sample_id: list[str] = field(default_factory=list)
     image_path: list[str] = field(default_factory=list)

@@ -30,7 +30,9 @@ import pyarrow as pa
 
 from fercurate.errors import InputError
 from fercurate.images import IMAGE_SUFFIXES
-from fercurate.ingest.common import IngestResult, Rejects, finish, require_dir, unsafe_path_reason
+from fercurate.ingest.paths import require_dir, unsafe_path_reason
+from fercurate.ingest.rejects import Rejects
+from fercurate.ingest.result import IngestResult, finish
 from fercurate.schema import BBOX_TYPE, RAFDB_LABELS, label_id
 
 DATASET = "rafdb"

@@ -32,7 +32,9 @@ import numpy as np
 
 from fercurate.errors import InputError
 from fercurate.images import IMAGE_SUFFIXES
-from fercurate.ingest.common import IngestResult, Rejects, finish, is_utf8_name, non_utf8_reason, require_dir
+from fercurate.ingest.paths import require_dir
+from fercurate.ingest.rejects import Rejects, is_utf8_name, non_utf8_reason
+from fercurate.ingest.result import IngestResult, finish
 from fercurate.schema import SFEW_LABELS, label_id
 
 DATASET = "sfew"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fercurate.errors import InputError
-from fercurate.ingest.common import unsafe_path_reason
+from fercurate.ingest.paths import unsafe_path_reason
 from fercurate.manifest import Manifest
 from fercurate.schema import LABEL_TO_ID, RAFDB_LABELS
 from fercurate.votes import FERPLUS_TO_CANONICAL
