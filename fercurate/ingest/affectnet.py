@@ -39,9 +39,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from fercurate.errors import InputError
+from fercurate.ingest.options import IngestOptions
 from fercurate.ingest.paths import check_paths, require_dir
 from fercurate.ingest.rejects import Rejects, invalid_utf8_rows, shown_text
-from fercurate.ingest.result import IngestResult, finish
+from fercurate.ingest.result import IngestResult, Parsed, finish
 from fercurate.parallel import resolve_workers
 from fercurate.schema import AFFECTNET_LABELS, AFFECTNET_SOURCE_NAMES, BBOX_TYPE, label_id
 
@@ -106,19 +107,16 @@ def ingest(
     root: str | os.PathLike,
     out: str | os.PathLike | None = None,
     *,
-    verify: bool = False,
-    workers: int | None = None,
-    strict: bool = False,
-    check_files: bool = True,
-    name: str | None = None,
-    follow_links: bool = False,
-    max_pixels: int | None = None,
+    options: IngestOptions | None = None,
+    **shared: Any,
 ) -> IngestResult:
     """Ingest AffectNet's manually annotated lists under ``root`` into a manifest.
 
-    ``check_files=False`` skips the image-existence and pixel-limit (header) checks (CSV-only ingest); ``verify`` decodes every
-    image and records width, height and sha256.
+    ``options`` (or its fields as keywords) are the options every ingest shares: ``check_files=False``
+    skips the image-existence and pixel-limit (header) checks (CSV-only ingest); ``verify`` decodes
+    every image and records width, height and sha256.
     """
+    options = IngestOptions.of(options, **shared)
     root = require_dir(root, "AffectNet root")
     lists = root / LISTS_DIR
     if not lists.is_dir():
@@ -130,7 +128,7 @@ def ingest(
 
     t0 = time.perf_counter()
     rejects = Rejects(DATASET)
-    parts = [_parse_file(path, split, src, rejects, workers) for path, split, src in present]
+    parts = [_parse_file(path, split, src, rejects, options.workers) for path, split, src in present]
     for p in parts:
         notes.extend(p.notes)
     columns, lines, source_files = _columns(parts)
@@ -139,33 +137,16 @@ def ingest(
     no_label = int(np.isin(columns.pop("_expression"), [8, 9, 10]).sum())
     if no_label:
         notes.append(f"{no_label:,} rows of classes 8-10 (None/Uncertain/No-Face) kept with no canonical label")
-    if not check_files:
+    if not options.check_files:
         notes.append("image files not checked (check_files off)")
     source = {
         "layout": f"{LISTS_DIR}/{{training,validation}}.csv + {IMAGES_DIR}/",
         "lists": {Path(p.source_file).name: {"split": p.split, "accepted_rows": len(p)} for p in parts},
-        "check_files": check_files,
+        "check_files": options.check_files,
     }
-    result = finish(
-        DATASET,
-        columns,
-        rejects,
-        root=root,
-        out=out,
-        name=name,
-        verify=verify,
-        workers=workers,
-        strict=strict,
-        check_files=check_files,
-        follow_links=follow_links,
-        max_pixels=max_pixels,
-        source=source,
-        notes=notes,
-        row_numbers=lines,
-        source_files=source_files,
-    )
-    result.timings = {"parse": parse_s, **result.timings}
-    return result
+    parsed = Parsed(DATASET, columns, rejects, source=source, notes=notes, row_numbers=lines,
+                    source_files=source_files, timings={"parse": parse_s})
+    return finish(parsed, root=root, out=out, options=options)
 
 
 # --- reading one CSV ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -42,10 +43,11 @@ from fercurate.compat import moved_module
 from fercurate.errors import InputError
 from fercurate.ingest.paths import require_dir
 from fercurate.ingest.rejects import Rejects, is_utf8_name
-from fercurate.ingest.result import IngestResult, finish
+from fercurate.ingest.options import IngestOptions
+from fercurate.ingest.result import IngestResult, Parsed, finish
 from fercurate.parallel import map_chunks
 from fercurate.schema import BBOX_TYPE, CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
-from fercurate.workspace import Workspace, manifest_name
+from fercurate.workspace import manifest_name
 
 # The vote rules moved to fercurate.votes (the trainer and the quality checks use them too).
 __getattr__ = moved_module(__name__, "fercurate.votes", {"FERPLUS_VOTE_COLUMNS": "fercurate.schema:FERPLUS_VOTE_COLUMNS"})
@@ -716,28 +718,26 @@ def ingest(
     *,
     layout: str = "auto",
     images_out: str | os.PathLike | None = None,
-    verify: bool = False,
-    workers: int | None = None,
-    strict: bool = False,
-    name: str | None = None,
     fer2013_csv: str | os.PathLike | None = None,
     ferplus_csv: str | os.PathLike | None = None,
-    follow_links: bool = False,
-    max_pixels: int | None = None,
+    options: IngestOptions | None = None,
+    **shared: Any,
 ) -> IngestResult:
     """Ingest FERPlus from ``path`` into a manifest (+ rejects table); see the module docstring.
 
     ``images_out`` (csv layout) is where the PNGs are written and becomes the manifest's root
     (default: ``data/ferplus`` in the workspace). ``fer2013_csv`` / ``ferplus_csv`` override the
-    files looked up in ``path``.
+    files looked up in ``path``. ``options`` (or its fields as keywords: ``workers=2`` ...) are the
+    options every ingest shares; the manifest is named after its file unless ``name`` says otherwise.
     """
+    options = IngestOptions.of(options, **shared)
     root = require_dir(path, "FERPlus root")
     if layout not in ("auto", "folders", "csv"):
         raise InputError(f"unknown FERPlus layout {layout!r} (auto, folders, csv)")
     if layout == "auto":
         layout = detect_layout(root)
-    out_path = Path(out) if out else Workspace.current().manifest_path(name or DATASET)
-    name = name or manifest_name(out_path)
+    out_path = options.manifest_path(out, DATASET)
+    options = dataclasses.replace(options, name=options.name or manifest_name(out_path))
     new_path = Path(ferplus_csv) if ferplus_csv else root / FERPLUS_CSV
     if ferplus_csv and not new_path.exists():
         raise InputError(f"{new_path}: {FERPLUS_CSV} not found")
@@ -756,11 +756,11 @@ def ingest(
             notes_prefix = [f"using {fer_path.name} as {FER2013_CSV}"]
         else:
             notes_prefix = []
-        data_root = Path(images_out) if images_out else Workspace.current().root / "data" / DATASET
+        data_root = Path(images_out) if images_out else options.current_workspace().root / "data" / DATASET
         data_root.mkdir(parents=True, exist_ok=True)
         data_root = data_root.resolve()
         try:
-            rows, rejects, notes, source, extra = _ingest_csv(fer_path, new_path, data_root, root, workers, created)
+            rows, rejects, notes, source, extra = _ingest_csv(fer_path, new_path, data_root, root, options.workers, created)
         except BaseException:
             _remove(created)
             raise
@@ -773,24 +773,10 @@ def ingest(
         columns["sha256"] = extra["sha256"]
         columns["width"] = np.full(len(rows), IMAGE_SIDE, dtype=np.int32)
         columns["height"] = np.full(len(rows), IMAGE_SIDE, dtype=np.int32)
+    parsed = Parsed(DATASET, columns, rejects, source=source, notes=notes, row_numbers=rows.line,
+                    source_files=rows.source_file)
     try:
-        return finish(
-            DATASET,
-            columns,
-            rejects,
-            root=data_root,
-            out=out_path,
-            name=name,
-            verify=verify,
-            workers=workers,
-            strict=strict,
-            source=source,
-            notes=notes,
-            row_numbers=rows.line,
-            source_files=rows.source_file,
-            follow_links=follow_links,
-            max_pixels=max_pixels,
-        )
+        return finish(parsed, root=data_root, out=out_path, options=options)
     except BaseException:
         _remove(created)  # PNGs this run wrote for a manifest that was not written are orphans
         raise

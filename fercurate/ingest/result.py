@@ -1,9 +1,9 @@
 """The last step of every ingest: the checks all datasets share, then the manifest and its rejects written.
 
-An ingestor parses its dataset's native files into manifest columns and a :class:`Rejects` list,
-then calls :func:`finish`, which applies the checks every dataset needs (unsafe paths, duplicate
-paths, missing files, the pixel limit, optionally undecodable images) and writes the manifest and
-its rejects table together.
+An ingestor parses its dataset's native files into manifest columns and a :class:`Rejects` list
+(a :class:`Parsed`), then calls :func:`finish`, which applies the checks every dataset needs (unsafe
+paths, duplicate paths, missing files, the pixel limit, optionally undecodable images) and writes the
+manifest and its rejects table together.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import pyarrow.compute as pc
 from fercurate import images
 from fercurate.errors import InputError, RejectsError
 from fercurate.ingest.files import FILE, file_reason, image_reason, oversized_images, scan_files, verify_images
+from fercurate.ingest.options import IngestOptions
 from fercurate.ingest.paths import as_string_array, check_paths, first_duplicates
 from fercurate.ingest.rejects import Rejects, printable, reject_non_utf8
 from fercurate.manifest import build_table, failed_rejects_path, rejects_path, write_manifest, write_rejects
-from fercurate.workspace import Workspace
 
 
 @dataclass
@@ -56,43 +56,43 @@ class IngestResult:
         return printable("\n".join(lines))
 
 
-def finish(
-    dataset: str,
-    columns: dict[str, Any],
-    rejects: Rejects,
-    *,
-    root: Path,
-    out: str | os.PathLike | None,
-    name: str | None = None,
-    verify: bool = False,
-    workers: int | None = None,
-    strict: bool = False,
-    check_files: bool = True,
-    source: dict[str, Any] | None = None,
-    notes: list[str] | None = None,
-    row_numbers: Sequence[int] | None = None,
-    source_files: Sequence[str] | None = None,
-    follow_links: bool = False,
-    max_pixels: int | None = None,
-) -> IngestResult:
+@dataclass
+class Parsed:
+    """What an ingestor read from its dataset's files, before the shared checks of :func:`finish`.
+
+    ``row_numbers``/``source_files`` (parallel to the rows, when the rows come from text files) let
+    rejects found later name the file and line each row came from.
+    """
+
+    dataset: str
+    columns: dict[str, Any]  # manifest columns; ``sample_id`` and ``image_path`` at least
+    rejects: Rejects
+    source: dict[str, Any] = field(default_factory=dict)  # provenance, stored in the manifest
+    notes: list[str] = field(default_factory=list)  # lines for the summary
+    row_numbers: Sequence[int] | None = None
+    source_files: Sequence[str] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # the ingestor's own stages, e.g. "parse"
+
+
+def finish(parsed: Parsed, *, root: Path, out: str | os.PathLike | None, options: IngestOptions) -> IngestResult:
     """Apply the shared checks, then write the manifest and rejects table atomically.
 
-    ``row_numbers``/``source_files`` (parallel to the rows) let rejects found here name the file and
-    line each row came from. Checks: unsafe paths, duplicates; with ``check_files`` also missing
-    files, folders named like images, symlinks leaving ``root`` (unless ``follow_links``), file
-    names that are not UTF-8, and images over ``max_pixels`` (default :func:`images.max_pixels`,
-    read from each header, or from the decode with ``verify``). The manifest and its rejects table
-    are replaced together; if the ingest fails (``strict``, or no usable rows) the previous pair is
-    left as it was and the rejects go to ``<name>.rejects.failed.parquet``.
+    Checks: unsafe paths, duplicates; with ``options.check_files`` also missing files, folders named
+    like images, symlinks leaving ``root`` (unless ``follow_links``), file names that are not UTF-8,
+    and images over ``max_pixels`` (default :func:`images.max_pixels`, read from each header, or from
+    the decode with ``verify``). The manifest and its rejects table are replaced together; if the
+    ingest fails (``strict``, or no usable rows) the previous pair is left as it was and the rejects
+    go to ``<name>.rejects.failed.parquet``.
     """
-    name = name or dataset
-    out_path = Path(out) if out else Workspace.current().manifest_path(name)
-    timings: dict[str, float] = {}
+    dataset, rejects, row_numbers, source_files = parsed.dataset, parsed.rejects, parsed.row_numbers, parsed.source_files
+    name = options.name or dataset
+    out_path = options.manifest_path(out, dataset)
+    timings: dict[str, float] = dict(parsed.timings)
     t0 = time.perf_counter()
-    n = len(columns["sample_id"])
+    n = len(parsed.columns["sample_id"])
     keep = np.ones(n, dtype=bool)
-    paths = as_string_array(columns["image_path"])
-    columns = dict(columns, image_path=paths)
+    paths = as_string_array(parsed.columns["image_path"])
+    columns = dict(parsed.columns, image_path=paths)
 
     def where(i: int) -> dict[str, Any]:
         return {
@@ -118,10 +118,11 @@ def finish(
         keep[i] = False
     timings["checks"] = time.perf_counter() - t0
 
-    if check_files:
+    if options.check_files:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
-        scan = scan_files(root, paths if len(idx) == n else paths.take(pa.array(idx)), follow_links=follow_links)
+        scan = scan_files(root, paths if len(idx) == n else paths.take(pa.array(idx)),
+                          follow_links=options.follow_links)
         for k in np.flatnonzero(scan.kind != FILE):
             i = int(idx[k])
             rejects.add(file_reason(int(scan.kind[k]), root, paths[i].as_py()), **where(i))
@@ -129,29 +130,29 @@ def finish(
         reject_non_utf8(rejects, scan.non_utf8)
         timings["files"] = time.perf_counter() - t0
 
-    limit = max_pixels or images.max_pixels()
+    limit = options.max_pixels or images.max_pixels()
     known_size = columns.get("width") is not None and columns.get("height") is not None
-    if known_size and not verify:  # sizes the ingestor knows (FERPlus csv writes 48x48 PNGs)
+    if known_size and not options.verify:  # sizes the ingestor knows (FERPlus csv writes 48x48 PNGs)
         pixels = np.asarray(columns["width"], dtype=np.int64) * np.asarray(columns["height"], dtype=np.int64)
         for i in np.flatnonzero(keep & (pixels > limit)):
             rejects.add(f"image too large: {int(pixels[i]):,} pixels is over the limit of {limit:,}", **where(i))
             keep[i] = False
-    elif check_files and not verify:
+    elif options.check_files and not options.verify:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
         too_big = oversized_images(root, paths.take(pa.array(idx)).to_pylist(), max_pixels=limit,
-                                   workers=workers, desc=f"headers {dataset}")
+                                   workers=options.workers, desc=f"headers {dataset}")
         for k, reason in enumerate(too_big):
             if reason:
                 rejects.add(reason, **where(int(idx[k])))
                 keep[idx[k]] = False
         timings["headers"] = time.perf_counter() - t0
 
-    if verify:
+    if options.verify:
         t0 = time.perf_counter()
         idx = np.flatnonzero(keep)
         w, h, sha, err = verify_images(
-            root, paths.take(pa.array(idx)).to_pylist(), workers=workers, desc=f"verify {dataset}",
+            root, paths.take(pa.array(idx)).to_pylist(), workers=options.workers, desc=f"verify {dataset}",
             max_pixels=limit,
         )
         width = np.zeros(n, dtype=np.int32)
@@ -184,17 +185,17 @@ def finish(
         rejected=len(rejects),
         reject_reasons=dict(rejects.reasons()),
         split_counts=split_counts,
-        notes=list(notes or []),
+        notes=list(parsed.notes),
         first_reject=rejects.first_message(),
         timings=timings,
     )
     t0 = time.perf_counter()
-    if (strict and len(rejects)) or table.num_rows == 0:
+    if (options.strict and len(rejects)) or table.num_rows == 0:
         # A failed ingest leaves the previous manifest and rejects pair untouched.
         failed = failed_rejects_path(out_path)
         write_rejects(rejects.table(), failed)
         result.manifest_path = None
-        if strict and len(rejects):
+        if options.strict and len(rejects):
             raise RejectsError(
                 f"{len(rejects):,} rows rejected (--strict); first: {rejects.first_message()}; "
                 f"all in {failed} (the previous manifest, if any, is unchanged)"
@@ -203,14 +204,13 @@ def finish(
             f"{root}: no usable rows for {dataset}"
             + (f"; first reject: {rejects.first_message()} (all in {failed})" if len(rejects) else "")
         )
-    src = dict(source or {})
+    src = dict(parsed.source)
     src.update({"rows": table.num_rows, "rejected": len(rejects)})
     write_manifest(table, out_path, name=name, dataset=dataset, root=root, source=src, rejects=rejects.table())
     with contextlib.suppress(FileNotFoundError):
         failed_rejects_path(out_path).unlink()
     timings["write"] = time.perf_counter() - t0
     return result
-
 
 
 def _filter(value: Any, mask: pa.Array, keep: np.ndarray) -> Any:
@@ -221,4 +221,3 @@ def _filter(value: Any, mask: pa.Array, keep: np.ndarray) -> Any:
     if isinstance(value, np.ndarray):
         return value[keep]
     return [v for v, k in zip(value, keep) if k]
-
