@@ -37,3 +37,10 @@ def test_a_moved_name_imports_from_its_old_path(old: str, name: str, new: str) -
         exec(f"from {old} import {name}", namespace)  # noqa: S102 - the import statement is what is tested
     assert namespace[name] is getattr(importlib.import_module(new), name)
 
+
+def test_the_ferplus_ingest_keeps_its_own_names_without_a_warning(recwarn: pytest.WarningsRecorder) -> None:
+    from fercurate.ingest import ferplus
+
+    for name in ferplus.__all__:
+        getattr(ferplus, name)
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fercurate.ingest import ferplus, rafdb  # noqa: E402
+from fercurate.ingest.ferplus import csv_layout  # noqa: E402
 from fercurate.ingest.rejects import Rejects  # noqa: E402
 from fercurate.schema import FERPLUS_VOTE_COLUMNS  # noqa: E402
 from fercurate.votes import parse_votes  # noqa: E402
@@ -72,7 +73,7 @@ def test_fer2013_rows_survive_any_csv_writer(tmp_path_factory, rows, quoting, eo
         expected.append((emotion, pixels, usage))
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode())
 
-    scanned, _ = ferplus._scan_fer2013(path)
+    scanned, _ = csv_layout._scan_fer2013(path)
     assert len(scanned) == len(expected)
     with open(path, "rb") as fh:
         for (line, off, length, usage, emotion, err, _), (e_emotion, e_pixels, e_usage) in zip(scanned, expected):
