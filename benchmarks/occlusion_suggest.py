@@ -104,7 +104,7 @@ def main() -> int:
     from fercurate.annotate.suggest import TrainConfig, label_targets, suggest
     from fercurate.annotations import current_labels, read_events
     from fercurate.ingest import ferplus as ferplus_ingest
-    from fercurate.ingest.ran_lists import import_ran_lists
+    from fercurate.subsets.official import import_ran_lists
     from fercurate.manifest import read_manifest
     from fercurate.workspace import Workspace
 

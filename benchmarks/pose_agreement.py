@@ -190,7 +190,7 @@ def accuracy(data: Path, methods: list[str]) -> None:
 def prepare(data: Path, ws: Workspace, methods: list[str], workers: int | None, recompute: bool) -> tuple[Path, dict[str, Path]]:
     """Ingested FERPlus manifest + imported official lists + one pose layer (test split) per method."""
     from fercurate.ingest.ferplus import ingest
-    from fercurate.ingest.ran_lists import import_ran_lists
+    from fercurate.subsets.official import import_ran_lists
     from fercurate.pose.runner import run_pose
 
     manifest = ws.manifest_path("ferplus")
@@ -288,7 +288,7 @@ def agreement(data: Path, ws: Workspace, methods: list[str], workers: int | None
 
 def _official_base(manifest: Path) -> tuple[list[str], dict[int, np.ndarray], np.ndarray]:
     """Sorted comparison ids, Pose-30/45 membership over them, and the fitting-half mask."""
-    from fercurate.ingest.ran_lists import read_official
+    from fercurate.subsets.official import read_official
 
     official = read_official(manifest).to_pandas()
     base = sorted(set(official.loc[official["list"] == "aligned-test", "sample_id"]))

@@ -80,7 +80,7 @@ class LoadSampler:
 def prepare(ws: Path, ferplus: Path, ran_lists: Path) -> Path:
     """Ingest FERPlus and import the official RAN lists (official-* subsets) unless already done."""
     from fercurate.ingest.ferplus import ingest
-    from fercurate.ingest.ran_lists import import_ran_lists
+    from fercurate.subsets.official import import_ran_lists
     from fercurate.subsets import list_subsets
     from fercurate.workspace import Workspace
 

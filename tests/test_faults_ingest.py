@@ -295,7 +295,7 @@ def test_rafdb_folder_named_like_a_listed_image_is_a_reject(tmp_path: Path) -> N
 
 
 def test_bom_ran_list(tmp_path: Path, workspace: Path) -> None:
-    from fercurate.ingest.ran_lists import import_ran_lists
+    from fercurate.subsets.official import import_ran_lists
 
     manifest = workspace / "manifests" / "ferplus.parquet"
     ferplus.ingest(write_folders(tmp_path / "ferplus"), manifest, workers=1)

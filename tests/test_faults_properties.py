@@ -18,7 +18,10 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from fercurate.ingest import ferplus, rafdb  # noqa: E402
-from fercurate.ingest.common import Rejects  # noqa: E402
+from fercurate.ingest.ferplus import csv_layout  # noqa: E402
+from fercurate.ingest.rejects import Rejects  # noqa: E402
+from fercurate.schema import FERPLUS_VOTE_COLUMNS  # noqa: E402
+from fercurate.votes import parse_votes  # noqa: E402
 
 SETTINGS = settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -31,7 +34,7 @@ USAGES = list(ferplus.FOLDER_OF_USAGE)
 @given(votes=st.lists(st.integers(0, 30), min_size=10, max_size=10).filter(lambda v: sum(v) > 0),
        pad=st.sampled_from(["", " ", "  "]))
 def test_parse_votes_round_trips_counts(votes: list[int], pad: str) -> None:
-    parsed, err = ferplus.parse_votes([f"{pad}{v}{pad}" for v in votes])
+    parsed, err = parse_votes([f"{pad}{v}{pad}" for v in votes])
     assert err is None and parsed == votes
 
 
@@ -41,8 +44,8 @@ def test_parse_votes_round_trips_counts(votes: list[int], pad: str) -> None:
 def test_parse_votes_names_the_bad_column(votes: list[int], col: int, junk: str) -> None:
     fields = [str(v) for v in votes]
     fields[col] = junk
-    parsed, err = ferplus.parse_votes(fields)
-    assert parsed is None and ferplus.FERPLUS_VOTE_COLUMNS[col] in err
+    parsed, err = parse_votes(fields)
+    assert parsed is None and FERPLUS_VOTE_COLUMNS[col] in err
 
 
 @SETTINGS
@@ -70,7 +73,7 @@ def test_fer2013_rows_survive_any_csv_writer(tmp_path_factory, rows, quoting, eo
         expected.append((emotion, pixels, usage))
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + buf.getvalue().encode())
 
-    scanned, _ = ferplus._scan_fer2013(path)
+    scanned, _ = csv_layout._scan_fer2013(path)
     assert len(scanned) == len(expected)
     with open(path, "rb") as fh:
         for (line, off, length, usage, emotion, err, _), (e_emotion, e_pixels, e_usage) in zip(scanned, expected):

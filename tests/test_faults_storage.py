@@ -28,6 +28,7 @@ from fercurate.annotations import append_events, make_event
 from fercurate.cli import app
 from fercurate.errors import RejectsError
 from fercurate.ingest import ferplus, rafdb
+from fercurate.ingest.ferplus import csv_layout
 from fercurate.manifest import read_manifest, rejects_path
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="file modes and pids as on Linux")
@@ -126,7 +127,7 @@ def test_full_disk_while_writing_ferplus_pngs_leaves_no_orphans(tmp_path: Path, 
     raw = tmp_path / "raw"
     write_raw_csv(raw)
     images_out = tmp_path / "img"
-    real = ferplus._write_file_atomic
+    real = csv_layout._write_file_atomic
     calls = {"n": 0}
 
     def fills_up(path: str, data: bytes) -> None:
@@ -135,7 +136,7 @@ def test_full_disk_while_writing_ferplus_pngs_leaves_no_orphans(tmp_path: Path, 
             _enospc()
         real(path, data)
 
-    monkeypatch.setattr(ferplus, "_write_file_atomic", fills_up)
+    monkeypatch.setattr(csv_layout, "_write_file_atomic", fills_up)
     out = tmp_path / "ferplus.parquet"
     res = CliRunner().invoke(app, ["ingest", "ferplus", str(raw), "-o", str(out), "--layout", "csv",
                                    "--images-out", str(images_out), "-j", "1"])

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from fercurate.cli import app
 from fercurate.info import manifest_info
 from fercurate.ingest import ferplus
-from fercurate.ingest.ran_lists import import_ran_lists
+from fercurate.subsets.official import import_ran_lists
 
 
 def _ferplus_with_notes(tmp_path: Path, workspace: Path) -> Path:

@@ -306,7 +306,7 @@ def test_bom_and_crlf_line_endings_read_the_same(tmp_path: Path) -> None:
 
 
 def test_first_duplicates_same_answer_for_sorted_and_unsorted_ids() -> None:
-    from fercurate.ingest.common import first_duplicates
+    from fercurate.ingest.paths import first_duplicates
 
     ids = ["a", "b", "b", "c", "c", "c", "d"]
     keep = np.array([True, True, True, False, True, True, True])

@@ -24,6 +24,7 @@ from fercurate.errors import InputError, RejectsError
 from fercurate.ingest import ferplus
 from fercurate.manifest import read_manifest, rejects_path
 from fercurate.schema import CANONICAL_LABELS, LABEL_TO_ID
+from fercurate.votes import majority_labels, vote_targets, votes_array
 
 
 def _rows(manifest_path: Path) -> pd.DataFrame:
@@ -84,9 +85,9 @@ def test_folders_layout_row_by_row(tmp_path: Path, workspace: Path) -> None:
     assert row["bbox"] == {"x": 0.0, "y": 0.0, "w": 48.0, "h": 48.0}
     m = read_manifest(out)
     # votes_array + vote_targets("majority") reproduce the manifest's labels, row for row.
-    votes = ferplus.votes_array(m.table)
+    votes = votes_array(m.table)
     assert votes.shape == (12, 10) and votes.tolist() == [list(v) for v in df["label_votes"]]
-    targets, valid = ferplus.vote_targets(votes, "majority")
+    targets, valid = vote_targets(votes, "majority")
     label_id = m.table.column("label_id").to_numpy()
     assert (valid == (label_id >= 0)).all() and (targets[valid].argmax(axis=1) == label_id[valid]).all()
     assert m.root == root.resolve() and m.meta.source["layout"] == "folders"
@@ -362,14 +363,14 @@ def test_vote_targets_majority_matches_manifest_labels() -> None:
         votes_of(NF=10),
         votes_of(sadness=5, anger=5),  # tie -> sadness
     ])
-    targets, valid = ferplus.vote_targets(votes, "majority")
+    targets, valid = vote_targets(votes, "majority")
     assert valid.tolist() == [True, True, False, False, True]
     assert targets.shape == (5, 8) and targets.dtype == np.float32
     assert targets[0].argmax() == LABEL_TO_ID["neutral"] and targets[0].sum() == 1
     assert targets[1].argmax() == LABEL_TO_ID["neutral"]
     assert targets[4].argmax() == LABEL_TO_ID["sad"]
     assert not targets[2].any() and not targets[3].any()
-    label_id, _, tie = ferplus.majority_labels(votes)
+    label_id, _, tie = majority_labels(votes)
     assert label_id.tolist() == [0, 0, -1, -1, 2] and tie.tolist() == [False, True, False, False, True]
 
 
@@ -383,7 +384,7 @@ def test_vote_targets_probability_follows_fer_plus() -> None:
         votes_of(neutral=2, happiness=2, sadness=2, anger=2, fear=2),  # too spread: > 3 emotions -> excluded
         votes_of(neutral=4, unknown=4, happiness=2),  # neutral then unknown (dropped): 4/10 <= 50% -> excluded
     ])
-    t, valid = ferplus.vote_targets(votes, "probability")
+    t, valid = vote_targets(votes, "probability")
     assert valid.tolist() == [True, True, False, True, False, False, False]
     np.testing.assert_allclose(t[0, [LABEL_TO_ID["neutral"], LABEL_TO_ID["anger"]]], [4 / 7, 3 / 7], rtol=1e-6)
     np.testing.assert_allclose(t[1, [LABEL_TO_ID["happy"], LABEL_TO_ID["surprise"]]], [5 / 8, 3 / 8], rtol=1e-6)
@@ -392,7 +393,7 @@ def test_vote_targets_probability_follows_fer_plus() -> None:
     np.testing.assert_allclose(t[valid].sum(axis=1), 1.0, rtol=1e-6)
     assert not t[~valid].any()
     with pytest.raises(ValueError, match="unknown vote target mode"):
-        ferplus.vote_targets(votes, "soft")
+        vote_targets(votes, "soft")
 
 
 # --- the real data (../shared/data/ferplus) --------------------------------------------------------

@@ -15,7 +15,7 @@ from fercurate.annotations import current_labels, read_events
 from fercurate.cli import app
 from fercurate.errors import InputError, RejectsError
 from fercurate.ingest import ferplus
-from fercurate.ingest.ran_lists import import_ran_lists, read_official
+from fercurate.subsets.official import import_ran_lists, read_official
 from fercurate.layers import read_layer
 from fercurate.manifest import build_table, write_manifest
 from fercurate.schema import LABEL_TO_ID, RAFDB_LABELS

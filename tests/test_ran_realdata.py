@@ -20,7 +20,7 @@ pytestmark = pytest.mark.realdata
 
 def test_train_and_eval_on_real_ferplus(ferplus_root, ran_lists_root, workspace):
     from fercurate.ingest.ferplus import ingest
-    from fercurate.ingest.ran_lists import import_ran_lists
+    from fercurate.subsets.official import import_ran_lists
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

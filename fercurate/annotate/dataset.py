@@ -41,7 +41,7 @@ from fercurate.annotate.database import connect
 from fercurate.annotate.vocabulary import TAG_PREFIX
 from fercurate.annotations import current_labels, label_events, latest_per_annotator, read_events
 from fercurate.errors import InputError
-from fercurate.ingest.common import existing_files
+from fercurate.ingest.files import existing_files
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.progress import progress

@@ -26,7 +26,7 @@ def import_ran_lists(
 
     Example: fercurate import-ran-lists ../shared/data/ran_lists --manifest manifests/ferplus.parquet
     """
-    from fercurate.ingest.ran_lists import import_ran_lists as run
+    from fercurate.subsets.official import import_ran_lists as run
 
     ws = Workspace.current(workspace)
     result = run(lists_dir, ws.resolve_manifest(manifest), workspace=ws, strict=strict)

@@ -30,7 +30,10 @@ import pyarrow as pa
 
 from fercurate.errors import InputError
 from fercurate.images import IMAGE_SUFFIXES
-from fercurate.ingest.common import IngestResult, Rejects, finish, require_dir, unsafe_path_reason
+from fercurate.ingest.options import IngestOptions
+from fercurate.ingest.paths import require_dir, unsafe_path_reason
+from fercurate.ingest.rejects import Rejects
+from fercurate.ingest.result import IngestResult, Parsed, finish
 from fercurate.schema import BBOX_TYPE, RAFDB_LABELS, label_id
 
 DATASET = "rafdb"
@@ -57,15 +60,14 @@ def ingest(
     out: str | os.PathLike | None = None,
     *,
     images: str = "aligned",
-    verify: bool = False,
-    workers: int | None = None,
-    strict: bool = False,
-    check_files: bool = True,
-    name: str | None = None,
-    follow_links: bool = False,
-    max_pixels: int | None = None,
+    options: IngestOptions | None = None,
+    **shared: Any,
 ) -> IngestResult:
-    """Ingest RAF-DB basic under ``root``; ``images`` picks ``Image/aligned`` or ``Image/original``."""
+    """Ingest RAF-DB basic under ``root``; ``images`` picks ``Image/aligned`` or ``Image/original``.
+
+    ``options`` (or its fields as keywords: ``verify=True`` ...) are the options every ingest shares.
+    """
+    options = IngestOptions.of(options, **shared)
     if images not in IMAGE_DIRS:
         raise InputError(f"images must be 'aligned' or 'original', not {images!r}")
     root = require_dir(root, "RAF-DB basic root")
@@ -107,26 +109,9 @@ def ingest(
         notes.append(f"{IMAGE_DIRS[images]}: {extra:,} image file(s) not in {Path(LIST_FILE).name} (ignored)")
     parse_s = time.perf_counter() - t0
 
-    result = finish(
-        DATASET,
-        columns,
-        rejects,
-        root=root,
-        out=out,
-        name=name,
-        verify=verify,
-        workers=workers,
-        strict=strict,
-        check_files=check_files,
-        follow_links=follow_links,
-        max_pixels=max_pixels,
-        source={"layout": f"{LIST_FILE} + {IMAGE_DIRS[images]}/", "images": images},
-        notes=notes,
-        row_numbers=rows.line,
-        source_files=[str(list_path)] * n,
-    )
-    result.timings = {"parse": parse_s, **result.timings}
-    return result
+    parsed = Parsed(DATASET, columns, rejects, source={"layout": f"{LIST_FILE} + {IMAGE_DIRS[images]}/", "images": images},
+                    notes=notes, row_numbers=rows.line, source_files=[str(list_path)] * n, timings={"parse": parse_s})
+    return finish(parsed, root=root, out=out, options=options)
 
 
 def _parse_list(path: Path, images: str, rejects: Rejects, notes: list[str]) -> _Rows:

@@ -32,7 +32,10 @@ import numpy as np
 
 from fercurate.errors import InputError
 from fercurate.images import IMAGE_SUFFIXES
-from fercurate.ingest.common import IngestResult, Rejects, finish, is_utf8_name, non_utf8_reason, require_dir
+from fercurate.ingest.options import IngestOptions
+from fercurate.ingest.paths import require_dir
+from fercurate.ingest.rejects import Rejects, is_utf8_name, non_utf8_reason
+from fercurate.ingest.result import IngestResult, Parsed, finish
 from fercurate.schema import SFEW_LABELS, label_id
 
 DATASET = "sfew"
@@ -65,15 +68,14 @@ def ingest(
     out: str | os.PathLike | None = None,
     *,
     aligned: str = "auto",
-    verify: bool = False,
-    workers: int | None = None,
-    strict: bool = False,
-    check_files: bool = True,
-    name: str | None = None,
-    follow_links: bool = False,
-    max_pixels: int | None = None,
+    options: IngestOptions | None = None,
+    **shared: Any,
 ) -> IngestResult:
-    """Ingest SFEW 2.0 under ``root``; ``aligned`` = auto | yes | no picks the image variant."""
+    """Ingest SFEW 2.0 under ``root``; ``aligned`` = auto | yes | no picks the image variant.
+
+    ``options`` (or its fields as keywords: ``verify=True`` ...) are the options every ingest shares.
+    """
+    options = IngestOptions.of(options, **shared)
     if aligned not in ALIGNED_MODES:
         raise InputError(f"aligned must be one of {', '.join(ALIGNED_MODES)}, not {aligned!r}")
     root = require_dir(root, "SFEW root")
@@ -117,24 +119,9 @@ def ingest(
         "label_id": np.array([label_id(v) for v in labels], dtype=np.int8),
         "source_label": rows.source_label,
     }
-    result = finish(
-        DATASET,
-        columns,
-        rejects,
-        root=root,
-        out=out,
-        name=name,
-        verify=verify,
-        workers=workers,
-        strict=strict,
-        check_files=check_files,
-        follow_links=follow_links,
-        max_pixels=max_pixels,
-        source={"layout": "SFEW 2.0 emotion folders", "aligned": aligned, "folders": used},
-        notes=notes,
-    )
-    result.timings = {"parse": parse_s, **result.timings}
-    return result
+    parsed = Parsed(DATASET, columns, rejects, source={"layout": "SFEW 2.0 emotion folders", "aligned": aligned,
+                                                       "folders": used}, notes=notes, timings={"parse": parse_s})
+    return finish(parsed, root=root, out=out, options=options)
 
 
 def _discover(root: Path) -> dict[str, _SplitSource]:

@@ -55,12 +55,12 @@ def label_names(num_classes: int) -> list[str]:
 def vote_distribution(votes: np.ndarray, num_classes: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """FER+ vote counts (N, 10, FER+ column order) -> ((N, K) target distributions, (N,) valid).
 
-    Uses the FERPlus ingest's :func:`fercurate.ingest.ferplus.vote_targets` in its ``probability`` mode
+    Uses :func:`fercurate.votes.vote_targets` in its ``probability`` mode
     (the FER+ authors' processing: single votes dropped, the top emotions kept; images where unknown/NF
     wins or no clear majority exists are not valid). With 7 classes the contempt share is dropped and
     the rest renormalised (rows left with nothing become invalid).
     """
-    from fercurate.ingest.ferplus import vote_targets
+    from fercurate.votes import vote_targets
 
     targets, valid = vote_targets(np.asarray(votes), "probability")
     targets = targets[:, :num_classes].astype(np.float32)
