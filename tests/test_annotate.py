@@ -338,7 +338,7 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def test_cli_mongodb_not_starting_is_one_clear_line(toy: Path, workspace: Path) -> None:
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     # A MongoDB that isn't there (FiftyOne would otherwise attach to the test session's mongod).
     uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=1500"
@@ -356,7 +356,7 @@ def test_cli_launch_serves_the_app_and_a_kill_stops_it_and_pulls(toy: Path, work
     import time
     import urllib.request
 
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     port = free_port()
     env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
@@ -414,7 +414,7 @@ def test_cli_launch_killed_9_takes_its_app_server_with_it(toy: Path, workspace: 
     import signal
     import time
 
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     port = free_port()
     proc = _start_launch(toy, workspace, port)

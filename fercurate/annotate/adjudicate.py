@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fercurate.annotate.agreement import latest_by_annotator
+from fercurate.annotate.identity import default_annotator
 from fercurate.annotations import append_events, make_event, normalise_types, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
@@ -209,8 +210,6 @@ def adjudicate(
     result = AdjudicationResult(manifest=manifest.name, path=path, split=split, open=pd.DataFrame())
     if decisions:
         if not adjudicator:
-            from fercurate.annotate.app import default_annotator
-
             adjudicator = default_annotator()
         if not adjudicator or not adjudicator.strip():
             raise InputError("who decides? pass --by NAME (or set $USER)")
