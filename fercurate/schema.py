@@ -72,6 +72,8 @@ SFEW_LABELS: dict[str, str] = {
 
 # --- occlusion vocabulary (the RAN paper's six types) ---
 OCCLUSION_TYPES: tuple[str, ...] = ("mask", "glasses", "left_right", "upper", "bottom", "none")
+# The five types that say a face is occluded (every type but "none"), in the same order.
+OCCLUDED_TYPES: tuple[str, ...] = tuple(t for t in OCCLUSION_TYPES if t != "none")
 # Values that record what an official list knows without guessing further: the FERPlus list merges
 # glasses and mask into one code; RAF-DB's codes are undocumented ("occluded, type unknown").
 OCCLUSION_UNRESOLVED: tuple[str, ...] = ("glasses|mask", "occluded")

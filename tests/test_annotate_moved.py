@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import importlib
+from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
+
+from fercurate.annotations import EVENT_SCHEMA, LABEL_SOURCES, latest_labels, make_event, make_withdrawal
 
 MOVED = [
     # (old module, name, new module, new name)
     ("fercurate.annotate.app", "default_annotator", "fercurate.annotate.identity", "default_annotator"),
     ("fercurate.annotate.app", "APP_ANNOTATOR_ENV", "fercurate.annotate.identity", "APP_ANNOTATOR_ENV"),
     ("fercurate.annotate.app", "free_port", "fercurate.annotate.network", "free_port"),
+    ("fercurate.annotate.agreement", "RESOLVED_TYPES", "fercurate.schema", "OCCLUDED_TYPES"),
 ]
 
 
@@ -21,3 +26,42 @@ def test_a_moved_name_imports_from_its_old_path_with_a_deprecation_warning(old: 
     with pytest.warns(DeprecationWarning, match=rf"{old}\.{name} moved to {new}\.{new_name}"):
         value = getattr(importlib.import_module(old), name)
     assert value is target
+
+
+def _history() -> pa.Table:
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    at = [t0 + timedelta(minutes=m) for m in range(6)]
+    return pa.Table.from_pylist([
+        make_event("s1", ["mask"], annotator="alice", source="human", labelled_at=at[0]),
+        make_event("s1", ["glasses", "mask"], annotator="bob", source="human", labelled_at=at[1]),
+        make_event("s2", ["none"], annotator="fercurate-suggest", source="suggestion", labelled_at=at[2]),
+        make_event("s2", ["glasses|mask"], annotator="ran-authors", source="official", labelled_at=at[3]),
+        make_event("s3", ["upper"], annotator="alice", source="human", labelled_at=at[4]),
+        make_withdrawal("s3", annotator="alice", labelled_at=at[5]),
+    ], schema=EVENT_SCHEMA)
+
+
+def test_the_retired_latest_label_functions_warn_and_answer_as_latest_labels_does() -> None:
+    import pandas as pd
+
+    from fercurate import annotations
+    from fercurate.annotate import agreement, session
+
+    events = _history()
+    with pytest.warns(DeprecationWarning, match=r"current_labels\(events\) is fercurate.annotations.latest_labels"):
+        pd.testing.assert_frame_equal(annotations.current_labels(events), latest_labels(events))
+    with pytest.warns(DeprecationWarning, match="per_annotator=True"):
+        old = annotations.latest_per_annotator(events, by_source=True)
+    pd.testing.assert_frame_equal(old, latest_labels(events, per_annotator=True, by_source=True))
+    with pytest.warns(DeprecationWarning, match="source=LABEL_SOURCES"):
+        labels = annotations.label_events(events)
+    assert set(labels.column("source").to_pylist()) == {"human", "official"} and set(LABEL_SOURCES) >= {"human"}
+    with pytest.warns(DeprecationWarning, match="session.latest_labels"):
+        people = session.latest_labels(events)
+    assert people.columns.tolist() == ["sample_id", "annotator", "types"]
+    assert sorted(zip(people["sample_id"], people["annotator"], people["types"].map(tuple))) == [
+        ("s1", "alice", ("mask",)), ("s1", "bob", ("glasses", "mask"))]
+    with pytest.warns(DeprecationWarning, match="latest_by_annotator is rater_labels"):
+        keyed = agreement.latest_by_annotator(events)
+    assert keyed.columns.tolist() == ["sample_id", "annotator", "source", "types_key", "labelled_at"]
+    assert keyed["types_key"].tolist() == ["mask", "glasses|mask", "glasses|mask"]

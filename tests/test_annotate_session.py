@@ -16,8 +16,7 @@ from fercurate.annotate import live, session
 from fercurate.annotations import (
     BLIND_ORIGIN,
     append_events,
-    current_labels,
-    latest_per_annotator,
+    latest_labels,
     make_event,
     read_events,
 )
@@ -48,7 +47,7 @@ def _flush(toy: Path) -> None:
 
 
 def _people(toy: Path) -> dict[tuple[str, str], list[str]]:
-    latest = latest_per_annotator(read_events(_file(toy)))
+    latest = latest_labels(read_events(_file(toy)), per_annotator=True)
     return {(s, a): list(t) for s, a, t in zip(latest["sample_id"], latest["annotator"], latest["types"])}
 
 
@@ -112,7 +111,7 @@ def test_undo_drops_a_queued_label_and_restores_or_withdraws_a_written_one(toy: 
     _flush(toy)
     assert (b, "alice") not in _people(toy)
     assert read_events(_file(toy)).num_rows == 4  # append-only: nothing rewritten
-    assert b not in set(current_labels(read_events(_file(toy)))["sample_id"])
+    assert b not in set(latest_labels(read_events(_file(toy)))["sample_id"])
     assert session.undo(alice.dataset, annotator="alice") is None
 
 
@@ -148,7 +147,7 @@ def test_adjudication_queue_is_the_disagreements_and_records_the_decision(toy: P
     assert session.others_labels(judge.dataset, q[1]) == {"alice": "glasses", "bob": "none"}
     session.save(judge.dataset, q[1], ["glasses"], annotator="carol")
     _flush(toy)
-    current = current_labels(read_events(_file(toy))).set_index("sample_id")
+    current = latest_labels(read_events(_file(toy))).set_index("sample_id")
     assert current.loc[q[1], "source"] == "adjudication" and current.loc[q[1], "annotator"] == "carol"
     assert session.next_face(judge.dataset, q[2]) is None  # q[1] settled, q[2] is the current face
     assert session.next_face(judge.dataset, q[1]) == q[2]

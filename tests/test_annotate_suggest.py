@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fercurate.annotate.occluders import KINDS, occlude, synthetic_set
-from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.annotations import append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.workspace import Workspace
 
@@ -94,7 +94,7 @@ def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(w
     sugg = events[events["source"] == "suggestion"]
     assert set(sugg["annotator"]) == {SUGGEST_ANNOTATOR} and len(sugg) == result.events_added > 0
     assert ids[0] not in set(sugg["sample_id"]) and ids[5] not in set(sugg["sample_id"])
-    labels = current_labels(read_events(ann)).set_index("sample_id")
+    labels = latest_labels(read_events(ann)).set_index("sample_id")
     assert labels.loc[ids[0], "source"] == "human"  # a suggestion never beats a person
 
     again = suggest(manifest, config=config, write_events=False)

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from fercurate.annotate.database import connect
 from fercurate.annotate.vocabulary import TAG_PREFIX
-from fercurate.annotations import current_labels, label_events, latest_per_annotator, read_events
+from fercurate.annotations import LABEL_SOURCES, latest_labels, read_events
 from fercurate.errors import InputError
 from fercurate.ingest.common import existing_files
 from fercurate.layers import read_layer
@@ -413,10 +413,9 @@ def _occlusion_frame(manifest: Manifest, workspace: Workspace, owner: str | None
         events = events.filter(pc.or_(pc.invert(people), pc.equal(events.column("annotator"), owner)))
     if events.num_rows == 0:
         return pd.DataFrame(columns=cols)
-    source = events.column("source")
-    labels = current_labels(label_events(events))
-    suggestions = current_labels(events.filter(pc.equal(source, "suggestion")))
-    humans = latest_per_annotator(events.filter(pc.equal(source, "human")))  # withdrawn labels left out
+    labels = latest_labels(events, source=LABEL_SOURCES)
+    suggestions = latest_labels(events, source="suggestion")
+    humans = latest_labels(events, source="human", per_annotator=True)  # withdrawn labels left out
     by_sample = humans.groupby("sample_id")["annotator"].agg(lambda s: sorted(set(s)))
     out = pd.DataFrame(
         {

@@ -47,7 +47,7 @@ import pyarrow as pa
 
 from fercurate.annotate.dataset import SUGGEST_LAYER, suggestion_layer_path
 from fercurate.annotate.occluders import KINDS, SIZE, synthetic_set
-from fercurate.annotations import append_events, current_labels, label_events, make_event, read_events
+from fercurate.annotations import LABEL_SOURCES, append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.faces.crop import face_crop
 from fercurate.images import ImageReadError, read_image
@@ -529,7 +529,7 @@ def label_targets(labels: pd.DataFrame) -> pd.DataFrame:
 
 def table_labels(events: pa.Table) -> pd.DataFrame:
     """Current human/official labels as training targets (suggestions excluded)."""
-    labels = current_labels(label_events(events))
+    labels = latest_labels(events, source=LABEL_SOURCES)
     return label_targets(labels[["sample_id", "types"]]) if len(labels) else label_targets(
         pd.DataFrame(columns=["sample_id", "types"])
     )
@@ -733,8 +733,7 @@ def _write_events(
     events: pa.Table, method: str = METHOD,
 ) -> int:
     """Suggestion events for faces that have a suggestion and no human label yet."""
-    humans = set(current_labels(events.filter(pa.compute.equal(events.column("source"), "human")))["sample_id"]) \
-        if events.num_rows else set()
+    humans = set(latest_labels(events, source="human")["sample_id"])
     when = datetime.now(timezone.utc)
     new = [
         make_event(sid, types, annotator=SUGGEST_ANNOTATOR, source="suggestion", labelled_at=when,
