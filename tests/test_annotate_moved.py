@@ -16,6 +16,24 @@ MOVED = [
     ("fercurate.annotate.app", "APP_ANNOTATOR_ENV", "fercurate.annotate.identity", "APP_ANNOTATOR_ENV"),
     ("fercurate.annotate.app", "free_port", "fercurate.annotate.network", "free_port"),
     ("fercurate.annotate.agreement", "RESOLVED_TYPES", "fercurate.schema", "OCCLUDED_TYPES"),
+    # the occlusion scorer, from annotate/suggest.py and annotate/occluders.py to fercurate/scorer/
+    ("fercurate.annotate.suggest", "TrainConfig", "fercurate.scorer.config", "ScorerConfig"),
+    ("fercurate.annotate.suggest", "METHOD", "fercurate.scorer.config", "METHOD"),
+    ("fercurate.annotate.suggest", "BACKBONE_METHOD", "fercurate.scorer.config", "BACKBONE_METHOD"),
+    ("fercurate.annotate.suggest", "FAST_STEPS", "fercurate.scorer.config", "FAST_STEPS"),
+    ("fercurate.annotate.suggest", "FAST_POOL", "fercurate.scorer.config", "FAST_POOL"),
+    ("fercurate.annotate.suggest", "FAST_EPOCHS", "fercurate.scorer.config", "FAST_EPOCHS"),
+    ("fercurate.annotate.suggest", "TIMED_BATCHES", "fercurate.scorer.estimate", "TIMED_BATCHES"),
+    ("fercurate.annotate.suggest", "load_faces", "fercurate.scorer.faces", "load_faces"),
+    ("fercurate.annotate.suggest", "build_net", "fercurate.scorer.model", "build_net"),
+    ("fercurate.annotate.suggest", "predict", "fercurate.scorer.model", "predict"),
+    ("fercurate.annotate.suggest", "label_targets", "fercurate.scorer.targets", "label_targets"),
+    ("fercurate.annotate.suggest", "table_labels", "fercurate.scorer.targets", "table_labels"),
+    ("fercurate.annotate.suggest", "train_scorer", "fercurate.scorer.train", "train_scorer"),
+    ("fercurate.annotate.occluders", "KINDS", "fercurate.schema", "OCCLUDED_TYPES"),
+    ("fercurate.annotate.occluders", "SIZE", "fercurate.scorer.faces", "FACE_SIZE"),
+    ("fercurate.annotate.occluders", "occlude", "fercurate.synth.occluders", "occlude_crop"),
+    ("fercurate.annotate.occluders", "synthetic_set", "fercurate.scorer.synthetic", "synthetic_set"),
 ]
 
 
