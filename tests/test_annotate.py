@@ -63,7 +63,8 @@ def _ids(manifest: Path) -> list[str]:
 
 
 def test_ensure_dataset_is_idempotent_and_carries_label_split_pose_occlusion(toy: Path, workspace: Path) -> None:
-    from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset, unlabelled_view
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.annotate.views import STANDARD_VIEWS, unlabelled_view
 
     ids = _ids(toy)
     pose = pa.table({"sample_id": ids, "yaw": pa.array([10.0, -50.0] * 4, pa.float32()),
@@ -92,7 +93,8 @@ def test_ensure_dataset_is_idempotent_and_carries_label_split_pose_occlusion(toy
 
 
 def test_add_saved_view_selects_ids_in_order_and_rejects_unknown(toy: Path) -> None:
-    from fercurate.annotate.dataset import add_saved_view, ensure_dataset
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.annotate.views import add_saved_view
 
     ds = ensure_dataset(toy)
     ids = _ids(toy)

@@ -15,6 +15,10 @@ MOVED = [
     ("fercurate.annotate.app", "default_annotator", "fercurate.annotate.identity", "default_annotator"),
     ("fercurate.annotate.app", "APP_ANNOTATOR_ENV", "fercurate.annotate.identity", "APP_ANNOTATOR_ENV"),
     ("fercurate.annotate.app", "free_port", "fercurate.annotate.network", "free_port"),
+    ("fercurate.annotate.app", "STANDARD_VIEWS", "fercurate.annotate.views", "STANDARD_VIEWS"),
+    *[("fercurate.annotate.dataset", n, "fercurate.annotate.views", n) for n in (
+        "STANDARD_VIEWS", "VIEW_UNLABELLED", "VIEW_BY_SUGGESTION", "VIEW_OFFICIAL", "VIEW_CONFLICTS",
+        "unlabelled_view", "ensure_standard_views", "add_saved_view")],
     ("fercurate.annotate.agreement", "RESOLVED_TYPES", "fercurate.schema", "OCCLUDED_TYPES"),
     # the occlusion scorer, from annotate/suggest.py and annotate/occluders.py to fercurate/scorer/
     ("fercurate.annotate.suggest", "TrainConfig", "fercurate.scorer.config", "ScorerConfig"),

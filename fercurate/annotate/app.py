@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from fercurate.annotate import identity, network
 from fercurate.annotate.database import connect
-from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset
+from fercurate.annotate.dataset import ensure_dataset
 from fercurate.annotate.session import QUEUE_VIEW, open_session
 from fercurate.compat import moved_module
 from fercurate.errors import FercurateError, InputError
@@ -32,9 +32,11 @@ if TYPE_CHECKING:
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin"
 PLUGIN_DIR_NAME = "fercurate-occlusion"
 PLUGIN_NAME = "@fercurate/occlusion"
-# Names that moved below the launcher (annotator identity, the free-port finder).
-__getattr__ = moved_module(__name__, "fercurate.annotate.identity",
-                           {"free_port": "fercurate.annotate.network:free_port"})
+# Names that moved below the launcher (annotator identity, the free-port finder, the standard views).
+__getattr__ = moved_module(__name__, "fercurate.annotate.identity", {
+    "free_port": "fercurate.annotate.network:free_port",
+    "STANDARD_VIEWS": "fercurate.annotate.views:STANDARD_VIEWS",
+})
 
 
 def plugins_dir() -> Path:
@@ -213,7 +215,6 @@ def stop_server(proc: subprocess.Popen) -> None:
 __all__ = [
     "PLUGIN_NAME",
     "PLUGIN_SOURCE",
-    "STANDARD_VIEWS",
     "Launched",
     "install_plugin",
     "launch",
