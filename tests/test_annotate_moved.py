@@ -66,7 +66,7 @@ def _history() -> pa.Table:
 def test_the_retired_latest_label_functions_warn_and_answer_as_latest_labels_does() -> None:
     import pandas as pd
 
-    from fercurate import annotations
+    import fercurate.annotations as annotations
     from fercurate.annotate import agreement, session
 
     events = _history()

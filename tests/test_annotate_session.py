@@ -241,3 +241,18 @@ def test_an_event_being_written_cannot_be_discarded(tmp_path: Path, monkeypatch:
     release.set()
     flushing.join(10)
     assert read_events(path).num_rows == 1 and writer.pending == 0
+
+
+def test_the_queue_works_when_session_is_the_first_module_imported() -> None:
+    """The App server imports the plugin, and so session, before anything else of fercurate's."""
+    import subprocess
+    import sys
+
+    code = ("import fercurate.annotate.session as session\n"
+            "from fercurate.annotations import EVENT_SCHEMA, make_event\n"
+            "import pyarrow as pa\n"
+            "events = pa.Table.from_pylist([make_event('b', ['mask'], annotator='bob', source='human')], schema=EVENT_SCHEMA)\n"
+            "print(session.build_queue(events, ['a', 'b', 'c'], 'alice', 'label'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['a', 'c']"

@@ -35,7 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fercurate import annotations as history
+# Not "from fercurate import annotations": fercurate/__init__ binds that name to its __future__ import.
+import fercurate.annotations as history
 from fercurate.annotate import adjudicate, live
 from fercurate.annotate.dataset import BASE_KEY, INFO_KEY, OWNER_KEY, ensure_dataset, info
 from fercurate.annotate.vocabulary import is_occlusion_tag, type_tag
