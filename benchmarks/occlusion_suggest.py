@@ -101,8 +101,10 @@ def main() -> int:
     if not (ferplus / "FER2013Test" / "label.csv").exists() or not lists.exists():
         print(f"real data not found under {args.data} (need ferplus/ and ran_lists/)", file=sys.stderr)
         return 2
-    from fercurate.annotate.suggest import TrainConfig, label_targets, suggest
-    from fercurate.annotations import current_labels, read_events
+    from fercurate.annotate.suggest import suggest
+    from fercurate.annotations import latest_labels, read_events
+    from fercurate.scorer.config import ScorerConfig
+    from fercurate.scorer.targets import label_targets
     from fercurate.ingest import ferplus as ferplus_ingest
     from fercurate.subsets.official import import_ran_lists
     from fercurate.manifest import read_manifest
@@ -122,7 +124,7 @@ def main() -> int:
 
     test = read_manifest(manifest_path).where_split("test")
     ids = np.asarray(test.table.column("sample_id").to_pylist(), dtype=object)
-    official = current_labels(read_events(ws.annotation_path("ferplus")))
+    official = latest_labels(read_events(ws.annotation_path("ferplus")))
     official = official[official["source"] == "official"].set_index("sample_id")["types"]
     listed = np.array([s in official.index for s in ids])
     dlib_list = lists / "FERplus_dir" / "dlib_ferplus_val_center_crop_range_list.txt"
@@ -132,8 +134,8 @@ def main() -> int:
                           "official": [list(official[s]) if s in official.index else [] for s in ids]})
     out["test_faces"], out["listed"], out["eligible"] = int(len(ids)), int(listed.sum()), int(eligible.sum())
     print(f"FERPlus test: {len(ids):,} faces, {listed.sum()} officially occluded, {eligible.sum():,} in RAN's dlib list")
-    config = TrainConfig(seed=args.seed, steps=args.steps, pool=args.pool, finetune_epochs=args.epochs,
-                         threads=args.threads, backbone=str(args.backbone) if args.backbone else None)
+    config = ScorerConfig(seed=args.seed, steps=args.steps, pool=args.pool, finetune_epochs=args.epochs,
+                          threads=args.threads, backbone=str(args.backbone) if args.backbone else None)
 
     def report(name: str, score: np.ndarray, mask: np.ndarray) -> None:
         all_m = metrics(score[mask], listed[mask])

@@ -10,6 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# The __future__ import binds the name ``annotations`` here, which would shadow the submodule
+# ``fercurate.annotations`` in ``from fercurate import annotations`` until that submodule is imported.
+del annotations
+
 __version__ = "0.1.0"
 
 _LAZY = {

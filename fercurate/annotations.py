@@ -2,8 +2,8 @@
 
 ``annotations/<name>.occlusion.parquet`` holds one row per labelling *event*. Events are only ever
 appended (merged by ``event_id``), never rewritten or deleted, so a label made earlier or by another
-annotator can't be lost; the *current* label of a sample is derived from the history by
-:func:`current_labels`.
+annotator can't be lost; the *current* label of a sample, and each annotator's latest label, are
+derived from the history by :func:`latest_labels` (the one place that does so).
 
 Two kinds of event besides a plain label:
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,6 +52,9 @@ EVENT_SCHEMA = pa.schema(
 # Precedence when deciding the current label: an adjudicator's decision beats the annotators' labels,
 # a person's word beats a list, a list beats a machine.
 SOURCE_RANK = {"adjudication": 4, "human": 3, "official": 2, "synthetic": 1, "suggestion": 0}
+# Every source but machine suggestions: the events that are labels (a suggestion only pre-fills the App
+# for a person to confirm; subsets, status and the App's ``occlusion`` field never count it).
+LABEL_SOURCES: tuple[str, ...] = tuple(s for s in OCCLUSION_SOURCES if s != "suggestion")
 # ``origin`` prefix of a human label made blind (no other annotator's labels shown): an independent label.
 BLIND_ORIGIN = "app-blind:"
 
@@ -58,7 +62,6 @@ BLIND_ORIGIN = "app-blind:"
 def is_blind(origin: str | None) -> bool:
     """True for the origin of a label made blind (``BLIND_ORIGIN + <dataset>``); None/other: False."""
     return isinstance(origin, str) and origin.startswith(BLIND_ORIGIN)
-
 
 
 def normalise_types(types: Iterable[str], where: str = "") -> list[str]:
@@ -105,7 +108,7 @@ def make_withdrawal(
     """An event withdrawing ``annotator``'s label of ``sample_id`` (``types == []``; the undo of a save).
 
     From ``labelled_at`` on, the annotator has no label for the sample in ``source``: derived views
-    (:func:`current_labels`, agreement, conflicts) skip them there, and their earlier labels do not
+    (:func:`latest_labels`, agreement, conflicts) skip them there, and their earlier labels do not
     come back. Withdrawing again later is a new event (the time is part of its id).
     """
     return _event(sample_id, [], annotator=annotator, source=source, labelled_at=labelled_at,
@@ -197,24 +200,59 @@ def _merge_events(path: Path, new: pa.Table) -> tuple[int, int]:
     return added.num_rows, len(ids) - added.num_rows
 
 
-def current_labels(events: pa.Table) -> pd.DataFrame:
-    """The current occlusion label per sample, derived from the history.
+def types_key(types: Iterable[str]) -> str:
+    """A label's types as one string, ``a|b`` (sorted): only for where a person or a JSON report reads it."""
+    return "|".join(sorted(types))
 
-    Rules: each annotator's latest event per source counts, and a withdrawal as the latest event
-    means that annotator has no label there. Of what remains, the highest-ranked source wins
-    (adjudication > human > official > synthetic > suggestion). Within it, if annotators' latest
-    labels differ the sample is marked ``conflict`` and the most recent label is used; the latest
-    adjudication is a decision, never a conflict. A sample whose labels were all withdrawn has no
-    row. Columns: sample_id, types, source, annotator, labelled_at, n_annotators (annotators of the
-    winning source), conflict, occluded.
+
+def latest_labels(
+    events: pa.Table,
+    *,
+    source: str | Iterable[str] | None = None,
+    per_annotator: bool = False,
+    by_source: bool = False,
+) -> pd.DataFrame:
+    """The latest labels of the history: each sample's current label, or each annotator's latest label.
+
+    ``source`` keeps only the events of that source (or those sources) first: ``LABEL_SOURCES`` for
+    labels without machine suggestions, ``"human"`` for people's labels; None keeps every event.
+    Types are lists of names (sorted, as stored).
+
+    With ``per_annotator``: each annotator's latest event per sample (per source too with
+    ``by_source``), withdrawals applied: where the latest event is a withdrawal the annotator has no
+    row for that sample (their earlier labels stay superseded). Ties in time go to the event appended
+    later (the history's order). Columns: sample_id, annotator, source, types, labelled_at, origin.
+
+    Without it, one row per sample, its current label. Rules: each annotator's latest event per
+    source counts, and a withdrawal as the latest event means that annotator has no label there. Of
+    what remains, the highest-ranked source wins (adjudication > human > official > synthetic >
+    suggestion). Within it, if annotators' latest labels differ the sample is marked ``conflict`` and
+    the most recent label is used; the latest adjudication is a decision, never a conflict. A sample
+    whose labels were all withdrawn has no row. Columns: sample_id, types, source, annotator,
+    labelled_at, n_annotators (annotators of the winning source), conflict, occluded.
     """
-    cols = ["sample_id", "types", "source", "annotator", "labelled_at", "n_annotators", "conflict", "occluded"]
+    if by_source and not per_annotator:
+        raise ValueError("by_source is for per_annotator labels (a sample's current label weighs every source)")
+    if source is not None:
+        wanted = [source] if isinstance(source, str) else list(source)
+        events = events.filter(pc.is_in(events.column("source"), value_set=pa.array(wanted, pa.string())))
+    if per_annotator:
+        return _latest_per_annotator(events, by_source=by_source)
+    return _current(events)
+
+
+_CURRENT_COLUMNS = ["sample_id", "types", "source", "annotator", "labelled_at", "n_annotators", "conflict", "occluded"]
+_LATEST_COLUMNS = ["sample_id", "annotator", "source", "types", "labelled_at", "origin"]
+
+
+def _current(events: pa.Table) -> pd.DataFrame:
+    """Each sample's current label (the rules are in :func:`latest_labels`)."""
     if events.num_rows == 0:
-        return pd.DataFrame(columns=cols)
-    df = latest_per_annotator(events, by_source=True)
+        return pd.DataFrame(columns=_CURRENT_COLUMNS)
+    df = _latest_per_annotator(events, by_source=True)
     if df.empty:
-        return pd.DataFrame(columns=cols)
-    df["types_key"] = df["types"].map(lambda t: "|".join(t))
+        return pd.DataFrame(columns=_CURRENT_COLUMNS)
+    df["types_key"] = df["types"].map(tuple)
     df["rank"] = df["source"].map(SOURCE_RANK)
     best = df.groupby("sample_id")["rank"].transform("max")
     df = df[df["rank"] == best]
@@ -234,37 +272,46 @@ def current_labels(events: pa.Table) -> pd.DataFrame:
         }
     )
     out["occluded"] = out["types"].map(lambda t: any(x != "none" for x in t))
-    return out.reset_index(drop=True)[cols]
+    return out.reset_index(drop=True)[_CURRENT_COLUMNS]
 
 
-def latest_per_annotator(events: pa.Table, *, by_source: bool = False) -> pd.DataFrame:
-    """Each annotator's latest event per sample (per source too with ``by_source``), withdrawals applied.
-
-    Columns: sample_id, annotator, source, types, labelled_at, origin. Where the latest event is a
-    withdrawal the annotator has no row for that sample (their earlier labels stay superseded).
-    Ties in time go to the event appended later (the history's order).
-    """
-    cols = ["sample_id", "annotator", "source", "types", "labelled_at", "origin"]
+def _latest_per_annotator(events: pa.Table, *, by_source: bool) -> pd.DataFrame:
+    """Each annotator's latest event per sample (and source), withdrawals applied (see :func:`latest_labels`)."""
     if events.num_rows == 0:
-        return pd.DataFrame(columns=cols)
-    df = events.select(cols).to_pandas()
+        return pd.DataFrame(columns=_LATEST_COLUMNS)
+    df = events.select(_LATEST_COLUMNS).to_pandas()
     keys = ["sample_id", "source", "annotator"] if by_source else ["sample_id", "annotator"]
     df = df.sort_values([*keys, "labelled_at"], kind="stable").groupby(keys, sort=False).tail(1)
     df = df[df["types"].map(len) > 0]
-    return df.sort_values(["sample_id", "annotator", "source"], kind="stable").reset_index(drop=True)[cols]
+    return df.sort_values(["sample_id", "annotator", "source"], kind="stable").reset_index(drop=True)[_LATEST_COLUMNS]
+
+
+def current_labels(events: pa.Table) -> pd.DataFrame:
+    """Deprecated (issue 30): ``latest_labels(events)``."""
+    _retired("current_labels(events)", "latest_labels(events)")
+    return latest_labels(events)
+
+
+def latest_per_annotator(events: pa.Table, *, by_source: bool = False) -> pd.DataFrame:
+    """Deprecated (issue 30): ``latest_labels(events, per_annotator=True, by_source=...)``."""
+    _retired("latest_per_annotator(events)", "latest_labels(events, per_annotator=True)")
+    return latest_labels(events, per_annotator=True, by_source=by_source)
 
 
 def label_events(events: pa.Table) -> pa.Table:
-    """The events that are labels: machine suggestions (source ``suggestion``) removed.
-
-    Suggestions only pre-fill the App for a person to confirm; subsets, status and the App's
-    ``occlusion`` field use ``current_labels(label_events(events))``.
-    """
+    """Deprecated (issue 30): the events that are labels; ``latest_labels(events, source=LABEL_SOURCES)``."""
+    _retired("label_events(events)", "latest_labels(events, source=LABEL_SOURCES)")
     return events.filter(pc.not_equal(events.column("source"), "suggestion"))
 
 
+def _retired(old: str, new: str) -> None:
+    """Warn that ``fercurate.annotations.<old>`` is now ``<new>`` (one function for the latest labels)."""
+    warnings.warn(f"fercurate.annotations.{old} is fercurate.annotations.{new} now; call that",
+                  DeprecationWarning, stacklevel=3)
+
+
 def occlusion_types_present(labels: pd.DataFrame) -> list[str]:
-    """Resolved types (in vocabulary order) that occur in ``current_labels`` output, 'none' excluded."""
+    """Resolved types (in vocabulary order) that occur in ``latest_labels`` output, 'none' excluded."""
     present = set(pc.list_flatten(pa.array(labels["types"].tolist(), type=pa.list_(pa.string()))).to_pylist())
     return [t for t in OCCLUSION_VALUES if t in present and t != "none"]
 
@@ -272,16 +319,16 @@ def occlusion_types_present(labels: pd.DataFrame) -> list[str]:
 __all__ = [
     "BLIND_ORIGIN",
     "EVENT_SCHEMA",
+    "LABEL_SOURCES",
     "OCCLUSION_TYPES",
     "SOURCE_RANK",
     "append_events",
-    "current_labels",
     "is_blind",
-    "label_events",
-    "latest_per_annotator",
+    "latest_labels",
     "make_event",
     "make_withdrawal",
     "normalise_types",
     "occlusion_types_present",
     "read_events",
+    "types_key",
 ]

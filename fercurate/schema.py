@@ -71,7 +71,13 @@ SFEW_LABELS: dict[str, str] = {
 }
 
 # --- occlusion vocabulary (the RAN paper's six types) ---
+# How a face is cut for a network: "bbox" the face box made square; "dlib5" aligned with dlib's 5-point
+# model (a similarity transform onto a fixed template, as the RAN paper aligns before cropping).
+FACE_ALIGNMENTS: tuple[str, ...] = ("bbox", "dlib5")
+
 OCCLUSION_TYPES: tuple[str, ...] = ("mask", "glasses", "left_right", "upper", "bottom", "none")
+# The five types that say a face is occluded (every type but "none"), in the same order.
+OCCLUDED_TYPES: tuple[str, ...] = tuple(t for t in OCCLUSION_TYPES if t != "none")
 # Values that record what an official list knows without guessing further: the FERPlus list merges
 # glasses and mask into one code; RAF-DB's codes are undocumented ("occluded, type unknown").
 OCCLUSION_UNRESOLVED: tuple[str, ...] = ("glasses|mask", "occluded")

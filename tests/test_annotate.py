@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.annotations import append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.layers import write_layer
 from fercurate.manifest import build_table, write_manifest
@@ -63,7 +63,8 @@ def _ids(manifest: Path) -> list[str]:
 
 
 def test_ensure_dataset_is_idempotent_and_carries_label_split_pose_occlusion(toy: Path, workspace: Path) -> None:
-    from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset, unlabelled_view
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.annotate.views import STANDARD_VIEWS, unlabelled_view
 
     ids = _ids(toy)
     pose = pa.table({"sample_id": ids, "yaw": pa.array([10.0, -50.0] * 4, pa.float32()),
@@ -92,7 +93,8 @@ def test_ensure_dataset_is_idempotent_and_carries_label_split_pose_occlusion(toy
 
 
 def test_add_saved_view_selects_ids_in_order_and_rejects_unknown(toy: Path) -> None:
-    from fercurate.annotate.dataset import add_saved_view, ensure_dataset
+    from fercurate.annotate.dataset import ensure_dataset
+    from fercurate.annotate.views import add_saved_view
 
     ds = ensure_dataset(toy)
     ids = _ids(toy)
@@ -157,7 +159,7 @@ def test_plugin_labels_are_saved_as_made_and_pull_collects_hand_tags(toy: Path, 
     assert result.added == 2 and result.by_annotator == {"alice": 1, "dave": 1} and not result.problems
     events = read_events(ann)
     assert events.slice(0, before.num_rows).equals(before)  # earlier rows untouched
-    labels = current_labels(events).set_index("sample_id")
+    labels = latest_labels(events).set_index("sample_id")
     assert labels.loc[ids[1], "types"] == ["glasses", "mask"] and labels.loc[ids[1], "annotator"] == "alice"
     assert labels.loc[ids[3], "types"] == ["none"]
     assert labels.loc[ids[5], "types"] == ["upper"] and labels.loc[ids[5], "annotator"] == "alice"
@@ -189,7 +191,7 @@ def test_pull_reports_tags_outside_the_vocabulary_and_keeps_the_rest(toy: Path) 
     assert any(ids[1] in m and "'occ:scarf' is not in the vocabulary" in m for m in messages)
     assert any(ids[2] in m and "cannot be combined" in m for m in messages)
     assert any("'mask' on 1 sample(s)" in m and "did you mean occ:mask" in m for m in messages)
-    labels = current_labels(read_events(Workspace.current().annotation_path(toy.stem)))
+    labels = latest_labels(read_events(Workspace.current().annotation_path(toy.stem)))
     assert labels["sample_id"].tolist() == [ids[3]]  # only the valid label was taken
     # once fixed in the App, the next pull takes it
     ds.select(by_sid[ids[1]]).untag_samples("occ:scarf")
@@ -228,7 +230,7 @@ def test_two_annotators_conflict_is_kept_reported_and_measured(toy: Path, worksp
     assert pair.type_kappa["mask"] == pytest.approx(0.75)
     text = report.render()
     assert "alice vs bob: shared 8" in text and "conflicts: 1" in text
-    labels = current_labels(read_events(Workspace.current().annotation_path(toy.stem))).set_index("sample_id")
+    labels = latest_labels(read_events(Workspace.current().annotation_path(toy.stem))).set_index("sample_id")
     assert bool(labels.loc[ids[3], "conflict"]) is True
 
 
@@ -270,7 +272,7 @@ def test_human_label_supersedes_official_and_occlusion_subsets_ignore_suggestion
     _saved(toy)
     events = read_events(ann)
     assert events.num_rows == 5  # history keeps the official rows
-    labels = current_labels(events.filter(pa.compute.not_equal(events.column("source"), "suggestion")))
+    labels = latest_labels(events.filter(pa.compute.not_equal(events.column("source"), "suggestion")))
     labels = labels.set_index("sample_id")
     assert labels.loc[ids[0], ("types")] == ["glasses"] and labels.loc[ids[0], "source"] == "human"
     built = {s.name: s for s in build(toy, occlusion=True)}
@@ -325,7 +327,7 @@ def test_plugin_operators_run_through_fiftyones_executor(toy: Path) -> None:
     assert sorted(tags[ids[0]]) == ["occ:glasses", "occ:upper"] and tags[ids[3]] == ["occ:glasses"]
     assert tags[ids[4]] == [] and tags[ids[2]] == ["occ:bottom"]
     _saved(toy)
-    labels = current_labels(read_events(ann)).set_index("sample_id")
+    labels = latest_labels(read_events(ann)).set_index("sample_id")
     assert labels.loc[ids[2], "source"] == "human" and labels.loc[ids[2], "annotator"] == "frank"
     assert labels.loc[ids[3], "types"] == ["glasses"]
     assert ids[4] not in labels.index
@@ -338,7 +340,7 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 
 
 def test_cli_mongodb_not_starting_is_one_clear_line(toy: Path, workspace: Path) -> None:
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     # A MongoDB that isn't there (FiftyOne would otherwise attach to the test session's mongod).
     uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=1500"
@@ -356,7 +358,7 @@ def test_cli_launch_serves_the_app_and_a_kill_stops_it_and_pulls(toy: Path, work
     import time
     import urllib.request
 
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     port = free_port()
     env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
@@ -414,7 +416,7 @@ def test_cli_launch_killed_9_takes_its_app_server_with_it(toy: Path, workspace: 
     import signal
     import time
 
-    from fercurate.annotate.app import free_port
+    from fercurate.annotate.network import free_port
 
     port = free_port()
     proc = _start_launch(toy, workspace, port)

@@ -17,12 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from fercurate.annotate.adjudicate import decide, disagreements
-from fercurate.annotate.agreement import cohen_kappa, conflicts, latest_by_annotator, pair_rng, pairwise_agreement
+from fercurate.annotate.agreement import cohen_kappa, conflicts, pair_rng, pairwise_agreement
 from fercurate.annotations import (
     BLIND_ORIGIN,
     EVENT_SCHEMA,
     append_events,
-    current_labels,
+    latest_labels,
     is_blind,
     make_event,
     make_withdrawal,
@@ -91,7 +91,7 @@ def test_withdrawn_label_is_no_label_everywhere_and_earlier_labels_do_not_come_b
     ])
     events = read_events(path)
     assert events.num_rows == 15 and events.column("types").to_pylist()[1] == []
-    cur = current_labels(events).set_index("sample_id")
+    cur = latest_labels(events).set_index("sample_id")
     assert "s1" not in cur.index
     assert cur.loc["s2", "types"] == ["none"] and cur.loc["s2", "annotator"] == "bob"
     assert not cur.loc["s2", "conflict"] and cur.loc["s2", "n_annotators"] == 1
@@ -99,14 +99,14 @@ def test_withdrawn_label_is_no_label_everywhere_and_earlier_labels_do_not_come_b
     assert cur.loc["s4", "source"] == "official" and cur.loc["s4", "types"] == ["glasses|mask"]
     assert cur.loc["s5", "types"] == ["left_right"]
 
-    latest = latest_by_annotator(events, sources=("human",))
-    assert sorted(zip(latest["sample_id"], latest["annotator"], latest["types_key"])) == [
-        ("s2", "bob", "none"), ("s3", "alice", "upper"), ("s5", "alice", "left_right")]
+    latest = latest_labels(events, source="human", per_annotator=True)
+    assert sorted(zip(latest["sample_id"], latest["annotator"], latest["types"].map(tuple))) == [
+        ("s2", "bob", ("none",)), ("s3", "alice", ("upper",)), ("s5", "alice", ("left_right",))]
     assert conflicts(events).empty
 
     from fercurate.annotate.pull import _latest_human
 
-    assert _latest_human(events) == {("s2", "bob"): "none", ("s3", "alice"): "upper", ("s5", "alice"): "left_right"}
+    assert _latest_human(events) == {("s2", "bob"): ["none"], ("s3", "alice"): ["upper"], ("s5", "alice"): ["left_right"]}
 
 
 # --- adjudication -------------------------------------------------------------------------------
@@ -137,19 +137,19 @@ def test_disagreements_lists_open_ones_and_an_adjudication_settles_until_a_newer
     decision = make_event("a", ["mask"], annotator="dora", source="adjudication", labelled_at=at(5))
     settled = table([*_disputed(), decision])
     assert disagreements(settled)["sample_id"].tolist() == ["c"]
-    cur = current_labels(settled).set_index("sample_id")
+    cur = latest_labels(settled).set_index("sample_id")
     assert (cur.loc["a", "types"], cur.loc["a", "source"], cur.loc["a", "annotator"]) == (["mask"], "adjudication", "dora")
     assert not cur.loc["a", "conflict"] and bool(cur.loc["c", "conflict"])
 
     # alice changes her mind after the decision, still disagreeing: open again (the decision stays current)
     reopened = table([*_disputed(), decision, human("a", ["glasses"], "alice", 6)])
     assert disagreements(reopened)["sample_id"].tolist() == ["a", "c"]
-    assert current_labels(reopened).set_index("sample_id").loc["a", "source"] == "adjudication"
+    assert latest_labels(reopened).set_index("sample_id").loc["a", "source"] == "adjudication"
     # the adjudicator withdraws the decision: open again, and the people's labels are current again
     undone = table([*_disputed(), decision, make_withdrawal("a", annotator="dora", source="adjudication",
                                                             labelled_at=at(7))])
     assert disagreements(undone)["sample_id"].tolist() == ["a", "c"]
-    cur = current_labels(undone).set_index("sample_id")
+    cur = latest_labels(undone).set_index("sample_id")
     assert cur.loc["a", "source"] == "human" and bool(cur.loc["a", "conflict"])
     # a withdrawal ends a disagreement too
     withdrawn = table([*_disputed(), make_withdrawal("a", annotator="bob", labelled_at=at(3))])
@@ -175,7 +175,7 @@ def test_decide_records_one_adjudication_event_and_refuses_what_is_not_disputed(
         decide(path, "a", ["mask"], adjudicator="")
     assert read_events(path).num_rows == len(_disputed()) + 1  # refusals wrote nothing
     forced = decide(path, "b", ["mask"], adjudicator="dora", force=True, now=at(11))
-    assert current_labels(read_events(path)).set_index("sample_id").loc["b", "types"] == ["mask"]
+    assert latest_labels(read_events(path)).set_index("sample_id").loc["b", "types"] == ["mask"]
     assert forced["source"] == "adjudication"
 
 

@@ -16,8 +16,7 @@ from fercurate.annotate import live, session
 from fercurate.annotations import (
     BLIND_ORIGIN,
     append_events,
-    current_labels,
-    latest_per_annotator,
+    latest_labels,
     make_event,
     read_events,
 )
@@ -48,7 +47,7 @@ def _flush(toy: Path) -> None:
 
 
 def _people(toy: Path) -> dict[tuple[str, str], list[str]]:
-    latest = latest_per_annotator(read_events(_file(toy)))
+    latest = latest_labels(read_events(_file(toy)), per_annotator=True)
     return {(s, a): list(t) for s, a, t in zip(latest["sample_id"], latest["annotator"], latest["types"])}
 
 
@@ -112,7 +111,7 @@ def test_undo_drops_a_queued_label_and_restores_or_withdraws_a_written_one(toy: 
     _flush(toy)
     assert (b, "alice") not in _people(toy)
     assert read_events(_file(toy)).num_rows == 4  # append-only: nothing rewritten
-    assert b not in set(current_labels(read_events(_file(toy)))["sample_id"])
+    assert b not in set(latest_labels(read_events(_file(toy)))["sample_id"])
     assert session.undo(alice.dataset, annotator="alice") is None
 
 
@@ -148,7 +147,7 @@ def test_adjudication_queue_is_the_disagreements_and_records_the_decision(toy: P
     assert session.others_labels(judge.dataset, q[1]) == {"alice": "glasses", "bob": "none"}
     session.save(judge.dataset, q[1], ["glasses"], annotator="carol")
     _flush(toy)
-    current = current_labels(read_events(_file(toy))).set_index("sample_id")
+    current = latest_labels(read_events(_file(toy))).set_index("sample_id")
     assert current.loc[q[1], "source"] == "adjudication" and current.loc[q[1], "annotator"] == "carol"
     assert session.next_face(judge.dataset, q[2]) is None  # q[1] settled, q[2] is the current face
     assert session.next_face(judge.dataset, q[1]) == q[2]
@@ -242,3 +241,18 @@ def test_an_event_being_written_cannot_be_discarded(tmp_path: Path, monkeypatch:
     release.set()
     flushing.join(10)
     assert read_events(path).num_rows == 1 and writer.pending == 0
+
+
+def test_the_queue_works_when_session_is_the_first_module_imported() -> None:
+    """The App server imports the plugin, and so session, before anything else of fercurate's."""
+    import subprocess
+    import sys
+
+    code = ("import fercurate.annotate.session as session\n"
+            "from fercurate.annotations import EVENT_SCHEMA, make_event\n"
+            "import pyarrow as pa\n"
+            "events = pa.Table.from_pylist([make_event('b', ['mask'], annotator='bob', source='human')], schema=EVENT_SCHEMA)\n"
+            "print(session.build_queue(events, ['a', 'b', 'c'], 'alice', 'label'))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['a', 'c']"

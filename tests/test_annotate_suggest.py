@@ -14,9 +14,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from fercurate.annotate.occluders import KINDS, occlude, synthetic_set
-from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.annotations import append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
+from fercurate.schema import OCCLUDED_TYPES as KINDS
+from fercurate.scorer.synthetic import synthetic_set
+from fercurate.synth.occluders import occlude_crop
 from fercurate.workspace import Workspace
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -31,13 +33,13 @@ def _face(seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("kind,rows", [("glasses", slice(10, 30)), ("mask", slice(22, 48)), ("upper", slice(0, 28)),
                                        ("bottom", slice(20, 48))])
 def test_occluders_draw_in_their_part_of_the_face_and_are_seeded(kind: str, rows: slice) -> None:
-    face, donor = _face(0), _face(1)[:, ::-1].copy()
+    face = _face(0)
     changed = np.zeros((48, 48), bool)
     for seed in range(8):
-        out = occlude(face, kind, np.random.default_rng(seed), donor)
+        out = occlude_crop(face, kind, np.random.default_rng(seed))
         assert out.shape == (48, 48) and out.dtype == np.uint8
         changed |= np.abs(out.astype(int) - face) > 8
-        assert np.array_equal(out, occlude(face, kind, np.random.default_rng(seed), donor))
+        assert np.array_equal(out, occlude_crop(face, kind, np.random.default_rng(seed)))
     inside = changed[rows].sum()
     assert inside > 0.8 * changed.sum(), f"{kind}: {inside} of {changed.sum()} changed pixels in its region"
 
@@ -50,11 +52,11 @@ def test_synthetic_set_targets_match_the_drawn_occlusions() -> None:
     assert 0.35 < occluded.mean() < 0.65
     assert np.all(targets[occluded, 1:].sum(1) == 1) and np.all(targets[~occluded, 1:] == 0)
     with pytest.raises(ValueError, match="48x48"):
-        occlude(np.zeros((64, 64), np.uint8), "mask", np.random.default_rng(0))
+        synthetic_set(np.zeros((4, 64, 64), np.uint8), 8, np.random.default_rng(0))
 
 
 def test_label_targets_keep_unresolved_types_unknown() -> None:
-    from fercurate.annotate.suggest import label_targets
+    from fercurate.scorer.targets import label_targets
 
     t = label_targets(pd.DataFrame({"sample_id": ["a", "b", "c", "d"],
                                     "types": [["none"], ["glasses", "mask"], ["glasses|mask"], ["occluded"]]}))
@@ -69,7 +71,8 @@ def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(w
     from test_annotate import make_toy_manifest
 
     from fercurate.annotate.dataset import suggestion_layer_path
-    from fercurate.annotate.suggest import SUGGEST_ANNOTATOR, TrainConfig, suggest
+    from fercurate.annotate.suggest import SUGGEST_ANNOTATOR, suggest
+    from fercurate.scorer.config import ScorerConfig
     from fercurate.manifest import read_manifest
 
     manifest = make_toy_manifest(workspace, name="sugtoy", n=12)
@@ -79,7 +82,7 @@ def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(w
     broken.write_bytes(b"not a png")
     ann = Workspace.current().annotation_path("sugtoy")
     append_events(ann, [make_event(ids[0], ["mask"], annotator="alice", source="human", labelled_at=T0)])
-    config = TrainConfig(seed=1, steps=8, finetune_epochs=1, threads=1, batch=32)
+    config = ScorerConfig(seed=1, steps=8, finetune_epochs=1, threads=1, batch=32)
 
     result = suggest(manifest, config=config, prefill_occluded=0.25, prefill_clean=0.25)
     assert result.scored == 11 and [f[0] for f in result.failures] == [ids[5]]
@@ -94,7 +97,7 @@ def test_suggest_scores_every_face_writes_layer_and_events_and_is_reproducible(w
     sugg = events[events["source"] == "suggestion"]
     assert set(sugg["annotator"]) == {SUGGEST_ANNOTATOR} and len(sugg) == result.events_added > 0
     assert ids[0] not in set(sugg["sample_id"]) and ids[5] not in set(sugg["sample_id"])
-    labels = current_labels(read_events(ann)).set_index("sample_id")
+    labels = latest_labels(read_events(ann)).set_index("sample_id")
     assert labels.loc[ids[0], "source"] == "human"  # a suggestion never beats a person
 
     again = suggest(manifest, config=config, write_events=False)
@@ -116,13 +119,15 @@ def test_suggest_rejects_bad_prefill_fractions(workspace: Path) -> None:
 def test_fine_tuning_uses_labels_and_reused_pretraining_gives_identical_scores(workspace: Path) -> None:
     from test_annotate import make_toy_manifest
 
-    from fercurate.annotate.suggest import TrainConfig, label_targets, pretrained_path, suggest
+    from fercurate.annotate.suggest import pretrained_path, suggest
+    from fercurate.scorer.config import ScorerConfig
+    from fercurate.scorer.targets import label_targets
 
     manifest = make_toy_manifest(workspace, name="sugft", n=12)
     ids = pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
     labels = label_targets(pd.DataFrame({"sample_id": ids[:6],
                                          "types": [["mask"], ["upper"], ["glasses|mask"], ["none"], ["none"], ["none"]]}))
-    config = TrainConfig(seed=2, steps=6, finetune_epochs=2, min_labels=3, threads=1, batch=16)
+    config = ScorerConfig(seed=2, steps=6, finetune_epochs=2, min_labels=3, threads=1, batch=16)
     first = suggest(manifest, config=config, train_labels=labels, write_events=False)
     assert first.training["finetuned"] and not first.training["pretrain_reused"]
     assert (first.training["label_pos"], first.training["label_neg"]) == (3, 3)
@@ -134,7 +139,7 @@ def test_fine_tuning_uses_labels_and_reused_pretraining_gives_identical_scores(w
     assert not third.training["pretrain_reused"]
     for other in (second, third):
         assert np.array_equal(first.scores["score"].to_numpy(), other.scores["score"].to_numpy())
-    fewer = suggest(manifest, config=TrainConfig(seed=2, steps=6, min_labels=4, threads=1, batch=16),
+    fewer = suggest(manifest, config=ScorerConfig(seed=2, steps=6, min_labels=4, threads=1, batch=16),
                     train_labels=labels, write_events=False)
     assert not fewer.training["finetuned"]  # 3 per class is below min_labels=4
 
@@ -165,7 +170,8 @@ def test_backbone_scorer_is_the_checkpoints_resnet_on_the_grey_face(expression_c
     import torch
     import torch.nn.functional as F
 
-    from fercurate.annotate.suggest import _tensor, build_net
+    from fercurate.scorer.model import build_net
+    from fercurate.scorer.model import face_tensor as _tensor
     from fercurate.ran.checkpoint import load_checkpoint
     from fercurate.ran.train import model_from_checkpoint
 
@@ -186,7 +192,8 @@ def test_backbone_scorer_is_the_checkpoints_resnet_on_the_grey_face(expression_c
 def test_backbone_from_a_ran_checkpoint_reads_its_fc_on_the_whole_face(expression_checkpoint: Path, tmp_path: Path) -> None:
     import torch
 
-    from fercurate.annotate.suggest import _tensor, build_net
+    from fercurate.scorer.model import build_net
+    from fercurate.scorer.model import face_tensor as _tensor
     from fercurate.ran.checkpoint import load_checkpoint, save_checkpoint
     from fercurate.ran.model import build_model
 
@@ -210,7 +217,10 @@ def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path,
     from typer.testing import CliRunner
 
     from fercurate.annotate.dataset import suggestion_layer_path
-    from fercurate.annotate.suggest import BACKBONE_METHOD, TrainConfig, label_targets, suggest
+    from fercurate.annotate.suggest import suggest
+    from fercurate.scorer.config import BACKBONE_METHOD
+    from fercurate.scorer.config import ScorerConfig
+    from fercurate.scorer.targets import label_targets
     from fercurate.cli import app
     from fercurate.layers import read_layer
     from fercurate.ran.checkpoint import file_sha256
@@ -218,7 +228,7 @@ def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path,
     manifest = make_toy_manifest(workspace, name="sugbb", n=12)
     ids = pq.read_table(manifest, columns=["sample_id"]).column("sample_id").to_pylist()
     labels = label_targets(pd.DataFrame({"sample_id": ids[:6], "types": [["mask"], ["upper"], ["bottom"]] + [["none"]] * 3}))
-    config = TrainConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8,
+    config = ScorerConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8,
                          backbone=str(expression_checkpoint))
     first = suggest(manifest, config=config, train_labels=labels, write_events=False)
     assert first.scored == 12 and first.training["finetuned"] and BACKBONE_METHOD in first.summary()
@@ -228,7 +238,7 @@ def test_suggest_with_a_backbone_records_it_and_is_reproducible(workspace: Path,
     again = suggest(manifest, config=config, train_labels=labels, write_events=False)
     assert again.training["pretrain_reused"]
     assert np.array_equal(first.scores["score"].to_numpy(), again.scores["score"].to_numpy())
-    small = suggest(manifest, config=TrainConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8),
+    small = suggest(manifest, config=ScorerConfig(seed=3, steps=4, finetune_epochs=2, min_labels=3, threads=1, batch=8),
                     train_labels=labels, write_events=False)
     assert not small.training["pretrain_reused"]  # the small CNN never reuses the ResNet's weights
     assert not np.array_equal(first.scores["score"].to_numpy(), small.scores["score"].to_numpy())
@@ -246,16 +256,17 @@ def test_suggest_rejects_a_backbone_that_is_not_a_checkpoint(workspace: Path, tm
     from typer.testing import CliRunner
 
     from fercurate.annotate.dataset import suggestion_layer_path
-    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.annotate.suggest import suggest
+    from fercurate.scorer.config import ScorerConfig
     from fercurate.cli import app
 
     manifest = make_toy_manifest(workspace, name="sugbadbb", n=4)
     with pytest.raises(InputError, match="checkpoint not found"):
-        suggest(manifest, config=TrainConfig(backbone=str(tmp_path / "nope.pt")))
+        suggest(manifest, config=ScorerConfig(backbone=str(tmp_path / "nope.pt")))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
     with pytest.raises(InputError, match="junk.pt: cannot read as a fercurate checkpoint"):
-        suggest(manifest, config=TrainConfig(backbone=str(junk)))
+        suggest(manifest, config=ScorerConfig(backbone=str(junk)))
     assert not suggestion_layer_path(manifest).exists()  # rejected before anything was written
     r = CliRunner().invoke(app, ["annotate", "suggest", "sugbadbb", "--backbone", str(tmp_path / "nope.pt")])
     assert r.exit_code != 0 and "nope.pt" in r.output
@@ -266,13 +277,14 @@ def test_suggest_asking_for_cuda_without_a_gpu_is_a_clear_error(workspace: Path)
     from test_annotate import make_toy_manifest
 
     from fercurate.annotate.dataset import suggestion_layer_path
-    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.annotate.suggest import suggest
+    from fercurate.scorer.config import ScorerConfig
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     manifest = make_toy_manifest(workspace, name="sugcuda", n=4)
     with pytest.raises(InputError, match="no CUDA GPU"):
-        suggest(manifest, config=TrainConfig(device="cuda", steps=1, threads=1))
+        suggest(manifest, config=ScorerConfig(device="cuda", steps=1, threads=1))
     assert not suggestion_layer_path(manifest).exists()
 
 
@@ -281,7 +293,8 @@ def test_suggest_excludes_the_nonfaces_quality_found_from_ranking_and_prefill(wo
     from test_annotate import make_toy_manifest
 
     from fercurate.annotate.dataset import suggestion_layer_path
-    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.annotate.suggest import suggest
+    from fercurate.scorer.config import ScorerConfig
     from fercurate.manifest import read_manifest
     from fercurate.quality.nonface import find_nonfaces
 
@@ -293,7 +306,7 @@ def test_suggest_excludes_the_nonfaces_quality_found_from_ranking_and_prefill(wo
     flagged = find_nonfaces(m, detect=False, workers=1)
     assert sorted(np.asarray(ids)[flagged.table.column("flagged").to_numpy(zero_copy_only=False)]) == sorted([ids[2], ids[7]])
     said: list[str] = []
-    config = TrainConfig(seed=1, steps=6, finetune_epochs=1, threads=1, batch=32)
+    config = ScorerConfig(seed=1, steps=6, finetune_epochs=1, threads=1, batch=32)
 
     result = suggest(manifest, config=config, prefill_occluded=0.5, prefill_clean=0.5, report=said.append)
     assert result.excluded == 2 and result.scored == 10
@@ -314,16 +327,17 @@ def test_suggest_excludes_the_nonfaces_quality_found_from_ranking_and_prefill(wo
 
 
 def test_fast_preset_runs_fewer_steps_and_explicit_values_win() -> None:
-    from fercurate.annotate.suggest import TrainConfig
+    from fercurate.scorer.config import ScorerConfig
 
-    default, fast = TrainConfig(), TrainConfig.fast()
+    default, fast = ScorerConfig(), ScorerConfig.fast()
     assert (default.steps, default.pool, default.finetune_epochs) == (800, 30_000, 10)
     assert (fast.steps, fast.pool, fast.finetune_epochs) == (200, 5_000, 4)
-    assert TrainConfig.fast(steps=50, seed=3).steps == 50 and TrainConfig.fast(steps=50).pool == 5_000
+    assert ScorerConfig.fast(steps=50, seed=3).steps == 50 and ScorerConfig.fast(steps=50).pool == 5_000
 
 
 def test_training_reports_its_expected_duration_before_most_of_it_runs() -> None:
-    from fercurate.annotate.suggest import TrainConfig, train_scorer
+    from fercurate.scorer.config import ScorerConfig
+    from fercurate.scorer.train import train_scorer
 
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 255, (40, 48, 48)).astype(np.uint8)
@@ -331,7 +345,7 @@ def test_training_reports_its_expected_duration_before_most_of_it_runs() -> None
     import time
 
     t0 = time.perf_counter()
-    _, summary, _, _ = train_scorer(pool, None, TrainConfig(steps=12, threads=1, batch=16),
+    _, summary, _, _ = train_scorer(pool, None, ScorerConfig(steps=12, threads=1, batch=16),
                                     report=lambda line: said.append((line, time.perf_counter() - t0)))
     total = time.perf_counter() - t0
     assert len(said) == 1 and said[0][0].startswith("expected training time: ~0 min")

@@ -51,7 +51,7 @@ class Team:
 
     def launch(self, who: str, *extra: str) -> tuple[str, str]:
         """``fercurate annotate launch ferplus --split test --annotator WHO ...``: returns (url, queue line)."""
-        from fercurate.annotate.app import free_port
+        from fercurate.annotate.network import free_port
 
         port = free_port()
         proc = subprocess.Popen(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fercurate.annotations import append_events, current_labels, make_event, read_events
+from fercurate.annotations import append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -46,7 +46,7 @@ def test_current_labels_precedence_and_conflicts(tmp_path: Path) -> None:
         make_event("s3", ["bottom"], annotator="ann", source="human", labelled_at=T0 + timedelta(hours=1)),
         make_event("s4", ["mask"], annotator="fercurate-synth", source="synthetic", labelled_at=T0),
     ])
-    cur = current_labels(read_events(path)).set_index("sample_id")
+    cur = latest_labels(read_events(path)).set_index("sample_id")
     assert cur.loc["s1", "types"] == ["mask"] and cur.loc["s1", "source"] == "human"  # person beats list
     assert bool(cur.loc["s2", "conflict"]) and cur.loc["s2", "n_annotators"] == 2
     assert cur.loc["s2", "types"] == ["bottom"]  # most recent of the conflicting labels

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from fercurate.annotate.occluders import SIZE
-from fercurate.annotate.suggest import _load_chunk
 from fercurate.faces.crop import DLIB5_TEMPLATE, aligned_crop, dlib5_points, face_crop
+from fercurate.faces.store import decode_face
 from fercurate.ran import data as rdata
+from fercurate.scorer.faces import FACE_SIZE as SIZE
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def grey_png(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("box", [(20.0, 10.0, 40.0, 50.0), (70.0, -8.0, 36.0, 30.0), None],
                          ids=["inside-shrunk", "outside-padded", "no-box"])
 def test_ran_data_and_the_suggest_scorer_cut_the_same_face(grey_png: Path, box) -> None:  # noqa: ANN001
-    scorer = _load_chunk([(str(grey_png), box)])[0]
+    scorer = decode_face(str(grey_png), box, SIZE, grey=True)[0][0]  # the scorer's 48 px grey crop
     ran, (w, h), matrix = rdata.decode_face(str(grey_png), None if box is None else np.asarray(box, np.float32), SIZE)
     assert (w, h) == (90, 70) and matrix is None
     assert scorer.shape == (SIZE, SIZE) and ran.shape == (3, SIZE, SIZE)

@@ -3,7 +3,7 @@
 A sample is *in disagreement* when the latest human labels of its annotators (withdrawn labels left
 out) are not all the same type set and no adjudication at or after the last of those labels stands
 (a withdrawn adjudication does not). A decision is an event with ``source="adjudication"``
-appended to the annotation history; :func:`fercurate.annotations.current_labels` makes the latest
+appended to the annotation history; :func:`fercurate.annotations.latest_labels` makes the latest
 one the sample's current label. A later human label re-opens the disagreement if it differs.
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from fercurate.annotate.agreement import latest_by_annotator
-from fercurate.annotations import append_events, make_event, normalise_types, read_events
+from fercurate.annotate.agreement import labels_by_sample
+from fercurate.annotate.identity import default_annotator
+from fercurate.annotations import append_events, latest_labels, make_event, normalise_types, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
@@ -35,29 +36,26 @@ def disagreements(events: pa.Table, sample_ids: Iterable[str] | None = None) -> 
     ``n_annotators`` (people with a label there); ``last_labelled_at`` (the newest of those labels).
     ``sample_ids`` restricts the answer to those samples.
     """
-    humans = latest_by_annotator(events, sources=("human",))
+    humans = latest_labels(events, source="human", per_annotator=True)
     if sample_ids is not None:
         humans = humans[humans["sample_id"].isin(set(sample_ids))]
     if humans.empty:
         return pd.DataFrame(columns=DISAGREEMENT_COLUMNS)
-    grouped = humans.groupby("sample_id", sort=True)
+    grouped = humans.assign(types=humans["types"].map(tuple)).groupby("sample_id", sort=True)
     summary = pd.DataFrame(
         {
-            "distinct": grouped["types_key"].nunique(),
+            "distinct": grouped["types"].nunique(),
             "n_annotators": grouped["annotator"].nunique(),
             "last_labelled_at": grouped["labelled_at"].max(),
         }
     )
-    decided = latest_by_annotator(events, sources=("adjudication",)).groupby("sample_id")["labelled_at"].max()
+    decided = latest_labels(events, source="adjudication", per_annotator=True).groupby("sample_id")["labelled_at"].max()
     summary["decided_at"] = decided.reindex(summary.index)
     settled = summary["decided_at"].notna() & (summary["decided_at"] >= summary["last_labelled_at"])
     open_ids = summary.index[(summary["distinct"] > 1) & ~settled]
     if len(open_ids) == 0:
         return pd.DataFrame(columns=DISAGREEMENT_COLUMNS)
-    part = humans[humans["sample_id"].isin(open_ids)].sort_values(["sample_id", "annotator"])
-    labels = pd.Series(
-        {sid: dict(zip(g["annotator"], g["types_key"])) for sid, g in part.groupby("sample_id", sort=True)}
-    )
+    labels = pd.Series(labels_by_sample(humans[humans["sample_id"].isin(open_ids)]))
     out = pd.DataFrame(
         {
             "sample_id": open_ids,
@@ -107,9 +105,8 @@ def decide(
 
 def people_labels(events: pa.Table, sample_ids: Iterable[str]) -> dict[str, dict[str, str]]:
     """sample_id -> {annotator: ``a|b``} of the people's latest labels (withdrawn ones left out)."""
-    people = latest_by_annotator(events, sources=("human",))
-    people = people[people["sample_id"].isin(set(sample_ids))].sort_values(["sample_id", "annotator"])
-    return {sid: dict(zip(g["annotator"], g["types_key"])) for sid, g in people.groupby("sample_id", sort=True)}
+    people = latest_labels(events, source="human", per_annotator=True)
+    return labels_by_sample(people[people["sample_id"].isin(set(sample_ids))])
 
 
 def _refuse_settled(path: Path, events: pa.Table, sample_ids: Sequence[str]) -> None:
@@ -209,8 +206,6 @@ def adjudicate(
     result = AdjudicationResult(manifest=manifest.name, path=path, split=split, open=pd.DataFrame())
     if decisions:
         if not adjudicator:
-            from fercurate.annotate.app import default_annotator
-
             adjudicator = default_annotator()
         if not adjudicator or not adjudicator.strip():
             raise InputError("who decides? pass --by NAME (or set $USER)")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 import zlib
 from dataclasses import dataclass, field
 
@@ -35,12 +36,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fercurate.annotations import is_blind, latest_per_annotator
-from fercurate.schema import OCCLUSION_TYPES
+from fercurate.annotations import is_blind, latest_labels, types_key
+from fercurate.compat import moved_module
+from fercurate.schema import OCCLUDED_TYPES
 
-RESOLVED_TYPES: tuple[str, ...] = tuple(t for t in OCCLUSION_TYPES if t != "none")
+# Raters: people, and the official lists' authors (``ran-authors``).
+RATER_SOURCES: tuple[str, ...] = ("human", "official")
 # Which types an unresolved official value leaves undetermined.
-_UNDETERMINED = {"glasses|mask": {"glasses", "mask"}, "occluded": set(RESOLVED_TYPES)}
+_UNDETERMINED = {"glasses|mask": {"glasses", "mask"}, "occluded": set(OCCLUDED_TYPES)}
+__getattr__ = moved_module(__name__, "fercurate.schema", {"RESOLVED_TYPES": "fercurate.schema:OCCLUDED_TYPES"})
 
 
 def cohen_kappa(a: np.ndarray | list, b: np.ndarray | list) -> float:
@@ -90,44 +94,58 @@ class PairAgreement:
     independent: bool = False
 
 
-_LATEST_COLUMNS = ["sample_id", "annotator", "source", "types_key", "labelled_at"]
+def independent_events(events: pa.Table) -> pa.Table:
+    """The human events that count as independent: labels made blind, and withdrawals of any origin
+    (a withdrawn label is no label, whoever saw what)."""
+    keep = events.filter(pc.equal(events.column("source"), "human"))
+    if keep.num_rows == 0:
+        return keep
+    origin = keep.column("origin").to_pylist()
+    empty = pc.equal(pc.list_value_length(keep.column("types")), 0).to_pylist()
+    return keep.filter(pa.array([is_blind(o) or e for o, e in zip(origin, empty)], pa.bool_()))
+
+
+def rater_labels(events: pa.Table, *, independent_only: bool = False) -> pd.DataFrame:
+    """Each rater's latest label per sample (:data:`RATER_SOURCES`), as :func:`fercurate.annotations.latest_labels`
+    with ``per_annotator`` gives it; with ``independent_only`` only blind human labels count."""
+    if independent_only:
+        return latest_labels(independent_events(events), source="human", per_annotator=True)
+    return latest_labels(events, source=RATER_SOURCES, per_annotator=True)
+
+
+def labels_by_sample(people: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """sample_id -> {annotator: ``a|b``} of per-annotator labels (annotators sorted): what a person reads."""
+    people = people.sort_values(["sample_id", "annotator"])
+    return {sid: dict(zip(g["annotator"], g["types"].map(types_key))) for sid, g in people.groupby("sample_id", sort=True)}
 
 
 def latest_by_annotator(
-    events: pa.Table, sources: tuple[str, ...] = ("human", "official"), *, independent_only: bool = False
+    events: pa.Table, sources: tuple[str, ...] = RATER_SOURCES, *, independent_only: bool = False
 ) -> pd.DataFrame:
-    """Each annotator's latest label per sample: columns sample_id, annotator, source, types_key, labelled_at.
-
-    An annotator whose latest event (among ``sources``) is a withdrawal has no row for that sample.
-    With ``independent_only``, only human labels made blind count (withdrawals of any origin still
-    remove them).
-    """
-    if events.num_rows == 0:
-        return pd.DataFrame(columns=_LATEST_COLUMNS)
+    """Deprecated (issue 30): :func:`rater_labels`, or ``latest_labels(events, source=..., per_annotator=True)``."""
+    warnings.warn("fercurate.annotate.agreement.latest_by_annotator is rater_labels (or "
+                  "fercurate.annotations.latest_labels(events, source=..., per_annotator=True)) now; call that",
+                  DeprecationWarning, stacklevel=2)
+    columns = ["sample_id", "annotator", "source", "types_key", "labelled_at"]
     if independent_only:
-        sources = ("human",)
-    keep = events.filter(pc.is_in(events.column("source"), value_set=pa.array(list(sources), pa.string())))
-    if independent_only and keep.num_rows:
-        origin = keep.column("origin").to_pylist()
-        empty = pc.equal(pc.list_value_length(keep.column("types")), 0).to_pylist()
-        keep = keep.filter(pa.array([is_blind(o) or e for o, e in zip(origin, empty)], pa.bool_()))
-    df = latest_per_annotator(keep)
+        df = rater_labels(events, independent_only=True)
+    else:
+        df = latest_labels(events, source=sources, per_annotator=True)
     if df.empty:
-        return pd.DataFrame(columns=_LATEST_COLUMNS)
-    df["types_key"] = df["types"].map(lambda t: "|".join(sorted(t)))
-    return df[_LATEST_COLUMNS].reset_index(drop=True)
+        return pd.DataFrame(columns=columns)
+    return df.assign(types_key=df["types"].map(types_key))[columns].reset_index(drop=True)
 
 
-def _has_type(key: str, t: str) -> bool | None:
-    """True/False: does the label contain type t; None when the label leaves t undetermined."""
-    parts = set(key.split("|"))
-    if key in _UNDETERMINED and t in _UNDETERMINED[key]:
+def _has_type(types: tuple[str, ...], t: str) -> bool | None:
+    """True/False: does the label contain type t; None when the label leaves t undetermined (an
+    unresolved official value)."""
+    if len(types) == 1 and t in _UNDETERMINED.get(types[0], ()):
         return None
-    return t in parts
+    return t in types
 
 
-def _occluded(key: str) -> bool:
-    return key != "none"
+def _occluded(types: tuple[str, ...]) -> bool:
+    return types != ("none",)
 
 
 # Resamples are drawn in blocks of at most this many (resample, sample) cells, bounding memory.
@@ -198,7 +216,7 @@ def pairwise_agreement(
 ) -> list[PairAgreement]:
     """Agreement for every pair of annotators with at least one shared sample, sorted by pair.
 
-    ``independent_only``: only blind human labels (see :func:`latest_by_annotator`). Each kappa
+    ``independent_only``: only blind human labels (see :func:`rater_labels`). Each kappa
     gets a ``ci`` bootstrap interval from ``n_boot`` resamples of the pair's shared samples, drawn
     from :func:`pair_rng` (``seed`` and the pair's names; the same resamples serve the exact,
     occluded and per-type kappas of a pair); ``n_boot=0`` skips the intervals (all ``(nan, nan)``).
@@ -207,10 +225,11 @@ def pairwise_agreement(
         raise ValueError(f"ci must be between 0 and 1, got {ci}")
     if n_boot < 0:
         raise ValueError(f"n_boot must be >= 0, got {n_boot}")
-    latest = latest_by_annotator(events, independent_only=independent_only)
+    latest = rater_labels(events, independent_only=independent_only)
     if latest.empty:
         return []
-    wide = latest.pivot(index="sample_id", columns="annotator", values="types_key")
+    # a label's types as one hashable category (a tuple of names) for the kappas
+    wide = latest.assign(types=latest["types"].map(tuple)).pivot(index="sample_id", columns="annotator", values="types")
     out = []
     for a, b in itertools.combinations(sorted(wide.columns), 2):
         both = wide[[a, b]].dropna()
@@ -233,7 +252,7 @@ def pairwise_agreement(
             (codes[:n], codes[n:], everyone),
             (np.array([_occluded(x) for x in ka], np.int64), np.array([_occluded(x) for x in kb], np.int64), everyone),
         ]
-        for t in RESOLVED_TYPES:
+        for t in OCCLUDED_TYPES:
             ha = [_has_type(x, t) for x in ka]
             hb = [_has_type(x, t) for x in kb]
             keep = np.array([x is not None and y is not None for x, y in zip(ha, hb)], dtype=bool)
@@ -246,21 +265,18 @@ def pairwise_agreement(
             boots = _bootstrap_kappas(stats, n, n_boot, pair_rng(seed, a, b))
             intervals = [NAN_CI if math.isnan(p) else _interval(k, ci) for p, k in zip(points, boots)]
         pair.exact_ci, pair.occluded_ci = intervals[0], intervals[1]
-        pair.type_ci = dict(zip(RESOLVED_TYPES, intervals[2:]))
+        pair.type_ci = dict(zip(OCCLUDED_TYPES, intervals[2:]))
         out.append(pair)
     return out
 
 
 def conflicts(events: pa.Table) -> pd.DataFrame:
-    """Samples where people's latest labels differ (withdrawn labels left out): sample_id and ``labels``."""
-    latest = latest_by_annotator(events, sources=("human",))
-    if latest.empty:
+    """Samples where people's latest labels differ (withdrawn labels left out): sample_id and ``labels``
+    (annotator -> ``a|b``)."""
+    people = latest_labels(events, source="human", per_annotator=True)
+    if people.empty:
         return pd.DataFrame(columns=["sample_id", "labels"])
-    grouped = latest.groupby("sample_id")
-    distinct = grouped["types_key"].nunique()
-    sub = latest[latest["sample_id"].isin(distinct[distinct > 1].index)]
-    rows = [
-        {"sample_id": sid, "labels": dict(zip(part["annotator"], part["types_key"]))}
-        for sid, part in sub.groupby("sample_id", sort=True)
-    ]
+    distinct = people["types"].map(tuple).groupby(people["sample_id"]).nunique()
+    differ = labels_by_sample(people[people["sample_id"].isin(distinct[distinct > 1].index)])
+    rows = [{"sample_id": sid, "labels": labels} for sid, labels in differ.items()]
     return pd.DataFrame(rows, columns=["sample_id", "labels"])

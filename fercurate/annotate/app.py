@@ -7,10 +7,8 @@ starts, so :func:`install_plugin` links the plugin shipped inside this package t
 from __future__ import annotations
 
 import atexit
-import getpass
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fercurate.annotate import identity, network
 from fercurate.annotate.database import connect
-from fercurate.annotate.dataset import STANDARD_VIEWS, ensure_dataset
+from fercurate.annotate.dataset import ensure_dataset
 from fercurate.annotate.session import QUEUE_VIEW, open_session
+from fercurate.compat import moved_module
 from fercurate.errors import FercurateError, InputError
 from fercurate.workspace import Workspace
 
@@ -32,19 +32,11 @@ if TYPE_CHECKING:
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "plugin"
 PLUGIN_DIR_NAME = "fercurate-occlusion"
 PLUGIN_NAME = "@fercurate/occlusion"
-# Set in an App server's environment: the one annotator that server labels for.
-APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"
-
-
-def default_annotator() -> str:
-    """``$FERCURATE_ANNOTATOR``, else the login name."""
-    name = os.environ.get("FERCURATE_ANNOTATOR") or os.environ.get("USER") or os.environ.get("USERNAME")
-    if not name:
-        try:
-            name = getpass.getuser()
-        except (KeyError, OSError):
-            name = ""
-    return name
+# Names that moved below the launcher (annotator identity, the free-port finder, the standard views).
+__getattr__ = moved_module(__name__, "fercurate.annotate.identity", {
+    "free_port": "fercurate.annotate.network:free_port",
+    "STANDARD_VIEWS": "fercurate.annotate.views:STANDARD_VIEWS",
+})
 
 
 def plugins_dir() -> Path:
@@ -74,13 +66,6 @@ def install_plugin(target_dir: str | os.PathLike | None = None) -> Path:
     except OSError:
         shutil.copytree(PLUGIN_SOURCE, dest, ignore=shutil.ignore_patterns("__pycache__"))
     return dest
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -127,7 +112,7 @@ def launch(
     ``mode`` (``label``, ``second-pass`` with ``sample`` faces chosen by ``seed``, or
     ``adjudicate``), or the whole split when that queue is empty.
     """
-    who = (annotator or default_annotator()).strip()
+    who = (annotator or identity.default_annotator()).strip()
     if not who:
         raise InputError("no annotator name: pass --annotator NAME")
     ws = workspace or Workspace.current()
@@ -139,7 +124,7 @@ def launch(
     install_plugin()
     fo = connect()
     view, view_name = _start_view(ds, split, bool(opened.queue))
-    port = port or free_port()
+    port = port or network.free_port()
     server = start_server(port, address, timeout=server_timeout, annotator=who)
     try:
         session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
@@ -193,9 +178,9 @@ def start_server(
            "--port", str(port), "--address", address]
     here = str(Path(__file__).resolve().parents[2])  # this copy of fercurate, whatever the server's cwd
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
-    env.pop(APP_ANNOTATOR_ENV, None)
+    env.pop(identity.APP_ANNOTATOR_ENV, None)
     if annotator:
-        env[APP_ANNOTATOR_ENV] = annotator
+        env[identity.APP_ANNOTATOR_ENV] = annotator
     proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     atexit.register(stop_server, proc)  # never leave a server behind when the caller exits
@@ -228,13 +213,9 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 __all__ = [
-    "APP_ANNOTATOR_ENV",
     "PLUGIN_NAME",
     "PLUGIN_SOURCE",
-    "STANDARD_VIEWS",
     "Launched",
-    "default_annotator",
-    "free_port",
     "install_plugin",
     "launch",
     "plugins_dir",

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 from fercurate import atomic
+from fercurate.annotate.network import free_port
 from fercurate.errors import FercurateError
 from fercurate.locks import locked
 from fercurate.pids import pid_alive
@@ -133,8 +134,6 @@ def running_database(workspace: Workspace | None = None) -> Database | None:
 
 def ensure_database(workspace: Workspace | None = None, timeout: float = START_TIMEOUT_S) -> Database:
     """Reuse the workspace's own mongod, or start one on a free port (under a lock: one per workspace)."""
-    from fercurate.annotate.app import free_port
-
     global _last
     home = database_home(workspace)
     if _last is not None and _last.home == home and pid_alive(_last.pid):

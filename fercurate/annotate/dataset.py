@@ -21,14 +21,15 @@ Sample fields (all filterable and sortable in the App sidebar):
 ``occ_by``, ``occ_at``              who pressed a labelling button in the App, and when
 ==================================  =============================================================
 
-Other engineers open their own samples with :func:`add_saved_view`.
+The saved views the labelling workflow opens, and :func:`~fercurate.annotate.views.add_saved_view` for
+other engineers' own samples, are in :mod:`fercurate.annotate.views`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fercurate.annotate import views
 from fercurate.annotate.database import connect
-from fercurate.annotate.vocabulary import TAG_PREFIX
-from fercurate.annotations import current_labels, label_events, latest_per_annotator, read_events
+from fercurate.annotations import LABEL_SOURCES, latest_labels, read_events
+from fercurate.compat import moved_module
 from fercurate.errors import InputError
 from fercurate.ingest.files import existing_files
 from fercurate.layers import read_layer
@@ -57,12 +59,8 @@ INFO_KEY = "fercurate"
 OWNER_KEY = "owner"
 BASE_KEY = "base_dataset"
 SUGGEST_LAYER = "occlusion_suggest"
-# Saved views every launch (re)creates; names are what the App's view picker shows.
-VIEW_UNLABELLED = "occlusion-unlabelled"
-VIEW_BY_SUGGESTION = "occlusion-unlabelled-by-suggestion"
-VIEW_OFFICIAL = "occlusion-official-to-review"
-VIEW_CONFLICTS = "occlusion-conflicts"
-STANDARD_VIEWS = (VIEW_UNLABELLED, VIEW_BY_SUGGESTION, VIEW_OFFICIAL, VIEW_CONFLICTS)
+# The standard saved views and add_saved_view moved to fercurate.annotate.views; these old names still import.
+__getattr__ = moved_module(__name__, "fercurate.annotate.views")
 _ADD_BATCH = 2000
 # Field name -> FiftyOne field type name (and list subfield), declared up front so empty values work.
 FIELDS: dict[str, tuple[str, str | None]] = {
@@ -192,7 +190,7 @@ def ensure_dataset(
     if new.any():
         _add_samples(fo, ds, chosen.select(new))
     refresh_fields(ds, manifest, ws)
-    ensure_standard_views(ds)
+    views.ensure_standard_views(ds)
     return ds
 
 
@@ -413,10 +411,9 @@ def _occlusion_frame(manifest: Manifest, workspace: Workspace, owner: str | None
         events = events.filter(pc.or_(pc.invert(people), pc.equal(events.column("annotator"), owner)))
     if events.num_rows == 0:
         return pd.DataFrame(columns=cols)
-    source = events.column("source")
-    labels = current_labels(label_events(events))
-    suggestions = current_labels(events.filter(pc.equal(source, "suggestion")))
-    humans = latest_per_annotator(events.filter(pc.equal(source, "human")))  # withdrawn labels left out
+    labels = latest_labels(events, source=LABEL_SOURCES)
+    suggestions = latest_labels(events, source="suggestion")
+    humans = latest_labels(events, source="human", per_annotator=True)  # withdrawn labels left out
     by_sample = humans.groupby("sample_id")["annotator"].agg(lambda s: sorted(set(s)))
     out = pd.DataFrame(
         {
@@ -442,77 +439,12 @@ def _suggestion_frame(manifest: Manifest, workspace: Workspace) -> pd.DataFrame:
     return df
 
 
-# --- views -------------------------------------------------------------------------------------
-
-
-def unlabelled_view(ds: "fo.Dataset") -> "fo.DatasetView":
-    """Samples with no person's label or adjudication yet and no ``occ:*`` tag set in the App."""
-    from fiftyone import ViewField as F
-
-    no_tag = F("tags").filter(F().starts_with(TAG_PREFIX)).length() == 0
-    return ds.match(~F("occlusion_source").is_in(["human", "adjudication"]) & no_tag)
-
-
-def ensure_standard_views(ds: "fo.Dataset") -> None:
-    """(Re)create the saved views the labelling workflow uses."""
-    from fiftyone import ViewField as F
-
-    unlabelled = unlabelled_view(ds)
-    views = {
-        VIEW_UNLABELLED: (unlabelled, "No human occlusion label and no occ:* tag yet"),
-        VIEW_BY_SUGGESTION: (
-            unlabelled.sort_by("occ_score", reverse=True),
-            "Unlabelled, most likely occluded first (automatic occlusion score)",
-        ),
-        VIEW_OFFICIAL: (
-            ds.match(F("occlusion_source") == "official"),
-            "Labels from the official RAN lists: confirm or correct (glasses|mask needs resolving)",
-        ),
-        VIEW_CONFLICTS: (ds.match(F("occlusion_conflict") == True), "Annotators disagree"),  # noqa: E712
-    }
-    for view_name, (view, description) in views.items():
-        ds.save_view(view_name, view, description=description, overwrite=True)
-
-
-def add_saved_view(
-    dataset: "fo.Dataset",
-    name: str,
-    sample_ids: Iterable[str],
-    *,
-    description: str | None = None,
-    ordered: bool = True,
-) -> "fo.DatasetView":
-    """Save a view of ``dataset`` holding exactly ``sample_ids`` (manifest ids), in that order.
-
-    Overwrites a saved view of the same name, so re-running a check refreshes its view. Ids absent
-    from the dataset raise InputError (add them first with :func:`ensure_dataset`). Example::
-
-        ds = ensure_dataset("manifests/ferplus.parquet")
-        add_saved_view(ds, "quality-flagged", flagged_ids, description="near-duplicates")
-    """
-    ids = list(dict.fromkeys(sample_ids))
-    present = set(dataset.distinct("sample_id"))
-    absent = [i for i in ids if i not in present]
-    if absent:
-        raise InputError(
-            f"saved view {name!r}: {len(absent):,} sample ids are not in App dataset {dataset.name!r}, "
-            f"e.g. {absent[0]}; run ensure_dataset for their manifest/split first"
-        )
-    view = dataset.select_by("sample_id", ids, ordered=ordered)
-    dataset.save_view(name, view, description=description, overwrite=True)
-    return view
-
-
 __all__ = [
     "DATASET_PREFIX",
-    "STANDARD_VIEWS",
-    "add_saved_view",
     "dataset_name",
     "ensure_dataset",
-    "ensure_standard_views",
     "info",
     "load_dataset",
     "refresh_fields",
     "suggestion_layer_path",
-    "unlabelled_view",
 ]

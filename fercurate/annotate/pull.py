@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from fercurate.annotate import session
 from fercurate.annotate.agreement import conflicts
 from fercurate.annotate.dataset import BASE_KEY, info, load_dataset, refresh_fields
 from fercurate.annotate.vocabulary import TAG_PREFIX, lookalike, occlusion_tags, parse_tags
-from fercurate.annotations import BLIND_ORIGIN, append_events, make_event, read_events
+from fercurate.annotations import BLIND_ORIGIN, append_events, latest_labels, make_event, read_events
 from fercurate.errors import InputError
 from fercurate.manifest import read_manifest
 from fercurate.workspace import Workspace
@@ -194,7 +195,7 @@ def _collect(
             continue
         types = list(parsed.types)
         synced[rows["id"][i]] = occ
-        if latest.get((sid, who)) == "|".join(types):
+        if latest.get((sid, who)) == types:
             result.unchanged += 1
             continue
         events.append(make_event(sid, types, annotator=who, source="human", labelled_at=when, origin=origin))
@@ -202,15 +203,13 @@ def _collect(
     return events, synced
 
 
-def _latest_human(history) -> dict[tuple[str, str], str]:
-    """(sample_id, annotator) -> that person's latest label as ``a|b`` (to skip re-pulling it).
+def _latest_human(history: pa.Table) -> dict[tuple[str, str], list[str]]:
+    """(sample_id, annotator) -> that person's latest label's types (to skip re-pulling it).
 
     A person whose latest event is a withdrawal has no entry: the App's tags are their label again.
     """
-    if history.num_rows == 0:
-        return {}
-    df = session.latest_labels(history)
-    return {(s, a): "|".join(t) for s, a, t in zip(df["sample_id"], df["annotator"], df["types"])}
+    df = latest_labels(history, source="human", per_annotator=True)
+    return {(s, a): list(t) for s, a, t in zip(df["sample_id"], df["annotator"], df["types"])}
 
 
 def _lookalike_problems(ds: "fo.Dataset") -> list[Problem]:

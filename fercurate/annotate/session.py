@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,18 +35,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Not "from fercurate import annotations": fercurate/__init__ binds that name to its __future__ import.
+import fercurate.annotations as history
 from fercurate.annotate import adjudicate, live
 from fercurate.annotate.dataset import BASE_KEY, INFO_KEY, OWNER_KEY, ensure_dataset, info
 from fercurate.annotate.vocabulary import is_occlusion_tag, type_tag
-from fercurate.annotations import (
-    BLIND_ORIGIN,
-    latest_per_annotator,
-    make_event,
-    make_withdrawal,
-    normalise_types,
-)
+from fercurate.annotations import BLIND_ORIGIN, make_event, make_withdrawal, normalise_types
 from fercurate.errors import InputError
-from fercurate.schema import OCCLUSION_TYPES
+from fercurate.schema import OCCLUDED_TYPES, OCCLUSION_TYPES
 from fercurate.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -54,9 +51,8 @@ if TYPE_CHECKING:
 MODES: tuple[str, ...] = ("label", "second-pass", "adjudicate")
 QUEUE_VIEW = "occlusion-queue"
 MODE_KEY = "mode"
-# Keys of the single-face flow: number keys toggle a type, 0 / n mean no occlusion.
-KEY_TYPES: dict[str, str] = {"1": "mask", "2": "glasses", "3": "left_right", "4": "upper", "5": "bottom",
-                             "0": "none", "n": "none"}
+# Keys of the single-face flow: number keys 1-5 toggle the occluded types in schema order, 0 / n mean no occlusion.
+KEY_TYPES: dict[str, str] = {**{str(i): t for i, t in enumerate(OCCLUDED_TYPES, 1)}, "0": "none", "n": "none"}
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -160,12 +156,6 @@ def _scores(ds: "fo.Dataset") -> dict[str, float]:
     return {i: s for i, s in zip(ids, scores) if s is not None}
 
 
-def latest_labels(events: pa.Table, source: str = "human") -> pd.DataFrame:
-    """Each person's latest label per face (withdrawals respected): sample_id, annotator, types."""
-    chosen = events.filter(pc.equal(events.column("source"), source))
-    return latest_per_annotator(chosen)[["sample_id", "annotator", "types"]]
-
-
 def build_queue(
     events: pa.Table,
     sample_ids: list[str],
@@ -177,7 +167,7 @@ def build_queue(
     seed: int = 0,
 ) -> list[str]:
     """The faces of ``annotator``'s queue for ``mode``, in the order they are shown."""
-    labels = latest_labels(events)
+    labels = history.latest_labels(events, source="human", per_annotator=True)
     mine = set(labels.loc[labels["annotator"] == annotator, "sample_id"])
     anyone = set(labels["sample_id"])
     if mode == "label":
@@ -197,7 +187,8 @@ def build_queue(
 
 def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
     """Tag each face with this annotator's current label from the file (and nothing else)."""
-    labels = latest_labels(events, "adjudication" if mode_of(ds) == "adjudicate" else "human")
+    source = "adjudication" if mode_of(ds) == "adjudicate" else "human"
+    labels = history.latest_labels(events, source=source, per_annotator=True)
     labels = labels[labels["annotator"] == who]
     own = {s: list(t) for s, t in zip(labels["sample_id"], labels["types"])}
     ids, tags = ds.values(["sample_id", "tags"])
@@ -375,6 +366,14 @@ def progress(ds: "fo.Dataset") -> str:
     return f"queue: {queue.match_tags(list(TAGS)).count()} of {queue.count()} done"
 
 
+def latest_labels(events: pa.Table, source: str = "human") -> pd.DataFrame:
+    """Deprecated (issue 30): ``fercurate.annotations.latest_labels(events, source=..., per_annotator=True)``."""
+    warnings.warn("fercurate.annotate.session.latest_labels(events, source) is "
+                  "fercurate.annotations.latest_labels(events, source=source, per_annotator=True) now; call that",
+                  DeprecationWarning, stacklevel=2)
+    return history.latest_labels(events, source=source, per_annotator=True)[["sample_id", "annotator", "types"]]
+
+
 def _check_owner(ds: "fo.Dataset", annotator: str | None) -> None:
     who = owner(ds)
     if who is None:
@@ -395,7 +394,6 @@ __all__ = [
     "annotator_slug",
     "build_queue",
     "current_types",
-    "latest_labels",
     "next_face",
     "open_session",
     "others_labels",

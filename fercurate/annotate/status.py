@@ -20,10 +20,10 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from fercurate.annotate.adjudicate import disagreements
-from fercurate.annotate.agreement import PairAgreement, conflicts, latest_by_annotator, pairwise_agreement
-from fercurate.annotations import current_labels, is_blind, label_events, latest_per_annotator, read_events
+from fercurate.annotate.agreement import PairAgreement, conflicts, pairwise_agreement, rater_labels
+from fercurate.annotations import LABEL_SOURCES, is_blind, latest_labels, read_events
 from fercurate.manifest import read_manifest
-from fercurate.schema import OCCLUSION_VALUES
+from fercurate.schema import OCCLUSION_TYPES, OCCLUSION_VALUES
 from fercurate.workspace import Workspace
 
 
@@ -191,7 +191,7 @@ def status(
     events = read_events(path)
     events = events.filter(pc.is_in(events.column("sample_id"), value_set=ids))
     source = events.column("source")
-    labels = current_labels(label_events(events))
+    labels = latest_labels(events, source=LABEL_SOURCES)
     suggested_ids = set(events.filter(pc.equal(source, "suggestion")).column("sample_id").to_pylist())
     human_ids = set(labels.loc[labels["source"].isin(["human", "adjudication"]), "sample_id"])  # people's word
     labelled_ids = set(labels["sample_id"])
@@ -199,10 +199,10 @@ def status(
     for types in labels["types"]:
         for t in types:
             per_type[t] = per_type.get(t, 0) + 1
-    per_type = {t: n for t, n in per_type.items() if n or t in OCCLUSION_VALUES[:6]}
+    per_type = {t: n for t, n in per_type.items() if n or t in OCCLUSION_TYPES}
     conf = conflicts(events)
     open_ = disagreements(events)
-    independent = latest_by_annotator(events, independent_only=True)
+    independent = rater_labels(events, independent_only=True)
     report = StatusReport(
         manifest=manifest.name,
         path=path,
@@ -239,7 +239,7 @@ def _annotator_stats(events) -> list[AnnotatorStats]:
         return []
     df = events.select(["sample_id", "annotator", "source", "types", "labelled_at"]).to_pandas()
     df["withdrawal"] = df["types"].map(len) == 0
-    live = latest_per_annotator(events, by_source=True)
+    live = latest_labels(events, per_annotator=True, by_source=True)
     live["blind"] = [is_blind(o) for o in live["origin"]]
     live_counts = live.groupby(["annotator", "source"]).agg(samples=("sample_id", "nunique"), blind=("blind", "sum"))
     out = []

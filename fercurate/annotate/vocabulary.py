@@ -12,22 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from fercurate.schema import OCCLUSION_TYPES
+from fercurate.schema import OCCLUSION_TYPES, OCCLUSION_UNRESOLVED
 
 TAG_PREFIX = "occ:"
 TAGS: tuple[str, ...] = tuple(f"{TAG_PREFIX}{t}" for t in OCCLUSION_TYPES)
 TAG_TO_TYPE: dict[str, str] = {f"{TAG_PREFIX}{t}": t for t in OCCLUSION_TYPES}
-# Human-friendly names for the App's buttons, in the paper's order.
-TYPE_LABELS: dict[str, str] = {
-    "mask": "Mask",
-    "glasses": "Glasses",
-    "left_right": "Left/right face",
-    "upper": "Upper face",
-    "bottom": "Bottom face",
-    "none": "No occlusion",
-}
+# Human-friendly names for the App's buttons, one per type of schema.OCCLUSION_TYPES (the paper's order).
+TYPE_LABELS: dict[str, str] = dict(
+    zip(OCCLUSION_TYPES, ("Mask", "Glasses", "Left/right face", "Upper face", "Bottom face", "No occlusion"), strict=True)
+)
 # Bare words people may type instead of the prefixed tag: reported with a hint, never taken.
-_LOOKALIKES = {t.lower() for t in OCCLUSION_TYPES} | {"left-right", "leftright", "occluded", "glasses|mask"}
+_LOOKALIKES = {t.lower() for t in OCCLUSION_TYPES} | {"left-right", "leftright"} | set(OCCLUSION_UNRESOLVED)
 
 
 @dataclass(frozen=True)

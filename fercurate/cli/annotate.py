@@ -216,11 +216,12 @@ def suggest_cmd(
              fercurate annotate suggest ferplus --split test --fast
              fercurate annotate suggest ferplus --split test --backbone runs/baseline/baseline.pt
     """
-    from fercurate.annotate.suggest import TrainConfig, suggest
+    from fercurate.annotate.suggest import suggest
+    from fercurate.scorer.config import ScorerConfig
 
     explicit = {k: v for k, v in (("steps", steps), ("pool", pool), ("finetune_epochs", epochs)) if v is not None}
     common = {"seed": seed, "threads": threads, "backbone": str(backbone) if backbone else None, "device": device}
-    config = TrainConfig.fast(**common, **explicit) if fast else TrainConfig(**common, **explicit)
+    config = ScorerConfig.fast(**common, **explicit) if fast else ScorerConfig(**common, **explicit)
     typer.echo(f"training the scorer: {config.steps:,} pre-training batches on at most {config.pool:,} faces, "
                f"{config.finetune_epochs} fine-tuning epochs{' (--fast)' if fast else ''}")
     result = suggest(

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from fercurate.ran.crops import augment_matrices, box_thetas, crop_regions, invert_points, landmark_boxes, landmark_centres, random_boxes
-from fercurate.ran.data import Samples, check_align, decode_face
+from fercurate.faces.store import check_align, decode_face
+from fercurate.ran.data import Samples
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

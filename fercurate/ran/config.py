@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fercurate.errors import InputError
+from fercurate.schema import FACE_ALIGNMENTS
 from fercurate.compat import moved_module
 from fercurate.settings import check_choices, setting
 
@@ -32,9 +33,7 @@ NORMALIZATIONS = ("imagenet", "none")
 STEMS = ("imagenet", "no-maxpool")
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "on", "off")
-# Face preprocessing: "bbox" cuts the face box made square; "dlib5" aligns with dlib's 5-point model
-# (a similarity transform onto a fixed template), as the RAN paper aligns with dlib before cropping.
-ALIGNMENTS = ("bbox", "dlib5")
+ALIGNMENTS = FACE_ALIGNMENTS  # face preprocessing (fercurate.schema)
 # Values of a TorchScript/ONNX model's input: [0, 1] RGB, or ImageNet mean/std normalised.
 INPUT_NORMS = ("unit", "imagenet")
 # Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.

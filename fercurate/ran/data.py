@@ -3,46 +3,41 @@
 * :func:`select_samples` picks rows (splits and/or a subset's ids), drops rows that cannot be used
   (no label, a class outside the label space, no emotion votes) into ``excluded`` with a reason, and
   builds hard labels and, for FERPlus, vote-distribution targets.
-* :func:`load_faces` decodes every face once (all cores) and cuts it with
-  :func:`fercurate.faces.crop.face_crop` (the bounding box made square, resized to ``size``) or, with
-  ``align="dlib5"``, :func:`fercurate.faces.crop.aligned_crop` (dlib 5-point similarity alignment, as
-  the RAN paper preprocesses); the uint8 result is cached on disk (``<workspace>/cache/faces``) keyed
-  by the images, boxes, size and alignment, so later runs and evaluations start at once. Unreadable
-  images become rows in ``failures``, never silent drops. The alignment is a training setting stored
-  in the checkpoint, so evaluation cuts faces the same way.
+* :func:`load_faces` (from :mod:`fercurate.faces.store`, the face cache the occlusion scorer shares)
+  decodes every face once (all cores), cut as the face box made square or, with ``align="dlib5"``,
+  aligned with dlib's 5 points as the RAN paper preprocesses, and caches the uint8 result on disk
+  (``<workspace>/cache/faces``). The alignment is a training setting stored in the checkpoint, so
+  evaluation cuts faces the same way.
 
 Batches of these faces and their augmentation are :mod:`fercurate.ran.batches`'.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import cv2
 import numpy as np
 import pyarrow as pa
 
-from fercurate import images
-from fercurate.atomic import atomic_path, write_text
 from fercurate.compat import moved_module
 from fercurate.errors import InputError
+from fercurate.faces.crop import square_box
+from fercurate.faces.store import (  # noqa: F401 - the face cache moved to faces/store.py; ran's modules use it from here
+    CACHE_VERSION,
+    IN_MEMORY_MAX_BYTES,
+    FaceStore,
+    cache_key,
+    check_align,
+    decode_face,
+    default_cache_dir,
+    drop_failures,
+    load_faces,
+)
 from fercurate.manifest import Manifest
-from fercurate.parallel import map_chunks
-from fercurate.faces.crop import aligned_crop, face_crop, square_box
-from fercurate.ran.config import ALIGNMENTS, TARGET_MODES
+from fercurate.ran.config import TARGET_MODES
 from fercurate.schema import CANONICAL_LABELS, FERPLUS_VOTE_COLUMNS
-from fercurate.workspace import Workspace
-
-# 2: faces are cut by fercurate.faces.crop (edge-padded, not black) and the key holds the alignment
-CACHE_VERSION = 2
-# Caches up to this size are read into memory; larger ones (e.g. AffectNet at 224 px: ~42 GB) stay
-# memory-mapped and are read batch by batch.
-IN_MEMORY_MAX_BYTES = 4 << 30
 
 
 def label_names(num_classes: int) -> list[str]:
@@ -218,174 +213,7 @@ def select_samples(
     return samples
 
 
-# --- decoding faces ---------------------------------------------------------------------------------
-
-
-def check_align(align: str) -> str:
-    """``align`` if it names a known face preprocessing, else an error listing them."""
-    if align not in ALIGNMENTS:
-        raise InputError(f"unknown face alignment {align!r} (known: {', '.join(ALIGNMENTS)})")
-    return align
-
-
-def decode_face(
-    path: str, bbox: np.ndarray | None, size: int, align: str = "bbox"
-) -> tuple[np.ndarray, tuple[int, int], np.ndarray | None]:
-    """Read an image and cut its face at ``size``: uint8 RGB (3, size, size), the image's (w, h) and,
-    for ``align="dlib5"``, the 2x3 image->face matrix (None for the square box)."""
-    img = images.read_image(path, color=True)
-    h, w = img.shape[:2]
-    matrix = None
-    if check_align(align) == "dlib5":
-        face, matrix = aligned_crop(img, bbox, size)
-    else:
-        face = face_crop(img, bbox, size)
-    face = cv2.cvtColor(face, cv2.COLOR_BGR2RGB)
-    return np.ascontiguousarray(face.transpose(2, 0, 1)), (w, h), matrix
-
-
-def _decode_chunk(
-    items: Sequence[tuple[str, np.ndarray, int, str]],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str | None]]:
-    """Worker: decode a chunk of (path, bbox, size, align); failures give a zero face and a reason."""
-    size = items[0][2]
-    out = np.zeros((len(items), 3, size, size), dtype=np.uint8)
-    sizes = np.zeros((len(items), 2), dtype=np.float32)
-    matrices = np.full((len(items), 2, 3), np.nan, dtype=np.float64)
-    reasons: list[str | None] = []
-    for i, (path, bbox, _, align) in enumerate(items):
-        try:
-            out[i], sizes[i], m = decode_face(path, bbox, size, align)
-            if m is not None:
-                matrices[i] = m
-            reasons.append(None)
-        except images.ImageReadError as exc:
-            reasons.append(str(exc))
-    return out, sizes, matrices, reasons
-
-
-@dataclass
-class FaceStore:
-    """Decoded faces (N, 3, S, S) uint8 aligned with a :class:`Samples`, plus per-row failures."""
-
-    faces: np.ndarray
-    sizes: np.ndarray  # (N, 2) decoded image width, height (0 where decoding failed)
-    failures: dict[int, str]
-    cache_path: Path | None = None
-    matrices: np.ndarray | None = None  # (N, 2, 3) image->face pixel matrices of aligned faces
-
-    @property
-    def ok(self) -> np.ndarray:
-        mask = np.ones(len(self.faces), dtype=bool)
-        mask[list(self.failures)] = False
-        return mask
-
-
-def cache_key(samples: Samples, size: int, align: str = "bbox") -> str:
-    """A content key for the decoded faces: image paths, boxes, size, alignment and the cache format version."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"v": CACHE_VERSION, "size": size, "n": len(samples), "align": align}).encode())
-    for p in samples.paths:
-        h.update(p.encode())
-        h.update(b"\0")
-    h.update(np.ascontiguousarray(samples.bboxes).tobytes())
-    for p in samples.paths:
-        try:
-            st = os.stat(p)
-            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-        except OSError:
-            h.update(b"missing")
-    return h.hexdigest()[:24]
-
-
-def default_cache_dir(workspace: Workspace | str | os.PathLike | None = None) -> Path:
-    """``<workspace>/cache/faces`` (the workspace given, else the current one)."""
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
-    return ws.root / "cache" / "faces"
-
-
-def load_faces(
-    samples: Samples,
-    size: int,
-    *,
-    cache_dir: str | os.PathLike | None = None,
-    use_cache: bool = True,
-    workers: int | None = None,
-    in_memory: bool | None = None,
-    desc: str = "decode faces",
-    align: str = "bbox",
-    workspace: Workspace | str | os.PathLike | None = None,
-) -> FaceStore:
-    """Decode (or load from the cache) every face of ``samples`` at ``size`` x ``size``.
-
-    ``align``: ``bbox`` (the face box made square) or ``dlib5`` (5-point similarity alignment), see
-    :mod:`fercurate.faces.crop`. The cache is ``cache_dir``, else ``<workspace>/cache/faces``.
-    ``in_memory``: read the cache into RAM (default: when it is at most :data:`IN_MEMORY_MAX_BYTES`).
-    """
-    check_align(align)
-    if in_memory is None:
-        in_memory = len(samples) * 3 * size * size <= IN_MEMORY_MAX_BYTES
-    cache = Path(cache_dir) if cache_dir else default_cache_dir(workspace)
-    key = cache_key(samples, size, align)
-    npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
-    if use_cache and npy.exists() and meta.exists():
-        info = json.loads(meta.read_text())
-        faces = np.load(npy, mmap_mode="r")
-        if in_memory:
-            faces = np.ascontiguousarray(faces)
-        sizes = np.asarray(info["sizes"], dtype=np.float32).reshape(-1, 2)
-        matrices = np.asarray(info["matrices"], dtype=np.float64).reshape(-1, 2, 3) if info.get("matrices") else None
-        return FaceStore(faces, sizes, {int(k): v for k, v in info["failures"].items()}, npy, matrices)
-    n = len(samples)
-    items = [(p, b, size, align) for p, b in zip(samples.paths, samples.bboxes)]
-    failures: dict[int, str] = {}
-    sizes = np.zeros((n, 2), dtype=np.float32)
-    matrices = np.full((n, 2, 3), np.nan, dtype=np.float64)
-    chunk = 512
-
-    def fill(faces: np.ndarray) -> None:
-        start = 0
-        for out, sz, mats, reasons in map_chunks(_decode_chunk, items, workers=workers, chunk_size=chunk, desc=desc,
-                                                 unit="img"):
-            faces[start : start + len(out)] = out
-            sizes[start : start + len(out)] = sz
-            matrices[start : start + len(out)] = mats
-            for j, r in enumerate(reasons):
-                if r is not None:
-                    failures[start + j] = r
-            start += len(out)
-
-    aligned = align != "bbox"
-    if not use_cache:
-        faces = np.zeros((n, 3, size, size), dtype=np.uint8)
-        fill(faces)
-        return FaceStore(faces, sizes, failures, None, matrices if aligned else None)
-    cache.mkdir(parents=True, exist_ok=True)
-    with atomic_path(npy, suffix=".npy.tmp") as tmp:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
-        fill(mm)
-        mm.flush()
-        del mm
-    write_text(meta, json.dumps({"version": CACHE_VERSION, "size": size, "n": n, "align": align,
-                                 "manifest": str(samples.manifest.path), "failures": failures,
-                                 "sizes": sizes.ravel().tolist(),
-                                 "matrices": np.nan_to_num(matrices).ravel().tolist() if aligned else None}))
-    faces = np.load(npy, mmap_mode="r")
-    if in_memory:
-        faces = np.ascontiguousarray(faces)
-    return FaceStore(faces, sizes, failures, npy, matrices if aligned else None)
-
-
-def drop_failures(samples: Samples, store: FaceStore) -> tuple[Samples, FaceStore]:
-    """Move rows whose image could not be decoded to ``excluded`` (with the decoder's reason)."""
-    if not store.failures:
-        return samples, store
-    ok = store.ok
-    kept = samples.subset(ok)
-    kept.excluded.extend({"sample_id": samples.sample_ids[i], "kind": "unreadable", "reason": r}
-                         for i, r in sorted(store.failures.items()))
-    matrices = None if store.matrices is None else store.matrices[ok]
-    return kept, FaceStore(store.faces[ok], store.sizes[ok], {}, store.cache_path, matrices)
+# --- decoding faces: fercurate.faces.store (check_align, decode_face, FaceStore, load_faces, ...) ---
 
 
 def drop_missing_files(samples: Samples) -> Samples:

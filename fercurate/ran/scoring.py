@@ -20,7 +20,8 @@ from fercurate import published
 from fercurate.labels import CANONICAL_LABELS
 from fercurate.manifest import Manifest
 from fercurate.published import PublishedResult
-from fercurate.ran.data import FaceStore, Samples
+from fercurate.faces.store import FaceStore
+from fercurate.ran.data import Samples
 from fercurate.ran.metrics import accuracy_summary
 from fercurate.ran.predictor import Predictor
 from fercurate.subsets import SubsetInfo, paper_condition, paper_name

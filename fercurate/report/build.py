@@ -158,7 +158,7 @@ def subsets_section(found: Sequence) -> tuple[str, str]:
 def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str, str]:
     """Labelling progress; labels from people, from the official lists and synthetic ones counted apart."""
     from fercurate.annotate.status import status
-    from fercurate.annotations import current_labels, label_events, read_events
+    from fercurate.annotations import LABEL_SOURCES, latest_labels, read_events
 
     blocks = []
     for m in manifests:
@@ -166,7 +166,7 @@ def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str
         if not path.exists():
             continue
         st = status(m.name, workspace=ws, app=False)
-        labels = current_labels(label_events(read_events(path)))
+        labels = latest_labels(read_events(path), source=LABEL_SOURCES)
         labels = labels[labels["sample_id"].isin(set(m.table.column("sample_id").to_pylist()))]
         by_source = labels["source"].value_counts()
         progress = table(

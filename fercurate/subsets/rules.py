@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fercurate.annotations import current_labels, label_events, occlusion_types_present, read_events
+from fercurate.annotations import LABEL_SOURCES, latest_labels, occlusion_types_present, read_events
 from fercurate.errors import InputError
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest, read_manifest
@@ -74,7 +74,7 @@ def occlusion_subsets(manifest: Manifest, *, workspace: Workspace | None = None)
             f"{ann}: no occlusion labels yet; label in the App ('fercurate annotate launch') "
             "or import the official lists ('fercurate import-ran-lists')"
         )
-    labels = current_labels(label_events(read_events(ann)))  # suggestions are not labels
+    labels = latest_labels(read_events(ann), source=LABEL_SOURCES)  # suggestions are not labels
     in_manifest = set(manifest.table.column("sample_id").to_pylist())
     labels = labels[labels["sample_id"].isin(in_manifest)]
     src = f"{ann.name} (current labels)"

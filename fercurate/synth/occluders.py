@@ -20,7 +20,7 @@ import numpy as np
 
 from fercurate.synth import outline as G
 from fercurate.synth import shapes as S
-from fercurate.synth.masks import Placed
+from fercurate.synth.masks import STYLES as MASK_STYLES, Placed, apply_mask, choose_spec as choose_mask_spec
 from fercurate.synth.warp import bounding_rect, composite, paste_alpha
 
 OCCLUDER_TYPES: tuple[str, ...] = ("glasses", "upper", "bottom", "left_right")
@@ -468,3 +468,33 @@ def covered_fraction(alpha: np.ndarray, points: np.ndarray, frame: G.FaceFrame |
     m = G.polygon_mask(region - [x0, y0], (h, w), supersample=1)
     total = float(m.sum())
     return float((alpha[y0 : y0 + h, x0 : x0 + w] * m).sum() / total) if total > 0 else 0.0
+
+
+# --- occluders on small face crops (the occlusion scorer's pre-training) ---------------------------
+
+
+def occlude_crop(face: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """One occluder of occlusion type ``kind`` (``mask``, or one of :data:`OCCLUDER_TYPES`) painted on a
+    FER-style grey face crop (uint8, square); returns the grey crop.
+
+    A crop comes without landmarks, so the mean landmarks of a FER2013-style crop
+    (:func:`shapes.crop_prior`) stand in, moved by a small random similarity (faces sit a little
+    differently in every crop); the mask (:func:`fercurate.synth.masks.apply_mask`, a random style) or
+    occluder (:func:`apply_occluder`, a random spec) is drawn on them as on a full image.
+    """
+    if face.ndim != 2 or face.shape[0] != face.shape[1]:
+        raise ValueError(f"a face crop is a square grey image, got shape {face.shape}")
+    size = face.shape[0]
+    centre = np.array([size / 2, size / 2])
+    angle, scale = np.radians(rng.uniform(-8, 8)), rng.uniform(0.92, 1.08)
+    turn = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = (S.crop_prior(size, size) - centre) @ turn.T + centre + rng.uniform(-1.5, 1.5, 2)
+    image = cv2.cvtColor(face, cv2.COLOR_GRAY2BGR)
+    if kind == "mask":
+        spec = choose_mask_spec(MASK_STYLES[int(rng.integers(len(MASK_STYLES)))], rng)
+        placed = apply_mask(image, points, spec, rng)
+    elif kind in OCCLUDER_TYPES:
+        placed = apply_occluder(image, points, choose_spec(kind, rng), rng)
+    else:
+        raise ValueError(f"unknown occlusion type {kind!r} for a crop (known: mask, {', '.join(OCCLUDER_TYPES)})")
+    return cv2.cvtColor(placed.image, cv2.COLOR_BGR2GRAY)

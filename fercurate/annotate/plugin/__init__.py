@@ -22,7 +22,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fercurate.annotate import labelling, live, session
-from fercurate.annotate.app import APP_ANNOTATOR_ENV
+from fercurate.annotate.identity import APP_ANNOTATOR_ENV
 from fercurate.annotate.vocabulary import TAG_PREFIX, TYPE_LABELS
 from fercurate.errors import FercurateError
 from fercurate.schema import OCCLUSION_TYPES
