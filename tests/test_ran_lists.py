@@ -11,7 +11,7 @@ import pytest
 from fixtures_ferplus import default_entries, write_folders
 from typer.testing import CliRunner
 
-from fercurate.annotations import current_labels, read_events
+from fercurate.annotations import latest_labels, read_events
 from fercurate.cli import app
 from fercurate.errors import InputError, RejectsError
 from fercurate.ingest import ferplus
@@ -70,7 +70,7 @@ def test_real_ferplus_lists(real_ferplus_import) -> None:
     ev = [e for e in events.to_pylist() if e["sample_id"] == "ferplus/FER2013Test/fer0034656.png"][0]
     assert (ev["types"], ev["source"], ev["annotator"], ev["source_code"], ev["origin"]) == (
         ["upper"], "official", "ran-authors", "0", "FERplus_dir/jianfei_occlusion_list.txt:1")
-    labels = current_labels(events)
+    labels = latest_labels(events)
     assert labels["types"].map(tuple).value_counts().to_dict() == {
         ("left_right",): 213, ("glasses|mask",): 184, ("bottom",): 138, ("upper",): 70}
     # Subsets.

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from fercurate.annotations import current_labels, read_events
+from fercurate.annotations import latest_labels, read_events
 from fercurate.cli import app
 from fercurate.errors import InputError
 from fercurate.layers import read_layer
@@ -157,7 +157,7 @@ def test_occlusion_events_flow_into_subsets(made):
     assert events.num_rows == result.rows
     assert set(events.column("source").to_pylist()) == {"synthetic"}
     assert set(events.column("annotator").to_pylist()) == {"fercurate-synth"}
-    labels = current_labels(events)
+    labels = latest_labels(events)
     assert all(list(t) == ["mask"] for t in labels["types"])
     built = build_subsets(result.manifest_path, occlusion=True, workspace=Workspace(ws))
     names = {info.name: info for info in built}
@@ -262,7 +262,7 @@ def test_cli_occlude_and_preview(shared_data, workspace):
     m = read_manifest(workspace / "manifests" / "mini-occluded.parquet").to_pandas()
     kinds = m["variant"].str.split(":").str[1]
     assert sorted(kinds.value_counts().items()) == [("bottom", 4), ("glasses", 4), ("left_right", 4), ("upper", 4)]
-    labels = current_labels(read_events(workspace / "annotations" / "mini-occluded.occlusion.parquet"))
+    labels = latest_labels(read_events(workspace / "annotations" / "mini-occluded.occlusion.parquet"))
     by_id = dict(zip(labels["sample_id"], labels["types"]))
     for sid, variant in zip(m["sample_id"], m["variant"]):
         assert list(by_id[sid]) == [variant.split(":")[1]]
