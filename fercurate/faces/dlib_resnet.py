@@ -48,7 +48,6 @@ and the cache belong together: each check names the layers the others build.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import os
@@ -63,7 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercurate.atomic import StorageError, atomic_path
-from fercurate.errors import FercurateError, InputError
+from fercurate.errors import InputError
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 INPUT_SIZE = 150  # dlib's input_rgb_image_sized<150>
@@ -614,14 +613,9 @@ def state_dict_from(net: DlibNetwork, model: DlibResNet | None = None) -> dict[s
 
 def default_model_path() -> Path:
     """``face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat``, found without importing it."""
-    spec = importlib.util.find_spec("face_recognition_models")  # its __init__ imports pkg_resources
-    if spec is None or not spec.submodule_search_locations:
-        raise FercurateError("package face_recognition_models is not installed (pip install face-recognition-models)")
-    for base in spec.submodule_search_locations:
-        path = Path(base) / "models" / MODEL_FILE
-        if path.exists():
-            return path
-    raise FercurateError(f"face_recognition_models has no models/{MODEL_FILE}")
+    from fercurate.faces.dlib68 import model_path
+
+    return model_path(MODEL_FILE)
 
 
 def default_cache_dir() -> Path:
