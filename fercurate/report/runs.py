@@ -251,6 +251,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
     blocks = []
     for anchor, ev in evals:
         manifest_name = sources.eval_manifest_name(ev)
+        rule = sources.eval_label_rule(ev)
         labels = list(ev.metrics.get("labels") or [])
         rows, pics, explained, boards = [], [], [], []
         for g in ev.groups:
@@ -260,8 +261,8 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             n = int(g.get("n") or 0)
             made = "split" if info is None else sources.subset_kind(info.name)
             published = g.get("published") or []
-            rows.append([g["group"], made, n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), _ci(g) if n else "—",
-                         Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"),
+            rows.append([g["group"], made, n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), rule,
+                         _ci(g) if n else "—", Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"),
                          g.get("list") or "—"])
             if published and n:
                 boards.append(_leaderboard(str(g["group"]), published, g, len(labels), _rel(ev.model, ws)))
@@ -294,10 +295,14 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             prov.append(["not recorded by fercurate eval", NOT_RECORDED_EVAL])
         title = f"{model.name if model else '?'} on {manifest_name}"
         noted = [f"fercurate eval noted: {_thousands(str(x))}" for x in ev.metrics.get("notes", [])]
+        if rule == "not recorded":
+            noted.append("label rule: not recorded (an eval from before fercurate recorded it; on a vote-labelled "
+                         "manifest its accuracies followed the manifest's top vote, ties to the first class)")
         body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
-            + table(["group", "made by", "n", "accuracy", "95% CI", "mean per-class", "scored list"], rows, left=2)
+            + table(["group", "made by", "n", "accuracy", "label rule", "95% CI", "mean per-class", "scored list"],
+                    rows, left=2)
             + (f"<ul>{body_notes}</ul>" if body_notes else "")
             + "".join(boards)
             + "".join(pics) + _attention(ev, anchor, out, figs)
