@@ -215,11 +215,9 @@ class _Compound:
             self.basic_names += 1
 
     def refuse(self, path: Path) -> None:
-        """Raise when the list is compound's: mostly compound-style names, or labels 8-11 on a tenth of the lines
-        or more (a few stray lines of a basic list stay rejects)."""
-        names = self.compound_names > 0 and self.compound_names >= self.basic_names
-        labels = self.high_labels > 0 and 10 * self.high_labels >= self.lines
-        if not (names or labels):
+        """Raise when the list is compound's: labels 8-11 and names mostly compound-style (stray labels 8-11 in
+        a basic list, or odd names alone, stay rejects)."""
+        if not (self.high_labels and self.compound_names and self.compound_names >= self.basic_names):
             return
         raise InputError(
             f"{path}: this is the RAF-DB compound-expression list, not RAF-DB basic: {self.high_labels:,} of its "

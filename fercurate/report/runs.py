@@ -180,7 +180,8 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
             outside = len(members - scored - set(excl["sample_id"]))
         else:
             outside = 0
-        reasons = excl["reason"].astype(str).map(lambda r: r.rsplit(": ", 1)[-1])
+        reasons = pd.Series([_reason(k, r) for k, r in zip(excl["kind"].astype(str), excl["reason"].astype(str))],
+                            dtype=object)
         left_out += [(f"not scored ({r})", int(c)) for r, c in reasons.value_counts().items()]
         if unl:
             left_out.append(("without a label in the label space (scored, not counted)", len(unl)))
@@ -202,6 +203,12 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
     if left_out:
         text += "; left out: " + ", ".join(f"{c:,} {r}" for r, c in left_out)
     return text + ".", left_out
+
+
+def _reason(kind: str, reason: str) -> str:
+    """What an excluded row is counted under: a label rule's sentence without the row's votes, an unreadable
+    image's reason without its path."""
+    return reason.split(" (", 1)[0] if kind == "label rule" else reason.rsplit(": ", 1)[-1]
 
 
 def _thousands(text: str) -> str:
