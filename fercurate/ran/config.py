@@ -218,8 +218,9 @@ def resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: os.Pa
 
 
 LABELS_HELP = (
-    "Order of a TorchScript/ONNX model's outputs, when the model carries none (a sidecar <model>.json, ONNX "
-    "metadata 'fercurate.labels', TorchScript labels.txt). One of: a named order -- canonical (= affectnet: neutral, "
+    "Order of a TorchScript/ONNX model's outputs, where the model carries none (a sidecar <model>.json, ONNX "
+    "metadata 'fercurate.labels', TorchScript labels.txt); one against the stored order is refused (see "
+    "--override-contract). One of: a named order -- canonical (= affectnet: neutral, "
     "happy, sad, surprise, fear, disgust, anger, contempt), canonical7, fer2013 (angry, disgust, fear, happy, sad, "
     "surprise, neutral), ferplus (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt), rafdb "
     "(surprise, fear, disgust, happiness, sadness, anger, neutral), sfew (Angry Disgust Fear Happy Neutral Sad "
