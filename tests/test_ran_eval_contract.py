@@ -282,3 +282,20 @@ def test_every_command_accepts_w():
     without = [name for name, cmd in leaves(command, []) if not any("-w" in p.opts for p in cmd.params
                                                                   if hasattr(p, "opts"))]
     assert without == []
+
+
+def test_an_imported_list_answers_to_its_own_name(ws):
+    """Item 8: --subset aligned-test scores official-aligned-test (before: refused while the official- name worked)."""
+    from fercurate.manifest import read_manifest
+    from fercurate.subsets import write_subset
+
+    root, models, _, ref_group = ws
+    m = read_manifest(root / "manifests" / "toy.parquet")
+    test_ids = [s for s in m.table.column("sample_id").to_pylist() if "/test/" in s]
+    write_subset(m, "official-aligned-test", test_ids, rule="official RAN list: aligned-test", workspace=Workspace(root))
+    res = evaluate(models / "ref.pt", manifest="toy", subsets=["aligned-test"], bootstrap=0, workspace=Workspace(root),
+                   echo=quiet)
+    (g,) = res.groups
+    assert g["group"] == "aligned-test" and g["list"].startswith("official-aligned-test: official RAN list")
+    assert g["n"] == ref_group["n"]
+    (root / "manifests" / "subsets" / "toy-official-aligned-test.parquet").unlink()
