@@ -6,6 +6,15 @@ vote (argmax, ties to the first column in FER+ order, flagged ``tie``); an ``unk
 majority gives no canonical label (flags ``unknown_majority`` / ``nf_majority``), as the FER+ paper
 excludes those images. :func:`vote_targets` turns the counts into training targets.
 
+Scoring a model on vote-labelled faces needs a **label rule**, which decides the faces that have a
+label at all (:data:`LABEL_RULES`, :func:`label_rule_mask`): ``plurality`` (the most-voted class; ties
+left out) or ``majority`` (FER+'s own rule, ``FERPlusReader._process_data`` in Microsoft/FERPlus
+``src/ferplus.py``: single votes are dropped as outliers, then a class must hold more than half of the
+remaining votes; FER+'s ``train.py`` scores validation and test this way). RAN's FERPlus test list
+(``dlib_ferplus_val_center_crop_range_list.txt``, 3,137 faces) is exactly the FER2013Test faces the
+majority rule keeps from ``label.csv``, and the Occlusion / Pose lists are subsets of it with no ties,
+so both rules keep every face of those lists.
+
 One home for these rules, so the ingest (``fercurate.ingest.ferplus``), the trainer and the quality
 checks read votes the same way without depending on one another.
 """
@@ -36,6 +45,15 @@ FLAG_UNKNOWN = "unknown_majority"
 FLAG_NF = "nf_majority"
 FLAG_TIE = "tie"
 
+LABEL_RULES = ("plurality", "majority")
+DEFAULT_LABEL_RULE = "majority"
+LABEL_RULE_TEXT = {
+    "plurality": "the most-voted class; faces with tied top votes are left out",
+    "majority": "FER+'s rule: a class holding more than half of the votes once single votes are dropped",
+}
+DEFAULT_RULE_SOURCE = ("default: FER+'s test protocol (Microsoft/FERPlus src/train.py scores in 'majority' mode); "
+                       "RAN's FERPlus test list holds exactly the faces it keeps")
+
 
 def majority_labels(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Majority vote per row of (N, 10) FER+ counts: (canonical label_id, FER+ argmax index, tie).
@@ -53,6 +71,37 @@ def majority_labels(votes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
         top_index < UNKNOWN_INDEX, FERPLUS_TO_CANONICAL[np.minimum(top_index, 7)], NO_LABEL_ID
     ).astype(np.int8)
     return label_id, top_index, tie
+
+
+def label_rule_mask(votes: np.ndarray, rule: str) -> tuple[np.ndarray, list[str | None]]:
+    """Which rows of (N, 10) FER+ counts have an emotion label under ``rule``, and why the others do not.
+
+    Returns ``(kept (N,) bool, reasons)``: ``reasons[i]`` is None for kept rows and for rows whose top
+    vote is ``unknown`` / ``NF`` (those have no label under any rule: the manifest's label_id is -1),
+    else a sentence naming the votes. The kept rows' class is the top vote, as in the manifest.
+    """
+    if rule not in LABEL_RULES:
+        raise InputError(f"--label-rule must be plurality or majority, not {rule!r}")
+    v = np.asarray(votes, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != N_VOTES:
+        raise ValueError(f"votes must have shape (N, {N_VOTES}), got {v.shape}")
+    names = list(FERPLUS_VOTE_COLUMNS)
+    if rule == "plurality":
+        top = v.max(axis=1)
+        tied = (v == top[:, None]).sum(axis=1) > 1
+        no_emotion = ~tied & (v.argmax(axis=1) >= UNKNOWN_INDEX)
+        kept = ~tied & ~no_emotion
+        reasons = [None if not t else "plurality rule: tied top votes (" + ", ".join(
+            f"{names[j]} {int(v[i, j])}" for j in np.flatnonzero(v[i] == top[i])) + f" of {int(v[i].sum())})"
+            for i, t in enumerate(tied)]
+        return kept, reasons
+    counted = np.where(v <= 1, 0.0, v)  # FER+: a single vote is an outlier
+    total, top, winner = counted.sum(axis=1), counted.max(axis=1), counted.argmax(axis=1)
+    clear = top > 0.5 * total
+    kept = clear & (winner < UNKNOWN_INDEX)
+    reasons = [None if c else f"majority rule: no class holds more than half of the votes (top {names[winner[i]]} "
+               f"{int(top[i])} of {int(total[i])} counted, single votes dropped)" for i, c in enumerate(clear)]
+    return kept, reasons
 
 
 def vote_flags(votes: np.ndarray, top_index: np.ndarray, tie: np.ndarray) -> list[list[str]]:

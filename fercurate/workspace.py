@@ -1,7 +1,11 @@
 """Where fercurate keeps its outputs: a workspace folder with ``manifests/``, ``annotations/`` and ``runs/``.
 
-The workspace is the current directory unless ``FERCURATE_WORKSPACE`` or an explicit path says
-otherwise, so that ``fercurate annotate pull ferplus`` can find ``manifests/ferplus.parquet``.
+A command's workspace is decided once, by :meth:`Workspace.choose`: the folder ``-w`` (or
+``$FERCURATE_WORKSPACE``) names; else, for a manifest given by path, the workspace that manifest lives
+in (the folder above its ``manifests/`` folder, else the manifest's own folder); else the current
+folder. So ``fercurate annotate pull ferplus`` finds ``manifests/ferplus.parquet``, and a command on
+``../data/ferplus.parquet`` writes its derived manifests, layers, subsets and annotations beside the
+data, never into whatever folder it was started from.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ class Workspace:
         """The workspace at ``root``, else ``$FERCURATE_WORKSPACE``, else the current directory."""
         chosen = root or os.environ.get("FERCURATE_WORKSPACE") or os.getcwd()
         return cls(Path(chosen).resolve())
+
+    @classmethod
+    def choose(cls, root: str | os.PathLike | None = None, *, manifest: str | os.PathLike | None = None) -> "Workspace":
+        """The one rule every command uses (see the module doc): ``root`` (``-w``) or ``$FERCURATE_WORKSPACE``;
+        else the workspace of ``manifest`` when it is given by path; else the current folder."""
+        if root or os.environ.get("FERCURATE_WORKSPACE") or manifest is None:
+            return cls.current(root)
+        path = manifest_file(manifest)
+        if path is None:
+            return cls.current()
+        folder = path.resolve().parent
+        return cls(folder.parent if folder.name == "manifests" else folder)
 
     @property
     def manifests(self) -> Path:
@@ -67,6 +83,16 @@ class Workspace:
         if not self.manifests.exists():
             return []
         return sorted(p.stem for p in self.manifests.glob("*.parquet") if "." not in p.stem)
+
+
+def manifest_file(manifest: str | os.PathLike) -> Path | None:
+    """``manifest`` as a file when it is given by path (an existing file, or a name ending in ``.parquet`` or
+    holding a folder), None for a bare manifest name such as ``ferplus``."""
+    text = os.fspath(manifest)
+    path = Path(text)
+    if path.is_file() or text.endswith(".parquet") or os.sep in text or (os.altsep and os.altsep in text):
+        return path
+    return None
 
 
 def layer_path(manifest_path: str | os.PathLike, layer: str) -> Path:

@@ -169,3 +169,50 @@ def test_layout_errors_name_what_is_missing(tmp_path: Path) -> None:
     spec["list"].unlink()
     with pytest.raises(InputError, match=r"list_patition_label\.txt: RAF-DB label list not found"):
         rafdb.ingest(spec["root"], tmp_path / "x.parquet", images="original")
+
+
+# --- issue 28: RAF-DB compound is recognised, and "not in list" counts only images no line names ---------------
+
+
+def _make_compound(root: Path, n_train: int = 8, n_test: int = 4) -> Path:
+    """RAF-DB compound as released: the same file names as basic, labels 1-11, train_0001 / test_001 images."""
+    from fixtures_layouts import _write, face
+
+    lines = []
+    for prefix, digits, count in (("train", 4, n_train), ("test", 3, n_test)):
+        for i in range(1, count + 1):
+            stem = f"{prefix}_{i:0{digits}d}"
+            lines.append(f"{stem}.jpg {len(lines) % 11 + 1}")
+            _write(root / "Image" / "aligned" / f"{stem}_aligned.jpg", face(100, len(lines)))
+    (root / "EmoLabel").mkdir(parents=True)
+    (root / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_rafdb_compound_is_refused_naming_it(tmp_path: Path) -> None:
+    root = _make_compound(tmp_path / "compound")
+    out = tmp_path / "out" / "rafdb.parquet"
+    with pytest.raises(InputError, match=r"this is the RAF-DB compound-expression list, not RAF-DB basic: 4 of its 12 "
+                                         r"lines carry labels 8-11 .* 12 name their image like compound's "
+                                         r"\(train_0001\.jpg\)"):
+        rafdb.ingest(root, out)
+    assert not out.exists()
+    res = CliRunner().invoke(app, ["ingest", "rafdb", str(root), "-o", str(out)])
+    assert res.exit_code == 1 and "error:" in res.output and "RAF-DB compound" in res.output
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_a_few_stray_high_labels_in_a_basic_list_stay_rejects(spec: dict, tmp_path: Path) -> None:
+    spec["list"].write_text(spec["list"].read_text() + "\ntrain_09001.jpg 9\n")
+    result, _, rejects = _ingest(spec, tmp_path)
+    assert result.rows == 16 and rejects["reason"].tolist() == ["unknown label: '9' (RAF-DB basic uses 1-7)"]
+
+
+def test_not_in_list_counts_only_images_no_list_line_names(spec: dict, tmp_path: Path) -> None:
+    src = spec["root"] / spec["rows"][0]["aligned_path"]
+    (src.parent / "train_00099_aligned.jpg").write_bytes(src.read_bytes())  # listed, on a line rejected below
+    (src.parent / "train_77777_aligned.jpg").write_bytes(src.read_bytes())  # on no line at all
+    spec["list"].write_text(spec["list"].read_text() + "\ntrain_00099.jpg 0\n")
+    result, _, rejects = _ingest(spec, tmp_path)
+    assert len(rejects) == 1
+    assert "Image/aligned: 1 image file(s) not in list_patition_label.txt (ignored)" in result.notes

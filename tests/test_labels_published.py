@@ -89,3 +89,34 @@ def test_eval_help_documents_each_labels_form():
     for piece in ("--labels", "rafdb", "fer2013", "classes.txt", "angry,disgust,fear,happy,sad,surprise,neutral",
                   "--overwrite"):
         assert piece in text, piece
+
+
+# --- issue 28: the leaderboard beyond RAN, SCAN-CCI and MA-Net; published sizes are faces ---------------------
+
+
+def test_latent_ofer_rows_stand_only_beside_runs_of_their_class_count():
+    occ = {r.method: r for r in published.leaderboard("rafdb", "occlusion", 7)}
+    lo = occ["Latent-OFER"]
+    assert (lo.accuracy, lo.paper, lo.table, lo.backbone, lo.num_classes) == \
+        (84.2, "Latent-OFER (Lee, Lee & Yoo, ICCV 2023)", "Table 6", "ResNet-18 + ViT", 7)
+    assert "MS-Celeb-1M" in lo.pretraining and lo.source() == "Latent-OFER Table 6"
+    assert occ["Wang et al. [53] (ACCV 2022, cited by Latent-OFER)"].accuracy == 82.5
+    affect = {r.method: r for r in published.leaderboard("affectnet", "occlusion", 7)}
+    assert affect["Latent-OFER"].accuracy == 66.1 and affect["Latent-OFER"].table == "Table 5"
+    assert "Latent-OFER" not in {r.method for r in published.leaderboard("affectnet", "occlusion", 8)}
+    r = CliRunner().invoke(app, ["leaderboard", "--subset", "occlusion", "--dataset", "rafdb"])
+    assert r.exit_code == 0 and "Latent-OFER Table 6" in r.output and "84.20" in r.output
+
+
+def test_rafdb_list_sizes_are_faces_not_line_counts(ran_lists_root):
+    """Item 11: 735 and 1,248 count lines (one repeated, one header); the lists hold 734 and 1,247 faces."""
+    occ = (ran_lists_root / "RAF_DB_dir" / "rafdb_occlusion_list.txt").read_text().split("\n")
+    pose = (ran_lists_root / "RAF_DB_dir" / "val_raf_db_list.txt").read_text().split()
+    faces = {"occlusion": len({ln.split()[0] for ln in occ if ln.strip()}), "pose30": len(set(pose))}
+    for subset, n in faces.items():
+        size, source = published.subset_size("rafdb", subset)
+        assert size == n, subset
+        assert "SCAN-CCI section 6.1 says" in source
+    assert faces == {"occlusion": 734, "pose30": 1247}
+    r = CliRunner().invoke(app, ["leaderboard", "--subset", "occlusion", "--dataset", "rafdb"])
+    assert "published size 734 (faces in the RAN authors' list; SCAN-CCI section 6.1 says 735" in r.output

@@ -165,7 +165,8 @@ def test_onnx_model_scores_like_the_checkpoint(in_ws):
     a = predict_proba(ckpt, path, split="test")
     with pytest.raises(InputError, match="does not say in which order"):
         predict_proba(onnx_path, path, split="test")
-    b = predict_proba(onnx_path, path, split="test", labels="canonical")
+    b = predict_proba(onnx_path, path, split="test", labels="canonical", channels="rgb", input_norm="unit",
+                      outputs="logits")
     assert np.allclose(a.filter(like="prob_").to_numpy(), b.filter(like="prob_").to_numpy(), atol=1e-4)
 
 
@@ -203,7 +204,9 @@ def _export_permuted(ckpt, out, order):
     model = Permuted(LogitsOnly(net), [CANONICAL.index(c) for c in order]).eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, torch.rand(2, 3, 24, 24))
-    torch.jit.save(traced, str(out), _extra_files={"input_size.txt": "24"})  # no labels.txt: the order must come from --labels
+    # the whole contract but the label order, which must come from --labels (or a sidecar)
+    contract = {"input_size": 24, "channels": "rgb", "input_norm": "unit", "outputs": "logits"}
+    torch.jit.save(traced, str(out), _extra_files={"contract.json": json.dumps(contract)})
     return out
 
 
@@ -285,6 +288,7 @@ def test_imagenet_normalisation_follows_the_faces_device_and_dtype():
     from pathlib import Path
 
     from fercurate.ran.evaluate import Predictor
+    from fercurate.ran.predictor import ModelContract
 
     class Count(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -292,8 +296,8 @@ def test_imagenet_normalisation_follows_the_faces_device_and_dtype():
 
     scripted = torch.jit.script(Count())
     for dtype in (torch.float32, torch.float64):
-        p = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, scripted, input_norm="imagenet",
-                      device=torch.device("meta"))
+        p = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, scripted, device=torch.device("meta"),
+                      contract=ModelContract(input_norm="imagenet", channels="rgb", layout="nchw", outputs="logits"))
         faces = torch.rand(3, 3, 8, 8, dtype=dtype, device="meta")  # stands for CUDA: no data, strict device checks
         probs, _, _ = p(faces)  # the full call path, normalisation included, on the faces' device
         assert probs.shape == (3, 8)
@@ -334,8 +338,9 @@ def test_onnx_model_with_a_fixed_batch_of_8_scores_21_faces(in_ws, tmp_path):
                       input_names=["faces"], output_names=["logits"])
     proto = onnx.load(str(onnx_path))
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 8
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "fercurate.labels", "canonical"
+    for key, value in (("labels", "canonical"), ("channels", "rgb"), ("input_norm", "unit"), ("outputs", "logits")):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = f"fercurate.{key}", value
     onnx.save(proto, str(onnx_path))
     a = evaluate(onnx_path, manifest="toy24", subsets=["twentyone"], bootstrap=0, batch_size=16,
                  save_probs=tmp_path / "onnx.parquet", echo=lambda s: None)
@@ -388,7 +393,7 @@ def test_contract_channels_and_normalisation_shape_the_input():
     g = gray.model_input(faces)
     assert g.shape == (2, 1, 8, 8)
     assert torch.allclose(g[:, 0], 0.299 * faces[:, 0] + 0.587 * faces[:, 1] + 0.114 * faces[:, 2])
-    norm = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, input_norm="imagenet")
+    norm = Predictor("torchscript", Path("m.pt"), list(CANONICAL), 8, None, contract=ModelContract(input_norm="imagenet"))
     x = norm.model_input(faces)
     assert torch.allclose(x[:, 1], (faces[:, 1] - IMAGENET_MEAN[1]) / IMAGENET_STD[1])
     c = ModelContract()

@@ -63,7 +63,7 @@ def launch(
     if sample is not None and not second_pass:
         raise InputError("--sample is for --second-pass")
     mode = "second-pass" if second_pass else "adjudicate" if adjudicate else "label"
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root,
                           workspace=ws, mode=mode, sample=sample, seed=seed)
     ds = launched.dataset
@@ -100,7 +100,7 @@ def pull_cmd(
     """
     from fercurate.annotate.pull import pull
 
-    _report_pull(pull(name, workspace=Workspace.current(workspace), annotator=annotator))
+    _report_pull(pull(name, workspace=Workspace.choose(workspace, manifest=name), annotator=annotator))
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -134,7 +134,7 @@ def status_cmd(
     """
     from fercurate.annotate.status import status
 
-    report = status(name, split=split, workspace=Workspace.current(workspace), app=app)
+    report = status(name, split=split, workspace=Workspace.choose(workspace, manifest=name), app=app)
     typer.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else report.render())
 
 
@@ -166,7 +166,7 @@ def adjudicate_cmd(
 
     result = adjudicate(
         name, split=split, decisions=decide or [], adjudicator=by, force=force,
-        workspace=Workspace.current(workspace),
+        workspace=Workspace.choose(workspace, manifest=name),
     )
     typer.echo(json.dumps(result.to_dict(), indent=2, default=str) if as_json else result.render())
 
@@ -225,7 +225,7 @@ def suggest_cmd(
     typer.echo(f"training the scorer: {config.steps:,} pre-training batches on at most {config.pool:,} faces, "
                f"{config.finetune_epochs} fine-tuning epochs{' (--fast)' if fast else ''}")
     result = suggest(
-        manifest, split=split, workspace=Workspace.current(workspace), config=config,
+        manifest, split=split, workspace=Workspace.choose(workspace, manifest=manifest), config=config,
         use_table_labels=not no_labels, write_events=not no_events, workers=workers,
         exclude_nonfaces=nonfaces, report=typer.echo,
     )

@@ -29,7 +29,8 @@ def run_command(args: list[str]) -> None:
 
 def demo(
     workdir: Path = typer.Option(
-        Path("fercurate-demo"), "--workdir", "-d", help="Folder for everything the demo writes (its own workspace)."
+        Path("fercurate-demo"), "--workdir", "-d", "--workspace", "-w",
+        help="Folder for everything the demo writes (its own workspace).",
     ),
     epochs: int = typer.Option(4, "--epochs", help="Epochs of the short RAN training.", min=1),
     faces: int = typer.Option(None, "--faces", help="Use only the first N of the 103 offline faces (quicker).", min=4),
@@ -54,7 +55,7 @@ def demo(
 def report(
     out: Path = typer.Option(Path("report"), "--out", "-o", help="Folder for index.html and its PNGs."),
     eval_dir: list[Path] = typer.Option(
-        [], "--eval", help="Extra folders to search for 'fercurate eval' reports (runs/ is always searched)."
+        [], "--eval", help="Extra folders to search for 'fercurate eval' reports (the workspace's runs/ and eval/ are always searched)."
     ),
     workspace: Path = options.Workspace,
 ) -> None:

@@ -32,25 +32,32 @@ def evaluate(**given: Any) -> None:
     predictions.parquet (with RAN attention weights per crop) and excluded.parquet.
     Every option but --model and --workspace is a field of fercurate.ran.config.EvalConfig.
 
+    A TorchScript or ONNX model is fed and read by its contract (--labels, --input-size, --channels, --layout,
+    --input-norm, --outputs, or the same keys in a sidecar <model file>.json or inside the file), checked
+    against the model before any face is scored; a value nothing gives is an error, never a guess. On
+    FERPlus, --label-rule says which vote-labelled faces count (default: FER+'s majority rule). The report
+    goes into the workspace: runs/<run>/eval/... for a model under runs/, else eval/....
+
     Example: fercurate eval --model runs/ran-ferplus/ran.pt --subset pose45
 
     More examples:
 
-      fercurate eval --model fer2013_model.onnx --labels fer2013 --manifest ferplus --split test
+      fercurate eval --model fer2013_model.onnx --labels fer2013 --input-norm signed --outputs logits --split test
 
-      fercurate eval --model model.pt --labels classes.txt --subset occlusion
+      fercurate eval --model model.pt --labels classes.txt --input-size 224 --input-norm imagenet --outputs logits --subset occlusion
 
-      fercurate eval --model model.onnx --labels neutral,happiness,surprise,sadness,anger,disgust,fear,contempt --split test
+      fercurate eval --model ferplus.onnx --labels ferplus --channels gray --label-rule plurality --manifest ferplus --split test
     """
     from fercurate.ran.eval_report import report_folder
     from fercurate.ran.evaluate import evaluate as run_eval
 
     model, workspace = given.pop("model"), given.pop("workspace")
     config = EvalConfig(**options.setting_values(EvalConfig, given))
+    ws = Workspace.choose(workspace, manifest=config.manifest)
     if config.report_dir is None:
         groups = [*config.splits, *config.subsets] or ["test"]
-        config = dataclasses.replace(config, report_dir=str(report_folder(model, groups)))
-    run_eval(model, config, workspace=Workspace.current(workspace), echo=typer.echo)
+        config = dataclasses.replace(config, report_dir=str(report_folder(model, groups, ws)))
+    run_eval(model, config, workspace=ws, echo=typer.echo)
 
 
 def leaderboard(

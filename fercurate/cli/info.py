@@ -22,7 +22,7 @@ def info(
     """
     from fercurate.info import manifest_info
 
-    result = manifest_info(Workspace.current(workspace).resolve_manifest(manifest))
+    result = manifest_info(Workspace.choose(workspace, manifest=manifest).resolve_manifest(manifest))
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:

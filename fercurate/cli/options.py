@@ -189,7 +189,8 @@ def ingest_options(command: Callable[..., None]) -> Callable[..., None]:
         from fercurate.workspace import Workspace as WorkspaceFolder
 
         given = {name: values.pop(name) for name, _, _ in INGEST_OPTIONS}
-        out, workspace = given.pop("out"), WorkspaceFolder.current(given.pop("workspace"))
+        out = given.pop("out")
+        workspace = WorkspaceFolder.choose(given.pop("workspace"), manifest=out)
         command(**values, out=out, options=IngestOptions(**given, workspace=workspace))
 
     wrapper.__signature__ = inspect.Signature(order)  # type: ignore[attr-defined]

@@ -39,7 +39,7 @@ def pose(
     os.environ.setdefault("GLOG_minloglevel", "2")  # silence MediaPipe's C++ start-up chatter
     from fercurate.pose.runner import run_pose
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     summary = run_pose(
         ws.resolve_manifest(manifest), method=method, workers=workers, resume=resume,
         chunk_size=chunk_size, root=root, splits=split,

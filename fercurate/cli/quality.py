@@ -48,7 +48,7 @@ def dups(
     """
     from fercurate.quality.dups import find_duplicates
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifests[0] if manifests else None)
     result = find_duplicates(
         [ws.resolve_manifest(m) for m in manifests], radius=radius, min_similarity=min_similarity,
         workers=workers, refresh=refresh, workspace=ws,
@@ -76,7 +76,7 @@ def nonface(
     from fercurate.manifest import read_manifest
     from fercurate.quality.nonface import find_nonfaces
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     path = ws.resolve_manifest(manifest)
     m = read_manifest(path).where_split(*split)
     result = find_nonfaces(m, detect=not no_detect, use_pose=not no_pose, workers=workers)
@@ -113,7 +113,7 @@ def noise(
 
     if probs is not None and model is not None:
         raise InputError("pass --probs or --model, not both")
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     path = ws.resolve_manifest(manifest)
     m = read_manifest(path)
     table = None
@@ -162,7 +162,7 @@ def report(
     os.environ.setdefault("GLOG_minloglevel", "2")
     from fercurate.report.quality_page import build_quality_page
 
-    result = build_quality_page(out, manifests or None, workspace=Workspace.current(workspace),
+    result = build_quality_page(out, manifests or None, workspace=Workspace.choose(workspace, manifest=manifests[0] if manifests else None),
                                 compute=not no_compute, face_check=not no_face_check, workers=workers,
                                 sheet_size=sheet_size)
     typer.echo(result.summary())

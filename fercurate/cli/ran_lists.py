@@ -28,7 +28,7 @@ def import_ran_lists(
     """
     from fercurate.subsets.official import import_ran_lists as run
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     result = run(lists_dir, ws.resolve_manifest(manifest), workspace=ws, strict=strict)
     typer.echo(result.summary())
 

@@ -35,7 +35,7 @@ def build(
     """
     from fercurate import subsets
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     built = subsets.build(
         ws.resolve_manifest(manifest), pose=pose, calibration=calibration, occlusion=occlusion,
         official=official, exclude_leaked=exclude_leaked, workspace=ws,

@@ -111,7 +111,7 @@ def mask(
         methods=tuple(m.strip() for m in landmarks.split(",") if m.strip()), fallback=not no_fallback,
         landmark_mode=landmark_mode, faces=faces,
     )
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     result = run(
         ws.resolve_manifest(manifest), config, out_dir=out, name=name, splits=_splits(split), limit=limit,
         resume=resume, workers=workers, workspace=ws,
@@ -161,7 +161,7 @@ def occlude(
         each=each, seed=seed, methods=tuple(m.strip() for m in landmarks.split(",") if m.strip()),
         fallback=not no_fallback, landmark_mode=landmark_mode, faces=faces,
     )
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     result = run(
         ws.resolve_manifest(manifest), config, out_dir=out, name=name, splits=_splits(split), limit=limit,
         resume=resume, workers=workers, workspace=ws,
@@ -192,7 +192,7 @@ def preview(
     """
     from fercurate.synth.preview import contact_sheet
 
-    ws = Workspace.current(workspace)
+    ws = Workspace.choose(workspace, manifest=manifest)
     result = contact_sheet(
         ws.resolve_manifest(manifest), out, n=n, columns=columns, tile=tile, seed=seed, variant=variant,
         method=method, parent=parent,

@@ -38,8 +38,8 @@ def train(**kwargs: Any) -> None:
     from fercurate.ran.train import train as run_train
 
     resume, workspace = kwargs.pop("resume"), kwargs.pop("workspace")
-    ws = Workspace.current(workspace)
     given = options.setting_values(TrainConfig, kwargs)
+    ws = Workspace.choose(workspace, manifest=given.get("manifest"))
     if resume is not None:
         result = run_train(TrainConfig(), resume=resume, overrides=given, workspace=ws, echo=typer.echo)
     else:

@@ -14,12 +14,16 @@ Labels 1-7 = Surprise, Fear, Disgust, Happiness, Sadness, Anger, Neutral (``sour
 digit). The split comes from the name prefix (``train_`` -> train, ``test_`` -> test). Landmarks and
 boxes are in original-image coordinates, so they are attached only with images="original" (a missing
 or unreadable annotation file leaves the row's landmarks/bbox null, flagged and counted in a note).
-Not read: ``Annotation/auto`` (37 automatic landmarks) and the compound-expression set.
+Not read: ``Annotation/auto`` (37 automatic landmarks). The RAF-DB **compound** release (the same file
+names, labels 1-11, images ``train_0001`` / ``test_001``) is recognised and refused: its labels mean
+other expressions (compound 1 is Happily Surprised, basic 1 Surprise), so reading it as basic would
+mislabel every face.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +48,10 @@ BBOX_DIR = "Annotation/boundingbox"
 SPLIT_PREFIXES = {"train_": "train", "test_": "test"}
 SOURCE_NAMES = {1: "Surprise", 2: "Fear", 3: "Disgust", 4: "Happiness", 5: "Sadness", 6: "Anger", 7: "Neutral"}
 N_MANUAL_POINTS = 5
+# RAF-DB compound (Li, Deng & Du, CVPR 2017): 11 classes, 4-digit train / 3-digit test numbers.
+COMPOUND_LABELS = range(8, 12)
+COMPOUND_NAME = re.compile(r"(train_\d{4}|test_\d{3})\.\w+")
+BASIC_NAME = re.compile(r"(train_\d{5}|test_\d{4})\.\w+")
 
 
 @dataclass
@@ -53,6 +61,7 @@ class _Rows:
     label: list[int] = field(default_factory=list)
     stem: list[str] = field(default_factory=list)
     line: list[int] = field(default_factory=list)
+    named: set[str] = field(default_factory=set)  # the image file of every list line naming one, rejected or not
 
 
 def ingest(
@@ -103,8 +112,7 @@ def ingest(
             f"{' and '.join(annotation_dirs)}: in original-image coordinates, not attached to aligned "
             "images (use images='original' to keep them)"
         )
-    listed = {Path(p).name for p in rows.image_path}
-    extra = _unlisted_images(image_dir, listed)
+    extra = _unlisted_images(image_dir, rows.named)
     if extra:
         notes.append(f"{IMAGE_DIRS[images]}: {extra:,} image file(s) not in {Path(LIST_FILE).name} (ignored)")
     parse_s = time.perf_counter() - t0
@@ -125,6 +133,7 @@ def _parse_list(path: Path, images: str, rejects: Rejects, notes: list[str]) -> 
         ends_mid_line = True
     rows = _Rows()
     blank = 0
+    compound = _Compound()
     for number, raw in enumerate(lines, start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
@@ -145,6 +154,10 @@ def _parse_list(path: Path, images: str, rejects: Rejects, notes: list[str]) -> 
             bad(f"non-UTF-8 bytes: byte {exc.start} of the line")
             continue
         fields = text.split()
+        if fields:
+            stem = fields[0].rsplit(".", 1)[0]
+            rows.named.add(f"{stem}_aligned.jpg" if images == "aligned" else fields[0])
+            compound.count(fields)
         if len(fields) != 2:
             last = number == len(lines) and ends_mid_line
             kind = "truncated line" if last else "malformed line"
@@ -175,9 +188,44 @@ def _parse_list(path: Path, images: str, rejects: Rejects, notes: list[str]) -> 
         rows.label.append(label)
         rows.stem.append(stem)
         rows.line.append(number)
+    compound.refuse(path)
     if blank:
         notes.append(f"{path.name}: {blank} blank line(s) ignored")
     return rows
+
+
+@dataclass
+class _Compound:
+    """Evidence that a list is RAF-DB compound's: labels 8-11 and compound-style names (train_0001.jpg)."""
+
+    lines: int = 0
+    high_labels: int = 0
+    compound_names: int = 0
+    basic_names: int = 0
+    example: str = ""
+
+    def count(self, fields: list[str]) -> None:
+        self.lines += 1
+        if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) in COMPOUND_LABELS:
+            self.high_labels += 1
+        if COMPOUND_NAME.fullmatch(fields[0]):
+            self.compound_names += 1
+            self.example = self.example or fields[0]
+        elif BASIC_NAME.fullmatch(fields[0]):
+            self.basic_names += 1
+
+    def refuse(self, path: Path) -> None:
+        """Raise when the list is compound's: labels 8-11 and names mostly compound-style (stray labels 8-11 in
+        a basic list, or odd names alone, stay rejects)."""
+        if not (self.high_labels and self.compound_names and self.compound_names >= self.basic_names):
+            return
+        raise InputError(
+            f"{path}: this is the RAF-DB compound-expression list, not RAF-DB basic: {self.high_labels:,} of its "
+            f"{self.lines:,} lines carry labels 8-11 (compound has 11 classes) and {self.compound_names:,} name their "
+            f"image like compound's" + (f" ({self.example})" if self.example else "") + " (compound: train_0001.jpg, "
+            "test_001.jpg; basic: train_00001.jpg, test_0001.jpg). fercurate ingests RAF-DB basic (labels 1-7) only: "
+            "compound's labels mean other expressions (its 1 is Happily Surprised, basic's 1 Surprise), so no row "
+            "was read")
 
 
 def _annotations(root: Path, stems: list[str], notes: list[str]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from fercurate.errors import InputError
 from fercurate.schema import FACE_ALIGNMENTS
 from fercurate.compat import moved_module
 from fercurate.settings import check_choices, setting
+from fercurate.votes import LABEL_RULES
 
 ARCHS = ("ran", "baseline")
 VARIANTS = ("paper", "official-code")
@@ -34,8 +35,13 @@ STEMS = ("imagenet", "no-maxpool")
 SCHEDULES = ("step", "cosine")
 AMP_MODES = ("auto", "on", "off")
 ALIGNMENTS = FACE_ALIGNMENTS  # face preprocessing (fercurate.schema)
-# Values of a TorchScript/ONNX model's input: [0, 1] RGB, or ImageNet mean/std normalised.
-INPUT_NORMS = ("unit", "imagenet")
+# A TorchScript/ONNX model's contract (fercurate.ran.contract): the named input normalisations (unit: [0, 1];
+# signed: x/127.5 - 1, i.e. [-1, 1]; imagenet: ImageNet mean/std; or mean=...,std=... on [0, 1] values), the
+# channels it takes, where they sit in its input, and what its outputs are.
+INPUT_NORMS = ("unit", "signed", "imagenet")
+CHANNELS = ("rgb", "bgr", "gray")
+LAYOUTS = ("nchw", "nhwc")
+OUTPUT_KINDS = ("logits", "probabilities", "sigmoid")
 # Backbone stages --freeze may hold fixed (weights and BatchNorm statistics), e.g. when fine-tuning.
 FREEZABLE = ("stem", "layer1", "layer2", "layer3", "layer4")
 
@@ -212,8 +218,9 @@ def resumed_config(state: dict[str, Any], overrides: dict[str, Any], path: os.Pa
 
 
 LABELS_HELP = (
-    "Order of a TorchScript/ONNX model's outputs, when the model carries none (a sidecar <model>.json, ONNX "
-    "metadata 'fercurate.labels', TorchScript labels.txt). One of: a named order -- canonical (= affectnet: neutral, "
+    "Order of a TorchScript/ONNX model's outputs, where the model carries none (a sidecar <model>.json, ONNX "
+    "metadata 'fercurate.labels', TorchScript labels.txt); one against the stored order is refused (see "
+    "--override-contract). One of: a named order -- canonical (= affectnet: neutral, "
     "happy, sad, surprise, fear, disgust, anger, contempt), canonical7, fer2013 (angry, disgust, fear, happy, sad, "
     "surprise, neutral), ferplus (neutral, happiness, surprise, sadness, anger, disgust, fear, contempt), rafdb "
     "(surprise, fear, disgust, happiness, sadness, anger, neutral), sfew (Angry Disgust Fear Happy Neutral Sad "
@@ -228,12 +235,13 @@ CONTRACT, REPORT = "Model contract", "Report"
 class EvalConfig:
     """Every setting of an evaluation (``fercurate eval``); the model to score is given beside it.
 
-    ``report_dir`` left at None writes no report from the library; the command defaults it to
-    ``<model folder>/eval/<model name>-<groups>`` (:func:`fercurate.ran.eval_report.report_folder`).
+    ``report_dir`` left at None writes no report from the library; the command defaults it to a folder
+    of the workspace (:func:`fercurate.ran.eval_report.report_folder`): ``<model folder>/eval/<model
+    name>-<groups>`` for a model under ``runs/``, else ``eval/<model name>-<groups>``.
     """
 
     manifest: str | None = setting(None, "Manifest path or name (default: the one the subsets belong to, else the "
-                                   "model's).", short="-m", panel=DATA)
+                                   "checkpoint's, else the workspace's only manifest).", short="-m", panel=DATA)
     splits: list[str] = setting(help="Split(s) to score, each its own group (default: test when no --subset is "
                                 "given).", flag="--split", repeat=True, factory=list, panel=DATA)
     subsets: list[str] = setting(help="Subset(s) to score, each reported separately (repeatable). pose30 / pose45 / "
@@ -241,12 +249,34 @@ class EvalConfig:
                                  "pose45-estimated, occlusion-labelled.", flag="--subset", repeat=True, factory=list,
                                  panel=DATA)
     labels: str | list[str] | None = setting(None, LABELS_HELP, panel=CONTRACT)
-    input_size: int | None = setting(None, "TorchScript/ONNX models: input size H=W (default: from the model's "
-                                     "contract, else 224).", panel=CONTRACT)
-    input_norm: str | None = setting(None, "TorchScript/ONNX input values: unit ([0,1] RGB, default) | imagenet "
-                                     "(mean/std normalised).", choices=INPUT_NORMS, panel=CONTRACT)
-    report_dir: str | None = setting(None, "Report folder (default: <model folder>/eval/<model name>-<groups>, e.g. "
-                                     "eval/ran-pose45).", flag="--report", panel=REPORT)
+    input_size: int | None = setting(None, "TorchScript/ONNX models: input size H = W in pixels (default: the model's "
+                                     "input shape where it fixes one, else its sidecar or stored contract; none of "
+                                     "them: an error, never a guess).", panel=CONTRACT)
+    channels: str | None = setting(None, "TorchScript/ONNX models: the channels they take: gray (one) | rgb | bgr "
+                                   "(default: a one-channel input shape means gray; else the stored contract).",
+                                   choices=CHANNELS, panel=CONTRACT)
+    layout: str | None = setting(None, "TorchScript/ONNX models: nchw (PyTorch) | nhwc (channels last: Keras, tf2onnx) "
+                                 "(default: inferred from the model's input shape, and said so).", choices=LAYOUTS,
+                                 panel=CONTRACT)
+    input_norm: str | None = setting(None, "TorchScript/ONNX input values: unit ([0, 1]) | signed (x/127.5 - 1, i.e. "
+                                     "[-1, 1], most Keras exports) | imagenet (ImageNet mean/std) | mean=M,std=S "
+                                     "(on [0, 1] values; one value, or one per channel: mean=0.5,0.5,0.5,std=0.5,0.5,0.5)."
+                                     , panel=CONTRACT)
+    outputs: str | None = setting(None, "TorchScript/ONNX outputs: logits (softmax gives probabilities) | "
+                                  "probabilities (rows summing to 1) | sigmoid (one independent score per class, "
+                                  "normalised to sum to 1).", choices=OUTPUT_KINDS, panel=CONTRACT)
+    override_contract: bool = setting(False, "Let the command line's contract values replace the ones stored with "
+                                      "the model (its sidecar, ONNX metadata, TorchScript files) where they differ; "
+                                      "without it a difference is refused, naming both.", panel=CONTRACT)
+    label_rule: str | None = setting(None, "Vote-labelled manifests (FERPlus): which faces have a label. plurality: "
+                                     "the most-voted class, tied faces left out; majority: FER+'s rule, a class "
+                                     "holding more than half of the votes once single votes are dropped (default: "
+                                     "FER+'s test protocol; RAN's FERPlus test list is exactly the faces it keeps). "
+                                     "Faces a rule leaves out are listed in excluded.parquet.", choices=LABEL_RULES,
+                                     panel=DATA)
+    report_dir: str | None = setting(None, "Report folder (default, in the workspace: runs/<run>/eval/<model>-<groups> "
+                                     "for a model under runs/, else eval/<model>-<groups>, e.g. eval/ran-pose45).",
+                                     flag="--report", panel=REPORT)
     overwrite: bool = setting(False, "Replace an existing report in the report folder; without it an existing "
                               "report is refused.", panel=REPORT)
     save_probs: str | None = setting(None, "Write per-sample class probabilities (sample_id, prob_0.., canonical "

@@ -29,20 +29,27 @@ from fercurate.labels import CANONICAL_LABELS
 from fercurate.manifest import Manifest
 from fercurate.ran.config import EvalConfig
 from fercurate.ran.predictor import Predictor
-from fercurate.ran.scoring import Group, Scored
+from fercurate.ran.scoring import Group, LabelRule, Scored
+from fercurate.workspace import Workspace
 
 REPORT_FILES = ("metrics.json", "report.txt", "leaderboard.txt", "excluded.parquet", "predictions.parquet",
                 "attention.png")
 
 
-def report_folder(model_path: str | os.PathLike, groups: list[str]) -> Path:
-    """The default report folder: ``<model folder>/eval/<model name>-<groups>`` (e.g. ``eval/ran-pose45``).
+def report_folder(model_path: str | os.PathLike, groups: list[str], workspace: Workspace | None = None) -> Path:
+    """The default report folder, always inside the workspace (where ``fercurate report`` looks):
+    ``<model folder>/eval/<model name>-<groups>`` for a model under ``runs/``, else
+    ``<workspace>/eval/<model name>-<groups>`` (e.g. ``eval/fer2013-test``), wherever the model file lives.
 
     Named by model and groups so that two models in one folder, or two subsets, never share a report.
     """
-    model = Path(model_path)
+    model = Path(model_path).resolve()
+    ws = workspace or Workspace.current()
     name = "+".join(_slug(g) for g in groups) or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return model.resolve().parent / "eval" / f"{_slug(model.stem)}-{name}"[:120]
+    folder = f"{_slug(model.stem)}-{name}"[:120]
+    if model.is_relative_to(ws.runs.resolve()):
+        return model.parent / "eval" / folder
+    return ws.root / "eval" / folder
 
 
 def claim_report_dir(out: Path, overwrite: bool) -> None:
@@ -59,18 +66,23 @@ def claim_report_dir(out: Path, overwrite: bool) -> None:
 # --- text tables ---------------------------------------------------------------------------------------
 
 
-def format_table(groups: list[Group], predictor: Predictor, m: Manifest) -> str:
-    """One text table: every group with our figures and the list that was scored."""
+def format_table(groups: list[Group], predictor: Predictor, m: Manifest, rule: LabelRule | None = None) -> str:
+    """One text table: every group with our figures, the label rule beside each accuracy, what was left out
+    (not scored: excluded.parquet; scored without a label) and the list that was scored."""
     arch = predictor.config.arch if predictor.config is not None else predictor.kind
     head = f"{predictor.path.name} ({arch}, {len(predictor.labels)} classes) on {m.name}"
-    cols = f"{'group':<28} {'n':>6} {'acc %':>7} {'95% CI':>15} {'mean-cls %':>10} {'excl.':>6}  scored list"
+    if rule is not None:
+        head += f"; label rule {rule.short()}" + ("" if rule.name is None else f" ({rule.source.split(':')[0]})")
+    cols = (f"{'group':<28} {'n':>6} {'acc %':>7} {'95% CI':>15} {'mean-cls %':>10} {'rule':>11} {'not scored':>10} "
+            f"{'no label':>8}  scored list")
     lines = [head, cols, "-" * len(cols)]
     for g in groups:
         r = g.scores
         ci = r.get("ci95", {}).get("accuracy")
         ci_s = f"{100 * ci[0]:.2f}-{100 * ci[1]:.2f}" if ci and np.isfinite(ci[0]) else "-"
         lines.append(f"{g.name:<28} {r['n']:>6} {100 * r['accuracy']:>7.2f} {ci_s:>15} "
-                     f"{100 * r['mean_class_accuracy']:>10.2f} {g.excluded + g.unlabelled:>6}  {g.scored_list}")
+                     f"{100 * r['mean_class_accuracy']:>10.2f} {rule.short() if rule else '-':>11} {g.excluded:>10} "
+                     f"{g.unlabelled:>8}  {g.scored_list}")
     return "\n".join(lines)
 
 
@@ -104,9 +116,10 @@ def format_per_class(groups: list[Group], labels: list[str]) -> str:
     return "\n".join(lines)
 
 
-def format_results(groups: list[Group], predictor: Predictor, m: Manifest) -> tuple[str, str]:
+def format_results(groups: list[Group], predictor: Predictor, m: Manifest,
+                   rule: LabelRule | None = None) -> tuple[str, str]:
     """The console's two texts: the groups' table with the per-class table under it, and the leaderboards."""
-    table = format_table(groups, predictor, m) + "\n\n" + format_per_class(groups, predictor.labels)
+    table = format_table(groups, predictor, m, rule) + "\n\n" + format_per_class(groups, predictor.labels)
     return table, format_leaderboards(groups, predictor, m)
 
 
@@ -135,15 +148,17 @@ def write_probs(df: pd.DataFrame, path: str | os.PathLike, predictor: Predictor,
 # --- report files --------------------------------------------------------------------------------------
 
 
-def write_report(groups: list[Group], config: EvalConfig, scored: Scored, notes: list[str], run: dict[str, Any]) -> Path:
+def write_report(groups: list[Group], config: EvalConfig, scored: Scored, notes: list[str], run: dict[str, Any],
+                 rule: LabelRule | None = None) -> Path:
     """Write the report folder ``config.report_dir`` (see the module doc); ``run`` is when and on what it ran."""
     out = Path(config.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     predictor, m, samples = scored.predictor, scored.manifest, scored.samples
-    table, boards = format_results(groups, predictor, m)
+    table, boards = format_results(groups, predictor, m, rule)
     summary = {**run,
         "model": str(predictor.path), "model_kind": predictor.kind, "labels": predictor.labels,
         "model_label_order": predictor.model_labels, "contract_sources": predictor.contract.sources,
+        "contract": predictor.contract.as_dict(), "label_rule": None if rule is None else rule.as_dict(),
         "manifest": str(m.path), "dataset": m.dataset, "groups": [g.as_dict() for g in groups], "notes": notes,
         "excluded": len(samples.excluded),
     }

@@ -39,7 +39,7 @@ from fercurate.ran.config import EvalConfig
 from fercurate.ran.eval_report import claim_report_dir, format_results, probs_frame, write_probs, write_report
 from fercurate.ran.metrics import accuracy_summary, bootstrap_ci, confusion_matrix
 from fercurate.ran.predictor import Predictor, describe, load_predictor, pick_device, run_model
-from fercurate.ran.scoring import Scored, build_groups, score_groups
+from fercurate.ran.scoring import LabelRule, Scored, apply_label_rule, build_groups, choose_label_rule, reason_key, score_groups
 from fercurate.subsets import SubsetInfo
 from fercurate.workspace import Workspace
 
@@ -65,15 +65,16 @@ class EvalResult:
 
 def _resolve_inputs(
     predictor: Predictor, manifest: str | None, subsets: list[str], ws: Workspace
-) -> tuple[Manifest, list[tuple[str, SubsetInfo, set[str]]]]:
-    """The manifest to read and each subset (name asked for, what it resolved to, its ids).
+) -> tuple[Manifest, list[tuple[str, SubsetInfo, set[str]]], str | None]:
+    """The manifest to read, each subset (name asked for, what it resolved to, its ids) and, when no
+    --manifest or subset named it, how the manifest was chosen.
 
     Every subset must belong to that manifest. Paper names (``pose45``) resolve to the official list
     where one is imported (see :func:`fercurate.subsets.find_subset`).
     """
     from fercurate.subsets import find_subset, subset_ids
 
-    infos = []
+    infos, chosen = [], None
     if manifest is not None:
         mpath = ws.resolve_manifest(manifest)
         m = read_manifest(mpath)
@@ -106,10 +107,23 @@ def _resolve_inputs(
         m = read_manifest(mpath)
     elif predictor.manifest_path is not None and predictor.manifest_path.exists():
         m = read_manifest(predictor.manifest_path)
+        chosen = "the manifest the checkpoint was trained on"
     else:
-        raise InputError("nothing to evaluate on: pass --manifest (and --split / --subset)")
+        m = read_manifest(_only_manifest(ws))
+        chosen = f"the only manifest in the workspace {ws.root}"
     asked = [s if not s.endswith(".parquet") else i.name for s, i in zip(subsets, infos)]
-    return m, [(a, i, subset_ids(i)) for a, i in zip(asked, infos)]
+    return m, [(a, i, subset_ids(i)) for a, i in zip(asked, infos)], chosen
+
+
+def _only_manifest(ws: Workspace) -> Path:
+    """With no --manifest, no subset and a model that names none: the workspace's manifest, when it holds one."""
+    names = ws.manifest_names()
+    if len(names) == 1:
+        return ws.manifest_path(names[0])
+    found = f"the workspace {ws.root} holds {len(names)} manifests ({', '.join(names)})" if names else \
+        f"the workspace {ws.root} holds no manifest ({ws.manifests})"
+    raise InputError(f"nothing to evaluate on: {found}; pass --manifest NAME or a path (and --split / --subset), "
+                     "or -w the workspace of the data")
 
 
 def _all_subsets(ws: Workspace):  # noqa: ANN202
@@ -148,32 +162,38 @@ def evaluate(
 
     ``config`` holds the settings (:class:`~fercurate.ran.config.EvalConfig`); keyword ``settings`` name
     its fields and replace them (``evaluate(model, splits=["test"], bootstrap=200)``). ``workspace`` is the
-    folder holding manifests/ and runs/ (a :class:`Workspace`, a path, or None for the current one).
-    ``labels`` gives a TorchScript/ONNX model's output order (see :func:`fercurate.labels.parse_labels`).
-    A report is written only with ``report_dir``.
+    folder holding manifests/ and runs/ (a :class:`Workspace`, a path, or None: the manifest's workspace when
+    it is given by path, else the current one).
+    ``labels`` gives a TorchScript/ONNX model's output order (see :func:`fercurate.labels.parse_labels`),
+    ``input_size`` / ``channels`` / ``layout`` / ``input_norm`` / ``outputs`` the rest of its contract
+    (:mod:`fercurate.ran.contract`); ``label_rule`` which vote-labelled faces have a label. A report is
+    written only with ``report_dir``.
     """
     started, t0 = now_utc(), time.perf_counter()
     config = _eval_config(config, **settings)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.choose(workspace, manifest=config.manifest)
     predictor = load_predictor(model_path, device=config.device, input_size=config.input_size, labels=config.labels,
-                               input_norm=config.input_norm)
-    m, subset_members = _resolve_inputs(predictor, config.manifest, list(config.subsets), ws)
+                               input_norm=config.input_norm, channels=config.channels, layout=config.layout,
+                               outputs=config.outputs, override_contract=config.override_contract)
+    m, subset_members, chosen = _resolve_inputs(predictor, config.manifest, list(config.subsets), ws)
+    rule = choose_label_rule(m, config.label_rule)
     splits = list(dict.fromkeys(config.splits))
     if not splits and not config.subsets:
         present = set(m.table.column("split").cast(pa.string()).to_pylist())
         splits = ["test"] if "test" in present else []
     if config.report_dir:
         claim_report_dir(Path(config.report_dir), config.overwrite)
-    scored = _score_faces(predictor, m, splits, subset_members, config, ws)
-    groups = build_groups(scored.samples, splits, subset_members, m.dataset, len(predictor.labels))
+    scored = _score_faces(predictor, m, splits, subset_members, config, ws, rule)
+    groups = build_groups(scored.samples, splits, subset_members, m.dataset, len(predictor.labels), rule=rule)
     score_groups(groups, scored, n_boot=config.bootstrap, seed=config.seed)
-    notes = [describe(predictor), *(n for g in groups for n in g.notes)]
-    table, boards = format_results(groups, predictor, m)
+    notes = [*([f"manifest {m.name}: {chosen} ({m.path})"] if chosen else []), describe(predictor), rule.describe(),
+             *(n for g in groups for n in g.notes)]
+    table, boards = format_results(groups, predictor, m, rule)
     out_dir = Path(config.report_dir) if config.report_dir else None
     if out_dir is not None:
         run = {"started_at": started, "seconds": round(time.perf_counter() - t0, 2),
                "manifest_sha256": file_sha256(m.path), "environment": environment(predictor.device)}
-        write_report(groups, config, scored, notes, run)
+        write_report(groups, config, scored, notes, run, rule)
     probs_path = None
     if config.save_probs:
         probs_path = write_probs(probs_frame(scored.samples.sample_ids, scored.probs), config.save_probs, predictor, m)
@@ -184,21 +204,25 @@ def evaluate(
         echo(f"note: {note}")
     excluded = list(scored.samples.excluded)
     if excluded:
-        # unreadable images: "<path>: why" -> count by why
-        reasons = pd.Series([e["reason"].rsplit(": ", 1)[-1] if e["kind"] == "unreadable" else e["reason"]
-                             for e in excluded]).value_counts()
-        echo(f"excluded {len(excluded):,} rows: " + "; ".join(f"{r} ({c:,})" for r, c in reasons.items())
+        reasons = pd.Series([reason_key(e) for e in excluded]).value_counts()
+        echo(f"not scored: {len(excluded):,} rows: " + "; ".join(f"{r} ({c:,})" for r, c in reasons.items())
              + (f" -> {out_dir / 'excluded.parquet'}" if out_dir else ""))
+    unlabelled = int((scored.samples.labels < 0).sum())
+    if unlabelled:
+        echo(f"scored without a label (not counted in accuracy): {unlabelled:,} rows (label_id -1: no expression "
+             f"class, e.g. an unknown / NF vote majority)" + (f" -> {out_dir / 'predictions.parquet'}" if out_dir else ""))
     if out_dir is not None:
         echo(f"report: {out_dir}")
     return EvalResult(out_dir, [g.as_dict() for g in groups], excluded, table, probs_path)
 
 
 def _score_faces(predictor: Predictor, m: Manifest, splits: list[str],
-                 subset_members: list[tuple[str, SubsetInfo, set[str]]], config: EvalConfig, ws: Workspace) -> Scored:
-    """Select the rows to score, decode their faces and run the model over them."""
+                 subset_members: list[tuple[str, SubsetInfo, set[str]]], config: EvalConfig, ws: Workspace,
+                 rule: LabelRule) -> Scored:
+    """Select the rows to score (the label rule leaves some out), decode their faces and run the model over them."""
     union = set().union(*(ids for _, _, ids in subset_members)) if subset_members and not splits else None
     samples = rdata.select_samples(m, splits=splits, ids=union, num_classes=len(predictor.labels), require_labels=False)
+    samples = apply_label_rule(samples, rule)
     cfg = predictor.config
     face_size = cfg.face_size if cfg is not None else predictor.input_size
     store = None
@@ -233,14 +257,17 @@ def predict_proba(
     workers: int | None = None,
     labels: str | list[str] | None = None,
     workspace: Workspace | str | os.PathLike | None = None,
+    **contract: Any,
 ) -> pd.DataFrame:
     """Class probabilities for every readable row of a manifest (or one split).
 
     Returns DataFrame(sample_id, prob_0 .. prob_{K-1}) with column j = canonical class j (K = 8, or 7 for
     7-class models). Rows whose image cannot be read are left out and listed in ``df.attrs['excluded']``.
+    ``labels`` and ``contract`` (input_size, channels, layout, input_norm, outputs, override_contract) are
+    a TorchScript/ONNX model's contract values, as :func:`fercurate.ran.predictor.load_predictor` takes them.
     """
-    predictor = load_predictor(model_path, device=device, labels=labels)
-    ws = workspace if isinstance(workspace, Workspace) else Workspace.current(workspace)
+    predictor = load_predictor(model_path, device=device, labels=labels, **contract)
+    ws = workspace if isinstance(workspace, Workspace) else Workspace.choose(workspace, manifest=manifest_path)
     m = read_manifest(ws.resolve_manifest(str(manifest_path)))
     samples = rdata.select_samples(m, splits=[split] if split else [], num_classes=len(predictor.labels), require_labels=False)
     cfg = predictor.config

@@ -1,27 +1,12 @@
 """Loading a model of any supported kind and running it over faces: ``fercurate eval``'s predictors.
 
 ``--model`` may be a fercurate checkpoint (``ran.pt`` / ``baseline.pt``), a TorchScript file or an ONNX
-model (the optional ``onnxruntime`` package). A model's **contract** says how to feed it and how to read
-its outputs:
-
-* ``labels``: the class of each output column, in the model's order (any of the orders in
-  :mod:`fercurate.labels`, 8 classes or 7 without contempt);
-* ``input_size``: H = W of the input (default: the ONNX input shape, else 224);
-* ``channels``: ``rgb`` (default), ``bgr`` or ``gray`` (one channel);
-* ``input_norm``: ``unit`` (values in [0, 1], default) or ``imagenet`` (ImageNet mean/std);
-* ``alignment``: how faces were prepared for training: ``dlib5`` makes fercurate align them as
-  ``fercurate train --align dlib5`` does; ``bbox`` (or any other text, recorded and reported) feeds the
-  manifest's face box made square, resized to the input size;
-* ``crops`` / ``landmark_scale`` (TorchScript files exported by fercurate): ``landmark`` models take
-  ``(faces, boxes)``, the boxes cut around the manifest's landmarks; ``random`` ones carry their boxes.
-
-Where the contract comes from, first match wins per field: the command line (``--labels``,
-``--input-size``, ``--input-norm``); a JSON **sidecar** next to the model named ``<model file>.json``
-(e.g. ``model.onnx.json``) holding those keys; inside the file (ONNX ``metadata_props`` with keys
-``fercurate.labels`` (comma list), ``fercurate.input_size``, ``fercurate.channels``,
-``fercurate.input_norm``, ``fercurate.alignment``; TorchScript extra files ``labels.txt`` (one name per
-line), ``input_size.txt`` and ``contract.json``). A TorchScript or ONNX model whose label order is given
-by none of them is refused: scoring it in a guessed order would report wrong numbers.
+model (the optional ``onnxruntime`` package). A checkpoint carries everything needed to score it; a
+TorchScript or ONNX model is fed and read by its **contract** (label order, input size, channels,
+layout, input normalisation, output kind: :mod:`fercurate.ran.contract`), given on the command line,
+in a sidecar ``<model file>.json`` or inside the file, checked against the model's own input shape
+(ONNX) or trial runs (TorchScript) before any face is scored; a value nothing gives is an error, never
+a guess.
 
 Outputs are permuted into the canonical order (:data:`fercurate.labels.CANONICAL_LABELS`) before
 anything is scored, so every figure downstream is in one label space.
@@ -40,97 +25,31 @@ import numpy as np
 import torch
 
 from fercurate.errors import InputError
-from fercurate.labels import CANONICAL_LABELS, check_order, order_name, parse_labels, to_canonical
+from fercurate.labels import CANONICAL_LABELS, check_order, order_name, to_canonical
 from fercurate.progress import progress
 from fercurate.ran import data as rdata
 from fercurate.ran.batches import AugmentConfig, BatchLoader, prepare_batch
 from fercurate.ran.checkpoint import load_checkpoint, model_kind
-from fercurate.ran.config import INPUT_NORMS
-
-CHANNELS = ("rgb", "bgr", "gray")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-SIDECAR_SUFFIX = ".json"
-CONTRACT_KEYS = ("labels", "input_size", "channels", "input_norm", "alignment", "crops", "landmark_scale")
-ONNX_PREFIX = "fercurate."
-HOW_TO_GIVE_LABELS = (
-    "give the order of its outputs: --labels ORDER (one of canonical, canonical7, affectnet, fer2013, ferplus, "
-    "rafdb, sfew), --labels names.txt (one class name per line) or --labels a,b,c; or write a sidecar "
-    "'{sidecar}' with {{\"labels\": [...]}}; or store it in the file (ONNX metadata_props "
-    "'fercurate.labels', TorchScript extra file 'labels.txt')"
+from fercurate.ran.contract import (  # noqa: F401 - IMAGENET_*, sidecar helpers: their old home was this module
+    COMMAND_LINE,
+    CONTRACT_KEYS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ONNX_PREFIX,
+    SIDECAR_SUFFIX,
+    ModelContract,
+    apply_input_shape,
+    apply_trials,
+    check_norm_channels,
+    check_output_shape,
+    checked,
+    read_sidecar,
+    require_complete,
+    resolve,
+    show,
+    sidecar_path,
 )
-
-
-@dataclass
-class ModelContract:
-    """How to feed a model and read its outputs (see the module doc)."""
-
-    labels: list[str] | None = None  # model output order, canonical names
-    input_size: int | None = None
-    channels: str = "rgb"
-    input_norm: str = "unit"
-    alignment: str | None = None
-    crops: str | None = None
-    landmark_scale: float | None = None
-    sources: dict[str, str] = field(default_factory=dict)  # field -> where it came from
-
-    def merge(self, values: dict[str, Any], source: str, where: str) -> None:
-        """Fill fields not yet set from ``values`` (a sidecar, file metadata), checking each."""
-        for key, value in values.items():
-            if value is None or value == "" or key not in CONTRACT_KEYS:
-                continue
-            if key in self.sources:
-                continue
-            if key == "labels":
-                value = check_order(list(value), where) if isinstance(value, (list, tuple)) \
-                    else parse_labels(str(value), where=where)
-            elif key == "input_size":
-                try:
-                    value = int(value)
-                except (TypeError, ValueError) as exc:
-                    raise InputError(f"{where}: input_size must be an integer, not {value!r}") from exc
-                if value < 8:
-                    raise InputError(f"{where}: input_size {value} is too small")
-            elif key == "landmark_scale":
-                try:
-                    value = float(value)
-                except (TypeError, ValueError) as exc:
-                    raise InputError(f"{where}: landmark_scale must be a number, not {value!r}") from exc
-            elif key == "channels":
-                value = str(value).lower()
-                if value not in CHANNELS:
-                    raise InputError(f"{where}: channels must be one of {', '.join(CHANNELS)}, not {value!r}")
-            elif key == "input_norm":
-                value = str(value).lower()
-                if value not in INPUT_NORMS:
-                    raise InputError(f"{where}: input_norm must be one of {', '.join(INPUT_NORMS)}, not {value!r}")
-            else:
-                value = str(value)
-            setattr(self, key, value)
-            self.sources[key] = source
-
-
-def sidecar_path(model: str | os.PathLike) -> Path:
-    """The JSON contract sidecar of a model file: ``<model file>.json``."""
-    p = Path(model)
-    return p.with_name(p.name + SIDECAR_SUFFIX)
-
-
-def read_sidecar(model: str | os.PathLike) -> dict[str, Any]:
-    """The sidecar's contract fields ({} when there is none); a bad sidecar is an error naming it."""
-    path = sidecar_path(model)
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object with keys {', '.join(CONTRACT_KEYS)}")
-    unknown = sorted(set(data) - set(CONTRACT_KEYS))
-    if unknown:
-        raise InputError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(CONTRACT_KEYS)})")
-    return data
+from fercurate.ran.config import CHANNELS  # noqa: F401 - kept importable from here
 
 
 @dataclass
@@ -144,10 +63,14 @@ class Predictor:
     model: Any = None
     config: Any = None  # TrainConfig for fercurate checkpoints
     manifest_path: Path | None = None
-    input_norm: str = "unit"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     contract: ModelContract = field(default_factory=ModelContract)
     model_labels: list[str] | None = None  # the model's own output order
+
+    @property
+    def input_norm(self) -> str:
+        """How the model's input values are scaled (a checkpoint normalises inside the model: unit)."""
+        return self.contract.input_norm or "unit"
 
     @property
     def has_attention(self) -> bool:
@@ -184,40 +107,42 @@ class Predictor:
             mu = None if out.mu is None else out.mu.float().cpu().numpy()
             nu = None if out.nu is None else out.nu.float().cpu().numpy()
             return probs, mu, nu
+        return as_probs(self.raw_outputs(faces, boxes), self.model_labels or self.labels, self.path,
+                        self.contract.outputs or "logits")[:, perm], None, None
+
+    def raw_outputs(self, faces: torch.Tensor, boxes: torch.Tensor | None = None) -> np.ndarray:
+        """A TorchScript/ONNX model's own outputs (B, K) for faces (B, 3, S, S) in [0, 1], in its column order."""
         x = self.model_input(faces)
         if self.kind == "torchscript":
             with torch.no_grad():
-                if self.crops == "landmark":
-                    raw = self.model(x, boxes.to(x.device))
-                else:
-                    raw = self.model(x)
+                raw = self.model(x, boxes.to(x.device)) if self.crops == "landmark" else self.model(x)
             if isinstance(raw, (tuple, list)):
                 raw = raw[0]
             elif hasattr(raw, "logits"):
                 raw = raw.logits
-            out = raw.float().cpu().numpy()
-        else:
-            out = self._onnx(x.cpu().numpy().astype(np.float32))
-        return as_probs(out, self.model_labels or self.labels, self.path)[:, perm], None, None
+            return raw.float().cpu().numpy()
+        return self._onnx(x.cpu().numpy().astype(np.float32))
 
     def model_input(self, faces: torch.Tensor) -> torch.Tensor:
-        """Faces in [0, 1] RGB -> the model's input: on its device, in its channels and normalisation.
+        """Faces in [0, 1] RGB (B, 3, S, S) -> the model's input: on its device, in its channels, normalisation
+        and layout.
 
         Every tensor made here follows the faces' device and dtype (mean/std included), so CUDA faces
         never meet CPU constants.
         """
         x = faces.to(self.device)
-        if self.contract.channels == "bgr":
+        channels = self.contract.channels or "rgb"
+        if channels == "bgr":
             x = x.flip(1)
-        if self.input_norm == "imagenet":
-            mean = torch.as_tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            std = torch.as_tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-            if self.contract.channels == "bgr":
-                mean, std = mean.flip(1), std.flip(1)
-            x = (x - mean) / std
-        if self.contract.channels == "gray":
+        elif channels == "gray":
             w = torch.as_tensor((0.299, 0.587, 0.114), dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
             x = (x * w).sum(1, keepdim=True)
+        if self.input_norm != "unit":
+            mean, std = self.contract.norm()
+            x = (x - torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)) \
+                / torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+        if self.contract.layout == "nhwc":
+            x = x.permute(0, 2, 3, 1).contiguous()
         return x
 
     def _onnx(self, x: np.ndarray) -> np.ndarray:
@@ -236,16 +161,40 @@ class Predictor:
         return np.concatenate(outs)
 
 
-def as_probs(out: np.ndarray, labels: list[str], path: Path) -> np.ndarray:
-    """Model outputs (logits or probabilities) -> probabilities, checking the class count."""
+def as_probs(out: np.ndarray, labels: list[str], path: Path, outputs: str = "logits") -> np.ndarray:
+    """A model's outputs, as its contract says they are, -> probabilities; checks the class count and values.
+
+    ``logits``: softmax (in float64, so close logits do not flatten); ``probabilities``: rows must be
+    non-negative and sum to 1; ``sigmoid``: scores must lie in [0, 1] and are divided by their sum (the
+    argmax is the model's own, never a softmax over scores).
+    """
     if out.ndim != 2 or out.shape[1] != len(labels):
         raise InputError(f"{path}: model output has shape {tuple(out.shape)}, expected (batch, {len(labels)}) "
                          f"for its label order {labels}")
-    is_prob = np.all(out >= 0) and np.allclose(out.sum(1), 1.0, atol=1e-3)
-    if is_prob:
-        return out.astype(np.float32)
-    e = np.exp(out - out.max(1, keepdims=True))
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    v = out.astype(np.float64)
+    if not np.isfinite(v).all():
+        row = int(np.argmax(~np.isfinite(v).all(1)))
+        raise InputError(f"{path}: the model's outputs are not finite (row {row} of a batch: {out[row].tolist()})")
+    if outputs == "logits":
+        e = np.exp(v - v.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    if outputs == "probabilities":
+        bad = (v < -1e-6).any(1) | (np.abs(v.sum(1) - 1.0) > 1e-3)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise InputError(f"{path}: outputs are declared probabilities, but row {row} of a batch is "
+                             f"{np.round(out[row], 4).tolist()} (sum {v[row].sum():.4f}); declare --outputs logits "
+                             f"or sigmoid")
+        return np.clip(v, 0.0, None).astype(np.float32)
+    bad = ((v < -1e-6) | (v > 1 + 1e-6)).any(1)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise InputError(f"{path}: outputs are declared sigmoid scores in [0, 1], but row {row} of a batch is "
+                         f"{np.round(out[row], 4).tolist()}; declare --outputs logits")
+    v = np.clip(v, 0.0, 1.0)
+    total = v.sum(1, keepdims=True)
+    uniform = np.full_like(v, 1.0 / v.shape[1])
+    return np.where(total > 0, v / np.where(total > 0, total, 1.0), uniform).astype(np.float32)
 
 
 def pick_device(device: str) -> torch.device:
@@ -268,20 +217,26 @@ def load_predictor(
     input_size: int | None = None,
     labels: str | list[str] | None = None,
     input_norm: str | None = None,
+    channels: str | None = None,
+    layout: str | None = None,
+    outputs: str | None = None,
+    override_contract: bool = False,
 ) -> Predictor:
-    """Load a fercurate checkpoint, TorchScript file or ONNX model with its contract (see the module doc)."""
+    """Load a fercurate checkpoint, TorchScript file or ONNX model with its contract (see the module doc).
+
+    The keywords are the command line's contract values; ``override_contract`` lets them replace values
+    stored with a TorchScript/ONNX model where they differ (without it a difference is refused).
+    """
     from fercurate.ran.config import TrainConfig
     from fercurate.ran.model import model_from_checkpoint
 
     path = Path(path)
     kind = model_kind(path)
     dev = pick_device(device)
-    if input_norm is not None and input_norm not in INPUT_NORMS:
-        raise InputError(f"--input-norm must be one of {', '.join(INPUT_NORMS)}")
+    given = checked({"labels": labels, "input_size": input_size, "channels": channels, "layout": layout,
+                     "input_norm": input_norm, "outputs": outputs}, COMMAND_LINE)
     contract = ModelContract()
-    given = {"labels": parse_labels(labels) if labels is not None else None, "input_size": input_size,
-             "input_norm": input_norm}
-    contract.merge(given, "command line", "--labels")
+    contract.merge(given, COMMAND_LINE, COMMAND_LINE)
     if kind == "checkpoint":
         state = load_checkpoint(path)
         own = check_order(list(state["labels"]), str(path))
@@ -291,72 +246,152 @@ def load_predictor(
         model = model_from_checkpoint(state).to(dev).eval()
         cfg = TrainConfig(**state["config"]).resolved()
         mp = Path(state["manifest"]["path"]) if state.get("manifest") else None
-        contract.labels = own
-        contract.sources["labels"] = "checkpoint"
+        contract = checkpoint_contract(contract, own, cfg.input_size, path)
         return Predictor(kind, path, _scored_labels(own), cfg.input_size, model, cfg, mp, device=dev,
                          contract=contract, model_labels=own)
+    return _load_file_model(path, kind, dev, given, override_contract)
+
+
+def checkpoint_contract(given: ModelContract, labels: list[str], input_size: int, path: Path) -> ModelContract:
+    """A checkpoint's contract (it is fed [0, 1] RGB NCHW faces and gives logits); a command-line value that
+    differs from it is refused: a checkpoint carries its own."""
+    own = {"labels": labels, "input_size": input_size, "channels": "rgb", "layout": "nchw", "input_norm": "unit",
+           "outputs": "logits"}
+    for key, value in own.items():
+        if key in given.sources and getattr(given, key) != value:
+            raise InputError(f"{path}: --{key.replace('_', '-')} {show(key, getattr(given, key))} differs from the "
+                             f"checkpoint's {show(key, value)}; a checkpoint carries its own contract, drop the option")
+    contract = ModelContract()
+    for key, value in own.items():
+        contract.set(key, value, "checkpoint")
+    return contract
+
+
+def _load_file_model(path: Path, kind: str, dev: torch.device, given: dict[str, Any], override: bool) -> Predictor:
+    """A TorchScript or ONNX model with its contract resolved, checked against the model and complete."""
     sidecar = sidecar_path(path)
-    contract.merge(read_sidecar(path), f"sidecar {sidecar.name}", str(sidecar))
+    layers = [(COMMAND_LINE, given), (f"sidecar {sidecar.name}", checked(read_sidecar(path), str(sidecar)))]
     if kind == "torchscript":
-        extra = {"labels.txt": "", "input_size.txt": "", "contract.json": ""}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model = torch.jit.load(str(path), map_location=dev, _extra_files=extra).eval()
-        except Exception as exc:  # noqa: BLE001 - a bad user file
-            raise InputError(f"{path}: cannot load as TorchScript ({exc})") from exc
-        text = {k: (v.decode("utf-8-sig") if isinstance(v, bytes) else v) for k, v in extra.items()}
-        stored: dict[str, Any] = {}
-        if text["contract.json"]:
-            try:
-                stored = json.loads(text["contract.json"])
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: its contract.json extra file is not valid JSON ({exc.msg})") from exc
-        if text["labels.txt"].strip():
-            stored["labels"] = [s.strip() for s in text["labels.txt"].splitlines() if s.strip()]
-        if text["input_size.txt"].strip():
-            stored["input_size"] = text["input_size.txt"].strip()
-        contract.merge(stored, "TorchScript extra files", f"{path} (extra files)")
-        session: Any = model
+        session, stored = _load_torchscript(path, dev)
+        layers.append(("TorchScript extra files", checked(stored, f"{path} (extra files)")))
     else:
-        try:
-            import onnxruntime as ort  # type: ignore[import-not-found]
-        except ImportError as exc:
-            raise InputError(f"{path}: scoring ONNX models needs the optional onnxruntime package "
-                             f"(pip install 'fercurate[onnx]' or pip install onnxruntime)") from exc
-        try:
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - a bad user file
-            raise InputError(f"{path}: cannot load as an ONNX model ({exc})") from exc
+        session = _onnx_session(path)
         meta = session.get_modelmeta().custom_metadata_map or {}
-        contract.merge({k[len(ONNX_PREFIX):]: v for k, v in meta.items() if k.startswith(ONNX_PREFIX)},
-                       "ONNX metadata_props", f"{path} (metadata_props)")
-        shape = session.get_inputs()[0].shape
-        if isinstance(shape[-1], int):
-            contract.merge({"input_size": shape[-1]}, "ONNX input shape", str(path))
-        channels = shape[1] if len(shape) == 4 else None
-        if isinstance(channels, int) and (channels == 1) != (contract.channels == "gray"):
-            raise InputError(f"{path}: the model takes {channels} input channel(s) but its contract says "
-                             f"channels={contract.channels}; set channels in the sidecar {sidecar.name}")
+        stored = {k[len(ONNX_PREFIX):]: v for k, v in meta.items() if k.startswith(ONNX_PREFIX)}
+        layers.append(("ONNX metadata_props", checked(stored, f"{path} (metadata_props)")))
         dev = torch.device("cpu")
-    if contract.labels is None:
-        raise InputError(f"{path}: the model does not say in which order its outputs are; "
-                         + HOW_TO_GIVE_LABELS.format(sidecar=sidecar.name))
-    size = contract.input_size or 224
-    return Predictor(kind, path, _scored_labels(contract.labels), int(size), session,
-                     input_norm=contract.input_norm, device=dev, contract=contract, model_labels=contract.labels)
+    contract = resolve(path, layers, override=override)
+    predictor = Predictor(kind, path, _scored_labels(contract.labels or list(CANONICAL_LABELS)),
+                          int(contract.input_size or 0), session, device=dev, contract=contract,
+                          model_labels=contract.labels)
+    if kind == "onnx":
+        apply_input_shape(contract, session.get_inputs()[0].shape, path)
+        check_output_shape(contract, session.get_outputs()[0].shape, path)
+        _check_onnx_input_type(session, path)
+    elif contract.crops != "landmark":  # a landmark export also takes boxes: its contract.json states everything
+        apply_trials(contract, lambda lay, c, s: _trial(predictor, lay, c, s), path)
+    require_complete(contract, path, kind)
+    check_norm_channels(contract, path)
+    predictor.input_size = int(contract.input_size)
+    if contract.crops != "landmark":
+        _probe(predictor)
+    return predictor
+
+
+def _load_torchscript(path: Path, dev: torch.device) -> tuple[Any, dict[str, Any]]:
+    """The TorchScript module and the contract in its extra files (contract.json, labels.txt, input_size.txt)."""
+    extra = {"labels.txt": "", "input_size.txt": "", "contract.json": ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(path), map_location=dev, _extra_files=extra).eval()
+    except Exception as exc:  # noqa: BLE001 - a bad user file
+        raise InputError(f"{path}: cannot load as TorchScript ({exc})") from exc
+    text = {k: (v.decode("utf-8-sig") if isinstance(v, bytes) else v) for k, v in extra.items()}
+    stored: dict[str, Any] = {}
+    if text["contract.json"]:
+        try:
+            stored = json.loads(text["contract.json"])
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: its contract.json extra file is not valid JSON ({exc.msg})") from exc
+        if not isinstance(stored, dict):
+            raise InputError(f"{path}: its contract.json extra file must be a JSON object")
+        if "crops" in stored:  # fercurate's own export: NCHW faces in, logits out (older exports did not say)
+            stored = {"layout": "nchw", "outputs": "logits", **stored}
+    if text["labels.txt"].strip():
+        stored["labels"] = [s.strip() for s in text["labels.txt"].splitlines() if s.strip()]
+    if text["input_size.txt"].strip():
+        stored["input_size"] = text["input_size.txt"].strip()
+    return model, stored
+
+
+def _onnx_session(path: Path) -> Any:
+    try:
+        import onnxruntime as ort  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise InputError(f"{path}: scoring ONNX models needs the optional onnxruntime package "
+                         f"(pip install 'fercurate[onnx]' or pip install onnxruntime)") from exc
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - a bad user file
+        raise InputError(f"{path}: cannot load as an ONNX model ({exc})") from exc
+
+
+def _check_onnx_input_type(session: Any, path: Path) -> None:
+    kind = session.get_inputs()[0].type
+    if kind != "tensor(float)":
+        raise InputError(f"{path}: the model's input is {kind}; fercurate feeds float32 images (tensor(float))")
+
+
+def _trial(predictor: Predictor, layout: str, n_channels: int, size: int) -> str | None:
+    """Run one zero input of that layout, channel count and size through a TorchScript model: None if it
+    gives (1, K) outputs, else what went wrong."""
+    shape = (1, n_channels, size, size) if layout == "nchw" else (1, size, size, n_channels)
+    try:
+        with torch.no_grad():
+            out = predictor.model(torch.zeros(shape, device=predictor.device))
+        out = out[0] if isinstance(out, (tuple, list)) else getattr(out, "logits", out)
+    except Exception as exc:  # noqa: BLE001 - the model's own complaint, reported
+        return _first_line(exc)
+    k = len(predictor.model_labels or ()) or out.shape[-1]
+    return None if tuple(out.shape) == (1, k) else f"its output has shape {tuple(out.shape)}, not (1, {k})"
+
+
+def _probe(predictor: Predictor) -> None:
+    """One zero batch through the whole input and output path, before any face: a contract the model does not
+    take fails here, naming the contract, not in the middle of scoring."""
+    c = predictor.contract
+    faces = torch.zeros(2, 3, predictor.input_size, predictor.input_size)
+    try:
+        predictor(faces)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the model's own complaint, reported
+        shape = tuple(predictor.model_input(faces).shape)
+        raise InputError(f"{predictor.path}: an input shaped {shape} as its contract says ({c.describe()}) does not "
+                         f"run through the model: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:400] + ("..." if len(text) > 400 else "")
 
 
 def describe(predictor: Predictor) -> str:
-    """One line: the label order a model's outputs were read in and where that came from."""
+    """One line: the label order a model's outputs were read in, the rest of its contract, and the sources."""
+    c = predictor.contract
     names = predictor.model_labels or predictor.labels
     known = order_name(names)
     order = f"{known} order" if known else ",".join(names)
-    src = predictor.contract.sources.get("labels", "checkpoint")
+    src = c.sources.get("labels", "checkpoint")
     moved = "" if known in ("canonical", "canonical7") else ", permuted to canonical"
-    return (f"outputs read in {order} ({len(names)} classes, from {src}){moved}; "
-            f"input {predictor.input_size}px {predictor.contract.channels}, {predictor.input_norm} values"
-            + (f", alignment {predictor.contract.alignment}" if predictor.contract.alignment else ""))
+    if predictor.kind == "checkpoint":
+        rest = f"input {predictor.input_size}px rgb, unit values"
+    else:
+        rest = c.describe()
+    return (f"outputs read in {order} ({len(names)} classes, from {src}){moved}; {rest}"
+            + (f", alignment {c.alignment}" if c.alignment and predictor.kind == "checkpoint" else "")
+            + "".join(f"; {n}" for n in c.notes))
 
 
 # --- running a model over samples ----------------------------------------------------------------------

@@ -196,7 +196,7 @@ def leaderboard_sentence(published: Sequence[dict], acc: float) -> str:
 
 
 def accuracy_findings(evals: Sequence[tuple[str, sources.EvalRun]]) -> list[Finding]:
-    """The best accuracy per (manifest, group) over every evaluation, with the eval it came from."""
+    """The best accuracy per (manifest, group, label rule) over every evaluation, with the eval it came from."""
     best: dict[tuple[str, str], tuple[float, int, str, sources.EvalRun, dict]] = {}
     for anchor, ev in evals:
         manifest = sources.eval_manifest_name(ev)
@@ -204,17 +204,21 @@ def accuracy_findings(evals: Sequence[tuple[str, sources.EvalRun]]) -> list[Find
             acc, n = g.get("accuracy"), int(g.get("n") or 0)
             if n == 0 or missing(acc):
                 continue
-            k = (manifest, str(g["group"]))
+            k = (manifest, str(g["group"]), sources.eval_label_rule(ev))  # accuracies under two rules do not compare
             if k not in best or acc > best[k][0]:
                 best[k] = (float(acc), n, anchor, ev, g)
     out = []
-    for (manifest, group), (acc, n, anchor, ev, g) in sorted(best.items()):
-        key = f"best:{manifest}:{group}"
+    rules_of = {}
+    for manifest, group, rule in best:
+        rules_of.setdefault((manifest, group), set()).add(rule)
+    for (manifest, group, rule), (acc, n, anchor, ev, g) in sorted(best.items()):
+        key = f"best:{manifest}:{group}" + (f":{rule}" if len(rules_of[manifest, group]) > 1 else "")
         model = f"{ev.model.parent.name}/{ev.model.name}" if ev.model else "?"
         ref = leaderboard_sentence(g.get("published") or [], acc)
         out.append(Finding("accuracy", (
             f"Best accuracy on {esc(manifest)} {esc(group)}: {_v(key + ':accuracy', acc, pct(acc))} "
-            f"over {_v(key + ':n', n)} faces ({esc(model)}). {esc(ref)}" + link(f"#{anchor}", "evaluation")),
+            f"(label rule {esc(rule)}) over {_v(key + ':n', n)} faces ({esc(model)}). {esc(ref)}"
+            + link(f"#{anchor}", "evaluation")),
             {key + ":accuracy": acc, key + ":n": n}))
     return out
 

@@ -180,7 +180,8 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
             outside = len(members - scored - set(excl["sample_id"]))
         else:
             outside = 0
-        reasons = excl["reason"].astype(str).map(lambda r: r.rsplit(": ", 1)[-1])
+        reasons = pd.Series([_reason(k, r) for k, r in zip(excl["kind"].astype(str), excl["reason"].astype(str))],
+                            dtype=object)
         left_out += [(f"not scored ({r})", int(c)) for r, c in reasons.value_counts().items()]
         if unl:
             left_out.append(("without a label in the label space (scored, not counted)", len(unl)))
@@ -202,6 +203,12 @@ def explain_n(ev: sources.EvalRun, group: dict[str, Any], members: set[str] | No
     if left_out:
         text += "; left out: " + ", ".join(f"{c:,} {r}" for r, c in left_out)
     return text + ".", left_out
+
+
+def _reason(kind: str, reason: str) -> str:
+    """What an excluded row is counted under: a label rule's sentence without the row's votes, an unreadable
+    image's reason without its path."""
+    return reason.split(" (", 1)[0] if kind == "label rule" else reason.rsplit(": ", 1)[-1]
 
 
 def _thousands(text: str) -> str:
@@ -251,6 +258,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
     blocks = []
     for anchor, ev in evals:
         manifest_name = sources.eval_manifest_name(ev)
+        rule = sources.eval_label_rule(ev)
         labels = list(ev.metrics.get("labels") or [])
         rows, pics, explained, boards = [], [], [], []
         for g in ev.groups:
@@ -260,8 +268,8 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             n = int(g.get("n") or 0)
             made = "split" if info is None else sources.subset_kind(info.name)
             published = g.get("published") or []
-            rows.append([g["group"], made, n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), _ci(g) if n else "—",
-                         Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"),
+            rows.append([g["group"], made, n, Raw(pct(g.get("accuracy"))) if n else Raw("—"), rule,
+                         _ci(g) if n else "—", Raw(pct(g.get("mean_class_accuracy"))) if n else Raw("—"),
                          g.get("list") or "—"])
             if published and n:
                 boards.append(_leaderboard(str(g["group"]), published, g, len(labels), _rel(ev.model, ws)))
@@ -294,10 +302,14 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
             prov.append(["not recorded by fercurate eval", NOT_RECORDED_EVAL])
         title = f"{model.name if model else '?'} on {manifest_name}"
         noted = [f"fercurate eval noted: {_thousands(str(x))}" for x in ev.metrics.get("notes", [])]
+        if rule == "not recorded":
+            noted.append("label rule: not recorded (an eval from before fercurate recorded it; on a vote-labelled "
+                         "manifest its accuracies followed the manifest's top vote, ties to the first class)")
         body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
-            + table(["group", "made by", "n", "accuracy", "95% CI", "mean per-class", "scored list"], rows, left=2)
+            + table(["group", "made by", "n", "accuracy", "label rule", "95% CI", "mean per-class", "scored list"],
+                    rows, left=2)
             + (f"<ul>{body_notes}</ul>" if body_notes else "")
             + "".join(boards)
             + "".join(pics) + _attention(ev, anchor, out, figs)

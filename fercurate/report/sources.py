@@ -53,9 +53,10 @@ def _resolve(ws: Workspace, value: str | None) -> Path | None:
 
 
 def find_eval_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[Path]:
-    """Every eval folder (holding ``metrics.json``) under runs/ and the ``extra`` folders."""
+    """Every eval folder (holding ``metrics.json``) under runs/ and eval/ (where ``fercurate eval`` writes
+    reports of models kept outside runs/) and the ``extra`` folders."""
     found = set()
-    for root in [ws.runs, *map(Path, extra)]:
+    for root in [ws.runs, ws.root / "eval", *map(Path, extra)]:
         if root.exists():
             found.update(p.parent.resolve() for p in root.rglob("metrics.json"))
     return sorted(found)
@@ -79,6 +80,14 @@ def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
         return None
     preds, excl = _frame(folder / "predictions.parquet"), _frame(folder / "excluded.parquet")
     return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds, excl)
+
+
+def eval_label_rule(ev: EvalRun) -> str:
+    """The label rule an eval's accuracies follow (``majority``, ``plurality``), or what stood in for one."""
+    rule = ev.metrics.get("label_rule")
+    if not isinstance(rule, dict):
+        return "not recorded"
+    return str(rule.get("rule") or "single labels")
 
 
 def eval_manifest_name(ev: EvalRun) -> str:

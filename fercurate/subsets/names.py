@@ -32,8 +32,9 @@ def find_subset(
 ) -> SubsetInfo:
     """Resolve a subset by file path or by name (and manifest name, when several manifests have it).
 
-    The papers' names (``pose30``, ``pose45``, ``occlusion``, ``occlusion-<type>``) resolve to the
-    official list (``official-pose45``) where it is imported; a subset literally named so is used only
+    The papers' names (``pose30``, ``pose45``, ``occlusion``, ``occlusion-<type>``), and the name of any
+    other imported list (``aligned-test``), resolve to the official list (``official-pose45``) where it
+    is imported; a subset literally named so is used only
     for a manifest without that official list; otherwise the error says how to import the list and
     names fercurate's own subset (``pose45-estimated``, ``occlusion-labelled``).
     """
@@ -45,10 +46,10 @@ def find_subset(
     name = subset_file_name(subset)
     every = list_subsets(workspace, manifest)
     matches = [s for s in every if s.name == name]
-    if name in PAPER_NAMES:
-        official = [s for s in every if s.name == OFFICIAL_PREFIX + name]
-        # the official list wins; a subset literally named so (older fercurate, a user's own) is used
-        # only for manifests that have no official list
+    official = [s for s in every if s.name == OFFICIAL_PREFIX + name]
+    if official:
+        # any imported list answers to its own name (pose45, aligned-test, ...); the official list wins, and
+        # a subset literally named so (older fercurate, a user's own) is used only for manifests without it
         have = {s.manifest for s in official}
         matches = official + [s for s in matches if s.manifest not in have]
     if len(matches) == 1:

@@ -133,7 +133,7 @@ def import_ran_lists(
     root = Path(lists_dir).expanduser()
     if not root.is_dir():
         raise InputError(f"{root}: RAN lists folder not found")
-    ws = workspace or Workspace.current()
+    ws = workspace or Workspace.choose(manifest=manifest)
     m = read_manifest(manifest)
     if m.dataset not in LIST_SPECS:
         raise InputError(

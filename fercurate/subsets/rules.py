@@ -99,7 +99,7 @@ def build(
     workspace: Workspace | None = None,
 ) -> list[SubsetInfo]:
     """Build the requested subsets of one manifest; same as ``fercurate subsets build``."""
-    ws = workspace or Workspace.current()
+    ws = workspace or Workspace.choose(manifest=manifest_path)
     manifest = read_manifest(manifest_path)
     if not (pose or occlusion or official or exclude_leaked):
         raise InputError("nothing to build: pass --pose T, --occlusion, --official and/or --exclude-leaked")

@@ -399,7 +399,7 @@ def run(
 ) -> SynthResult:
     """Generate the variants of ``manifest_path`` described by ``config``; see the module docstring."""
     start = time.perf_counter()
-    ws = workspace or Workspace.current()
+    ws = workspace or Workspace.choose(manifest=manifest_path)
     config, _ = validate(config)
     parent = read_manifest(manifest_path)
     name = name or f"{parent.name}-{SUFFIX[config.kind]}"
