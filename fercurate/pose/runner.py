@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
-from fercurate.images import pixel_limit_reason
+from fercurate.images import ImageReadError, read_image
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.parallel import map_chunks, resolve_workers
@@ -102,22 +102,20 @@ def _init_worker(method: str) -> None:
     _ESTIMATOR = get_estimator(method)
 
 
+# The pose layer's short failure reasons for what the image reader says (others are passed on as they are).
+_READ_FAILURES = {"image file missing": "image missing", "empty file": "image unreadable",
+                  "not a decodable image": "image unreadable"}
+
+
 def _read(path: str) -> tuple[np.ndarray | None, str | None]:
+    """The image as stored (EXIF orientation applied, alpha dropped) in uint8, or why there is none."""
     import cv2
 
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, "image missing"
-    except OSError:
-        return None, "image unreadable"
-    if not data:
-        return None, "image unreadable"
-    if (too_big := pixel_limit_reason(data)) is not None:
-        return None, too_big
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return None, "image unreadable"
+        img = read_image(path, mode="native")
+    except ImageReadError as exc:
+        reason = exc.reason
+        return None, _READ_FAILURES.get(reason, "image unreadable" if reason.startswith("cannot read") else reason)
     if img.dtype != np.uint8:  # 16-bit PNG/TIFF
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     return img, None

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fercurate.images import pixel_limit_reason
+from fercurate import images
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
 from fercurate.synth import outline as G
@@ -106,20 +106,11 @@ def init_worker(config: SynthConfig, out_dir: str) -> None:
 
 
 def decode_parent(path: str) -> tuple[np.ndarray, str]:
-    """(BGR uint8 image, colour mode) of a parent image; raises ValueError with a reason."""
+    """(BGR uint8 image, colour mode) of a parent image, EXIF orientation applied; raises ValueError with a reason."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise ValueError(f"image file missing: {path}") from exc
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
-    if data.size == 0:
-        raise ValueError(f"empty image file: {path}")
-    if (too_big := pixel_limit_reason(data.tobytes())) is not None:
-        raise ValueError(f"{too_big}: {path}")
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise ValueError(f"not a decodable image: {path}")
+        raw = images.read_image(path, mode="native")
+    except images.ImageReadError as exc:
+        raise ValueError(f"{exc.reason}: {path}") from exc
     if raw.dtype == np.uint16:
         raw = (raw >> 8).astype(np.uint8)
     elif raw.dtype != np.uint8:
@@ -171,10 +162,10 @@ def _write(path: Path, data: bytes) -> None:
 
 def _valid_image(path: Path) -> bool:
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        images.read_image(path, mode="native")
+    except images.ImageReadError:
         return False
-    return data.size > 0 and pixel_limit_reason(data.tobytes()) is None and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
+    return True
 
 
 def _base_row(task: Task, config: SynthConfig, face: FaceTarget | None = None) -> dict[str, Any]:
