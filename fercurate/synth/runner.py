@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fercurate.annotations import append_events, make_event, read_events
-from fercurate.atomic import atomic_path
+from fercurate.atomic import DEFAULT_NAME_MAX, atomic_path, fitting_name, name_max
 from fercurate.errors import InputError
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, build_table, read_manifest, rejects_path, write_manifest, write_rejects
@@ -87,8 +87,12 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("sha256", pa.string()),
         pa.field("failure", pa.string()),
         pa.field("parent_row", pa.int64()),  # 1-based row of the parent in its manifest
+        # the output path before it was shortened to fit the filesystem's name limit (null: as derived)
+        pa.field("shortened_from", pa.string()),
     ]
 )
+# Columns a layer of an earlier fercurate may lack (its rows are still reused on --resume).
+_LATER_COLUMNS = ("shortened_from",)
 
 
 @dataclass
@@ -107,6 +111,7 @@ class SynthResult:
     events_added: int
     seconds: float
     reasons: dict[str, int] = field(default_factory=dict)
+    shortened: int = 0  # output names shortened to fit the filesystem (the full ones: the layer's shortened_from)
 
     def summary(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
@@ -119,6 +124,9 @@ class SynthResult:
         ]
         if self.reused:
             lines.append(f"resumed: {self.reused:,} images already written were kept")
+        if self.shortened:
+            lines.append(f"note: {self.shortened:,} output names were too long for the filesystem and were shortened "
+                         f"with a hash of the full name (the full names are in {self.layer_path.name}, shortened_from)")
         if self.failed:
             why = "; ".join(f"{k} {v:,}" for k, v in sorted(self.reasons.items()))
             lines.append(f"failed: {self.failed:,} ({why}) -> {self.rejects_path}")
@@ -219,16 +227,22 @@ def _choose(config: SynthConfig, style: str, seed: int) -> Any:
     )
 
 
-def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool) -> str:
+def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool, max_bytes: int = DEFAULT_NAME_MAX) -> str:
+    """The variant's path under the output folder: the parent's, with the variant in the file name;
+    each part that would not fit the filesystem is shortened with a stable hash (:func:`fitting_name`)."""
     p = PurePosixPath(parent_rel)
     slug = variant.replace(":", "-").replace("/", "-")
     tag = f"__{k}" if k is not None else ""
     suffix = ".png" if lossless else ".jpg"
-    return str(p.with_name(f"{p.stem}__{slug}{tag}{suffix}"))
+    parts = [*p.parent.parts, f"{p.stem}__{slug}{tag}{suffix}"]
+    return str(PurePosixPath(*(fitting_name(part, max_bytes) for part in parts)))
 
 
-def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task]:
-    """Every image to make, in a fixed order (parent row, then variant index)."""
+def plan(
+    manifest: Manifest, rows: np.ndarray, config: SynthConfig, *, max_name_bytes: int = DEFAULT_NAME_MAX
+) -> list[Task]:
+    """Every image to make, in a fixed order (parent row, then variant index); output file or folder
+    names over ``max_name_bytes`` are shortened (the path as derived is the task's ``shortened_from``)."""
     t = manifest.table
     ids = t.column("sample_id").to_pylist()
     rels = t.column("image_path").to_pylist()
@@ -250,8 +264,10 @@ def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task
             seed = sample_seed(config.seed, sid, config.kind, k)
             spec = _choose(config, style, seed)
             tag = k if (config.per_image > 1 and not config.each) else None
-            out_rel = _out_rel(rel, spec.variant, tag, lossless)
-            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec, crop=crop))
+            out_rel = _out_rel(rel, spec.variant, tag, lossless, max_name_bytes)
+            full = _out_rel(rel, spec.variant, tag, lossless, 1 << 30)
+            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec, crop=crop,
+                              shortened_from=full if full != out_rel else None))
     return tasks
 
 
@@ -283,6 +299,9 @@ def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, l
             table = pq.read_table(src)
         except (pa.ArrowInvalid, OSError):
             continue
+        for name in _LATER_COLUMNS:
+            if name not in table.column_names:
+                table = table.append_column(name, pa.nulls(table.num_rows, SYNTH_SCHEMA.field(name).type))
         if not set(SYNTH_SCHEMA.names) <= set(table.column_names):
             continue
         for r in table.select(SYNTH_SCHEMA.names).to_pylist():
@@ -412,7 +431,7 @@ def run(
     rows = _select_rows(parent, splits, limit)
     if not len(rows):
         raise InputError(f"{manifest_path}: no rows to make variants of")
-    tasks = plan(parent, rows, config)
+    tasks = plan(parent, rows, config, max_name_bytes=name_max(out))
     if resume:
         previous = _previous_rows(out, name, out_manifest)
         fresh = []
@@ -475,6 +494,9 @@ def run(
         "rows": len(ok),
         "failed": len(bad),
     }
+    shortened = sum(1 for r in ok if r.get("shortened_from"))
+    if shortened:
+        source["names_shortened"] = shortened  # the full names: the synth layer's shortened_from
     write_manifest(table, out_manifest, name=name, dataset=parent.dataset, root=out, source=source)
     layer = _rows_table(sorted(results, key=lambda r: r["sample_id"]))
     lpath = write_layer(layer, layer_path(out_manifest, "synth"), layer="synth", manifest=name, provenance=source)
@@ -496,4 +518,5 @@ def run(
         manifest_path=out_manifest, layer_path=lpath, rejects_path=rej_path, events_path=events_path,
         out_dir=out, rows=len(ok), failed=len(bad), reused=reused, methods=methods, events_added=added,
         seconds=time.perf_counter() - start, reasons=reasons,
+        shortened=shortened,
     )
