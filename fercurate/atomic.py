@@ -142,7 +142,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             os.fsync(fh.fileno())
         os.chmod(tmp_path, _mode_for(target))
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -204,7 +204,8 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~current_umask()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a folder's entries (a rename into it) durable; errors are ignored (not every filesystem can)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

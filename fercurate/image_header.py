@@ -26,6 +26,8 @@ PNG, JPEG, BMP, TIFF, WEBP = "PNG", "JPEG", "BMP", "TIFF", "WebP"
 FORMATS = (PNG, JPEG, BMP, TIFF, WEBP)  # what fercurate decodes
 MAX_JPEG_SCANS = 500
 _INFLATE_SLACK = 1 << 20
+# Adam7 interlace passes: (x start, y start, x step, y step)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT/JPG/DAC
@@ -277,7 +279,7 @@ def png_raw_size(data: bytes) -> int | None:
     if not interlace:
         return height * ((width * bits + 7) // 8 + 1)
     total = 0
-    for xs, ys, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+    for xs, ys, dx, dy in _ADAM7:
         pw, ph = (width - xs + dx - 1) // dx, (height - ys + dy - 1) // dy
         if pw > 0 and ph > 0:
             total += ph * ((pw * bits + 7) // 8 + 1)
