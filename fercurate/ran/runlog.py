@@ -20,20 +20,20 @@ FILE_NAME = "metrics.jsonl"
 _log = logging.getLogger(__name__)
 
 
-def read_records(path: str | os.PathLike) -> tuple[list[dict[str, Any]], str | None]:
-    """The log's records and a note when its last line was cut short (left out); InputError naming
-    the file and line for any other line that is not a JSON object."""
-    lines, note = _read(Path(path))
-    return [record for _, record in lines], note
+def read_records(path: str | os.PathLike, *, skip_damaged: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
+    """The log's records and notes on what was left out: a last line cut short; with ``skip_damaged``
+    also any other line that is not a JSON record (else InputError naming the file and line)."""
+    lines, notes = _read(Path(path), skip_damaged)
+    return [record for _, record in lines], notes
 
 
-def _read(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+def _read(path: Path, skip_damaged: bool = False) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
     lines = text.splitlines()
-    records, note = [], None
+    records, notes = [], []
     for no, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -45,10 +45,13 @@ def _read(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
             records.append((line, record))
             continue
         if no == len(lines) and not text.endswith("\n"):
-            note = f"{path}: line {no} was cut short (a write the run did not finish) and is left out"
+            notes.append(f"{path}: line {no} was cut short (a write the run did not finish) and is left out")
             continue
-        raise InputError(f"{path}: line {no} is not a JSON record ({line[:60]!r}); the log is damaged")
-    return records, note
+        damaged = f"{path}: line {no} is not a JSON record ({line[:60]!r}); the log is damaged"
+        if not skip_damaged:
+            raise InputError(damaged)
+        notes.append(damaged)
+    return records, notes
 
 
 class MetricsLog:
@@ -59,8 +62,8 @@ class MetricsLog:
         self.path, self.enabled = path, enabled
         self.lines: list[dict[str, Any]] = []
         if enabled and resume_step is not None and path.exists():
-            records, note = _read(path)
-            if note:
+            records, notes = _read(path)
+            for note in notes:
                 _log.warning(note)
             kept = [line for line, r in records if r.get("step", 0) <= resume_step]
             with atomic_path(path) as tmp:
