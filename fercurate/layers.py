@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,15 @@ def write_layer(
     manifest: str,
     provenance: Mapping[str, Any] | None = None,
     sort: bool = True,
+    before_replace: Callable[[], Any] | None = None,
 ) -> Path:
     """Atomically write a layer table (rows sorted by sample_id unless ``sort`` is false).
 
     The write holds the layer's lock (:mod:`fercurate.locks`), so it never interleaves with another
     process's read-merge-replace of the same file (subsets are layers and go through here).
+    ``before_replace`` runs once the new layer is complete on disk and before it replaces the old one:
+    what must be written with the layer (its label events) goes there, and if it fails the old layer
+    stays, so the two never disagree.
     """
     if "sample_id" not in table.column_names:
         raise ValueError("a layer needs a sample_id column")
@@ -48,6 +52,8 @@ def write_layer(
     path = Path(path)
     with locked(path), atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(table, tmp, compression="zstd")
+        if before_replace is not None:
+            before_replace()
     return path
 
 
