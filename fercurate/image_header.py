@@ -10,8 +10,8 @@ files); TIFF goes through Pillow's lazy ``Image.open``, which reads the tags onl
 Two bounds on the decoder's work, checked on the whole file before OpenCV sees it
 (:func:`work_reason`): a PNG's compressed data may inflate to at most twice its pixel data plus
 1 MiB (libpng inflates the whole stream, so 8 MB of deflated zeros behind a 256x256 image cost 9 s
-of CPU on every decode), and a JPEG may have at most :data:`MAX_JPEG_SCANS` scans (TurboJPEG's
-advice for untrusted progressive JPEGs).
+of CPU on every decode), and a progressive JPEG may have at most :data:`MAX_JPEG_SCANS` scans
+(TurboJPEG's advice for untrusted progressive JPEGs).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT/JPG/DAC
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})  # progressive frames: each scan refines the whole image
 # Formats OpenCV decodes that fercurate refuses, by the signature OpenCV itself checks.
 _REFUSED = (
     (b"#?RADIANCE", "Radiance HDR"),
@@ -292,9 +293,11 @@ def work_reason(data: bytes, header: Header) -> str | None:
         return _png_inflate_reason(data)
     if header.format == JPEG:
         frame = _jpeg_frame(data)
+        if frame is None or data[frame[1] + 1] not in _PROGRESSIVE_SOF:
+            return None  # a sequential JPEG decodes each component once, whatever its scans
         # markers are never inside entropy-coded data (0xFF there is followed by 0x00), so each
         # 0xFFDA after the frame header starts a scan (metadata, a thumbnail's scans, come before it)
-        scans = data.count(b"\xff\xda", frame[1]) if frame else 0
+        scans = data.count(b"\xff\xda", frame[1])
         if scans > MAX_JPEG_SCANS:
             return (f"decompression bomb: a JPEG with {scans:,} scans (over the limit of {MAX_JPEG_SCANS:,}; "
                     "each scan decodes the whole image again)")
