@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from test_faults_images import _manifest, phone  # noqa: F401 - the phone photos fixture
+from test_faults_storage import _dead_pid
 
 from fercurate import atomic
 from fercurate.manifest import read_manifest
@@ -24,7 +25,7 @@ def test_a_temp_file_of_a_long_legal_name_fits(tmp_path: Path) -> None:
     atomic.write_bytes(target, b"x")
     assert target.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == [target.name]
     # a temp file a killed writer left under the shortened prefix is still swept
-    stale = tmp_path / f"{atomic.temp_prefix(target)}{2**22 - 3}.abcdefgh.parquet.tmp"
+    stale = tmp_path / f"{atomic.temp_prefix(target)}{_dead_pid()}.abcdefgh.parquet.tmp"
     stale.write_bytes(b"half")
     assert len(os.fsencode(stale.name)) <= 255
     atomic.write_bytes(target, b"y")

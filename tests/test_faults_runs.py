@@ -19,6 +19,7 @@ import pytest
 import torch
 from fixtures_faults import fercurate, wait_for
 from fixtures_ran import make_toy_manifest
+from test_faults_storage import _dead_pid
 from typer.testing import CliRunner
 
 from fercurate.cli import app
@@ -138,16 +139,7 @@ def test_a_killed_checkpoint_writes_temp_file_is_swept(toy: Path) -> None:
     """Before: the 90 MB temp file of a checkpoint write killed midway stayed for ever."""
     out = toy / "runs" / "swept"
     assert CliRunner().invoke(app, _train_args(toy, out, 1)).exit_code == 0
-    dead = 2**22 - 11
-    while True:
-        try:
-            os.kill(dead, 0)
-            dead -= 1
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            dead -= 1
-    stale = out / f".baseline.pt.{dead}.k1ll3d00.pt.tmp"
+    stale = out / f".baseline.pt.{_dead_pid()}.k1ll3d00.pt.tmp"
     stale.write_bytes(b"\0" * 1_000_000)
     live = out / f".baseline.pt.{os.getppid()}.st1llrun.pt.tmp"  # a live writer's: kept
     live.write_bytes(b"\0")
