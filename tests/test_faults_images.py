@@ -149,9 +149,12 @@ def test_formats_without_a_size_check_are_refused_by_name(data: bytes, name: str
     assert images.pixel_limit_reason(data).startswith(f"unsupported image: {name}")
 
 
-def test_ingest_verify_refuses_an_hdr_named_jpg(tmp_path: Path) -> None:
+def test_ingest_verify_refuses_an_hdr_named_jpg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before: a 2000x2000 HDR renamed .jpg passed ingest --verify with a 1 MP limit (4 MP decoded)."""
     from fixtures_layouts import make_rafdb
+
+    # --max-pixels sets the limit in this process's environment (for its workers): undone after the test
+    monkeypatch.setenv(images.MAX_PIXELS_ENV, str(images.DEFAULT_MAX_PIXELS))
 
     raf = make_rafdb(tmp_path / "raf", n_train=3, n_test=2, original=False, annotations=False)
     victim = raf["root"] / raf["rows"][0]["aligned_path"]
