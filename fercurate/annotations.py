@@ -14,11 +14,21 @@ Two kinds of event besides a plain label:
 
 A human label made where nobody else's labels were shown (an annotator's own blind App session)
 carries ``origin`` ``BLIND_ORIGIN + <dataset>``: only such labels are independent for agreement.
+
+Mixed versions in a team lose nothing: the file records its schema version (:data:`SCHEMA_VERSION`,
+in the Parquet metadata; a file without it is version 1), and a merge keeps every column and
+metadata key this version does not know, with a note (the events it adds leave those columns
+empty). A file it cannot keep whole (a column it knows with another type, a column it does not
+know that may not be empty) is refused before anything is written. A damaged file (``labelled_at``
+as text, an empty annotator, an unknown source) is one error naming the file, the column and the
+first row.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import warnings
 from collections.abc import Iterable, Mapping
@@ -26,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -57,6 +68,12 @@ SOURCE_RANK = {"adjudication": 4, "human": 3, "official": 2, "synthetic": 1, "su
 LABEL_SOURCES: tuple[str, ...] = tuple(s for s in OCCLUSION_SOURCES if s != "suggestion")
 # ``origin`` prefix of a human label made blind (no other annotator's labels shown): an independent label.
 BLIND_ORIGIN = "app-blind:"
+# The version of EVENT_SCHEMA, kept in each file's metadata under META_KEY (no key: version 1).
+SCHEMA_VERSION = 1
+META_KEY = b"fercurate.annotations"
+_REQUIRED = [f.name for f in EVENT_SCHEMA if not f.nullable]
+_log = logging.getLogger(__name__)
+_noted: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def is_blind(origin: str | None) -> bool:
@@ -151,18 +168,75 @@ def _event(
 
 
 def read_events(path: str | os.PathLike) -> pa.Table:
-    """The event history (an empty table if the file does not exist yet)."""
+    """The event history (an empty table if the file does not exist yet), in :data:`EVENT_SCHEMA`.
+
+    Raises InputError naming the file for an unreadable or damaged one (see the module docstring).
+    """
     path = Path(path)
+    table, _ = _read_file(path)
+    return table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+
+
+def _read_file(path: Path) -> tuple[pa.Table, int]:
+    """The whole file (columns this version does not know too), checked, and its schema version."""
     if not path.exists():
-        return EVENT_SCHEMA.empty_table()
+        return EVENT_SCHEMA.empty_table(), SCHEMA_VERSION
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable annotation table ({exc})") from exc
+    version = _file_version(path, table)
+    newer = (f" (the file is schema version {version}, this fercurate reads version {SCHEMA_VERSION}: "
+             "upgrade fercurate)") if version > SCHEMA_VERSION else ""
     missing = [n for n in EVENT_SCHEMA.names if n not in table.column_names]
     if missing:
-        raise InputError(f"{path}: annotation table lacks columns {missing}")
-    return table.select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
+        raise InputError(f"{path}: annotation table lacks columns {missing}{newer}")
+    for want in EVENT_SCHEMA:
+        got = table.schema.field(want.name).type
+        if not _same_kind(got, want.type):
+            why = newer or " (damaged, or rewritten by another tool)"
+            raise InputError(f"{path}: column {want.name!r} is {got}, not {want.type}{why}")
+    for name in _REQUIRED:
+        col = table.column(name)
+        bad = pc.is_null(col)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            bad = pc.or_(bad, pc.equal(pc.utf8_trim_whitespace(pc.fill_null(col, "")), ""))
+        if pc.any(bad).as_py():
+            rows = np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+            raise InputError(f"{path}: column {name!r} is empty in {len(rows):,} rows (first: row {rows[0] + 1} "
+                             f"of {table.num_rows:,}); every event needs one{newer}")
+    sources = pc.unique(table.column("source").cast(pa.string())).to_pylist()
+    unknown = sorted(set(sources) - set(OCCLUSION_SOURCES))
+    if unknown:
+        raise InputError(f"{path}: unknown annotation source {unknown[0]!r} (known: {', '.join(OCCLUSION_SOURCES)})"
+                         f"{newer}")
+    return table, version
+
+
+def _file_version(path: Path, table: pa.Table) -> int:
+    raw = (table.schema.metadata or {}).get(META_KEY)
+    if raw is None:
+        return 1
+    try:
+        return int(json.loads(raw)["schema_version"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: unreadable {META_KEY.decode()} metadata ({raw[:60]!r})") from exc
+
+
+def _same_kind(got: pa.DataType, want: pa.DataType) -> bool:
+    """True when a column of type ``got`` holds ``want``'s values exactly (string/large_string, any
+    timestamp unit with a time zone, lists of either)."""
+    if got == want:
+        return True
+    if pa.types.is_dictionary(got):
+        return _same_kind(got.value_type, want)
+    if pa.types.is_string(want):
+        return pa.types.is_string(got) or pa.types.is_large_string(got)
+    if pa.types.is_timestamp(want):
+        return pa.types.is_timestamp(got) and got.tz is not None
+    if pa.types.is_list(want):
+        return (pa.types.is_list(got) or pa.types.is_large_list(got)) and _same_kind(got.value_type, want.value_type)
+    return False
 
 
 def append_events(
@@ -170,10 +244,12 @@ def append_events(
 ) -> tuple[int, int]:
     """Merge events into the table atomically; returns (added, already present).
 
-    Existing rows are kept byte-for-byte; an event whose ``event_id`` is already present is skipped,
-    so pulling the same labels twice changes nothing. The read-merge-replace holds the file's lock
-    (:mod:`fercurate.locks`): a concurrent writer waits its turn and merges into the file as this
-    one left it, so no writer's events are lost. When this returns, the events are on disk (fsynced).
+    Existing rows are kept as they are, with every column and metadata key of the file; an event
+    whose ``event_id`` is already present is skipped, so pulling the same labels twice changes
+    nothing. The read-merge-replace holds the file's lock (:mod:`fercurate.locks`): a concurrent
+    writer waits its turn and merges into the file as this one left it, so no writer's events are
+    lost. When this returns, the events are on disk (fsynced). A file this version cannot keep whole
+    raises InputError before anything is written.
     """
     path = Path(path)
     new = events if isinstance(events, pa.Table) else pa.Table.from_pylist(list(events), schema=EVENT_SCHEMA)
@@ -183,7 +259,7 @@ def append_events(
 
 
 def _merge_events(path: Path, new: pa.Table) -> tuple[int, int]:
-    old = read_events(path)
+    old, version = _read_file(path)
     seen = set(old.column("event_id").to_pylist())
     ids = new.column("event_id").to_pylist()
     keep, batch_seen = [], set()
@@ -194,10 +270,38 @@ def _merge_events(path: Path, new: pa.Table) -> tuple[int, int]:
     added = new.take(pa.array(keep, type=pa.int64()))
     if added.num_rows == 0:
         return 0, len(ids)
-    merged = pa.concat_tables([old, added])
+    merged = _carry_through(path, old, added, version)
     with atomic_path(path, suffix=".parquet.tmp") as tmp:
         pq.write_table(merged, tmp, compression="zstd")
     return added.num_rows, len(ids) - added.num_rows
+
+
+def _carry_through(path: Path, old: pa.Table, added: pa.Table, version: int) -> pa.Table:
+    """``old`` + ``added`` keeping the file's own columns (in its order), types and metadata; the
+    columns this version does not know are empty in the added rows."""
+    extra = [f for f in old.schema if f.name not in EVENT_SCHEMA.names]
+    blocked = [f.name for f in extra if not f.nullable]
+    if blocked:
+        raise InputError(
+            f"{path}: cannot add events without losing data: the file (schema version {version}) has columns "
+            f"this fercurate (version {SCHEMA_VERSION}) does not know and may not leave empty ({', '.join(blocked)}); "
+            "nothing was written: upgrade fercurate to add events to it"
+        )
+    if extra and (str(path), tuple(f.name for f in extra)) not in _noted:
+        _noted.add((str(path), tuple(f.name for f in extra)))
+        _log.warning("%s has columns this fercurate does not know (%s): kept as they are; the events added now "
+                     "leave them empty", path, ", ".join(f.name for f in extra))
+    columns = []
+    for f in old.schema:
+        if f.name in EVENT_SCHEMA.names:
+            columns.append(added.column(f.name).cast(f.type))
+        else:
+            columns.append(pa.nulls(added.num_rows, f.type))
+    meta = dict(old.schema.metadata or {})
+    meta[META_KEY] = json.dumps({"schema_version": max(version, SCHEMA_VERSION)}).encode()
+    if not old.num_rows and not extra:
+        return added.replace_schema_metadata(meta)
+    return pa.concat_tables([old, pa.Table.from_arrays(columns, schema=old.schema)]).replace_schema_metadata(meta)
 
 
 def types_key(types: Iterable[str]) -> str:
@@ -320,7 +424,9 @@ __all__ = [
     "BLIND_ORIGIN",
     "EVENT_SCHEMA",
     "LABEL_SOURCES",
+    "META_KEY",
     "OCCLUSION_TYPES",
+    "SCHEMA_VERSION",
     "SOURCE_RANK",
     "append_events",
     "is_blind",

@@ -1,9 +1,12 @@
 """Atomic file writes: write to a temporary file beside the target, fsync, then rename.
 
 A crash at any point leaves either the old file or the new one, never a half-written file. The
-temporary file is ``.<name>.<pid>.<random>.tmp``; for Parquet tables (manifests, rejects, layers,
-annotations) one left by a killed run is swept by the next write of the same table (when its
-writer's process is gone, or it is older than a day). The new
+temporary file is ``.<name>.<pid>.<random>.tmp`` (for a name too long to take that much more,
+``.<cut name>~<hash>.<pid>.<random>.tmp``: every legal name can be written); for tables, JSON
+files and checkpoints (manifests, rejects, layers, annotations, ``ran.pt``) one left by a killed
+run is swept by the next write of the same file (when its writer's process is gone, or it is older
+than a day). :func:`fitting_name` shortens a name derived from an input's name to what the
+filesystem allows, with a stable hash. The new
 file gets the permissions a plain ``open()`` would give (``0666`` less the umask; an existing
 file's mode is kept), not ``mkstemp``'s ``0600``. A full disk or a permission error becomes a
 :class:`StorageError`: one line naming the file.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -27,6 +31,14 @@ from fercurate.pids import pid_alive
 # file for longer than a day is not expected; pids are reused, so a live pid alone is not proof).
 STALE_AFTER_S = 24 * 3600.0
 LEGACY_STALE_AFTER_S = 3600.0
+# Targets whose folder is scanned for stale temp files on each write (not images: their folders hold
+# too many files to scan per write).
+SWEPT_SUFFIXES = frozenset({".parquet", ".pt", ".json", ".jsonl", ".npy"})
+DEFAULT_NAME_MAX = 255
+# What a temp name adds to its prefix: pid (up to 7 digits), '.', mkstemp's 8 characters, a suffix
+# of up to 16 bytes (".parquet.tmp").
+_TEMP_EXTRA = 7 + 1 + 8 + 16
+_HASH_CHARS = 12
 
 
 class StorageError(FercurateError, OSError):
@@ -61,16 +73,64 @@ def current_umask() -> int:
     return mask
 
 
+def name_max(folder: str | os.PathLike) -> int:
+    """The longest file name (in bytes) the filesystem holding ``folder`` (or its nearest existing parent) takes."""
+    here = Path(folder)
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    try:
+        return int(os.pathconf(here, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_NAME_MAX
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of its filesystem encoding, not inside a UTF-8 character."""
+    raw = os.fsencode(text)[: max(0, max_bytes)]
+    for k in range(min(4, len(raw) + 1)):
+        try:
+            raw[: len(raw) - k].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return os.fsdecode(raw[: len(raw) - k])
+    return os.fsdecode(raw)  # a name that is not UTF-8 anyway: any cut is as good
+
+
+def fitting_name(name: str, max_bytes: int = DEFAULT_NAME_MAX) -> str:
+    """``name`` if it fits in ``max_bytes``, else its stem cut short + ``~`` + a hash of the whole name + its suffix.
+
+    Stable (the same name always gives the same short one) and distinct for names that differ
+    anywhere, so a rerun finds the files an earlier run wrote.
+    """
+    if len(os.fsencode(name)) <= max_bytes:
+        return name
+    suffix = "".join(Path(name).suffixes[-1:])
+    if len(os.fsencode(suffix)) > 16:
+        suffix = ""
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:_HASH_CHARS]
+    keep = max_bytes - len(os.fsencode(suffix)) - 1 - _HASH_CHARS
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    return f"{_cut(stem, keep)}~{digest}{suffix}"
+
+
+def temp_prefix(target: str | os.PathLike) -> str:
+    """The start of the temp names for ``target``: ``.<name>.``, or for a long name ``.<cut name>~<hash>.``
+    so that the temp name (pid, random part and suffix added) still fits the filesystem."""
+    target = Path(target)
+    room = name_max(target.parent) - 2 - _TEMP_EXTRA
+    return f".{fitting_name(target.name, room)}."
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; on success rename it over ``target``."""
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix == ".parquet":  # tables only: image folders hold too many files to scan per write
+        if target.suffix in SWEPT_SUFFIXES:
             sweep_stale_temps(target)
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{target.name}.{os.getpid()}.", suffix=suffix or ".tmp", dir=target.parent
+            prefix=f"{temp_prefix(target)}{os.getpid()}.", suffix=suffix or ".tmp", dir=target.parent
         )
         os.close(fd)
     except OSError as exc:
@@ -82,7 +142,7 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
             os.fsync(fh.fileno())
         os.chmod(tmp_path, _mode_for(target))
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -98,7 +158,7 @@ def sweep_stale_temps(target: str | os.PathLike) -> list[Path]:
     ``.<name>.<random>.tmp``) are considered; a file whose writer is alive and recent is kept.
     """
     target = Path(target)
-    prefix = f".{target.name}."
+    prefix = temp_prefix(target)
     removed: list[Path] = []
     now = time.time()
     try:
@@ -144,7 +204,8 @@ def _mode_for(target: Path) -> int:
         return 0o666 & ~current_umask()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Make a folder's entries (a rename into it) durable; errors are ignored (not every filesystem can)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

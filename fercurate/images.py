@@ -1,18 +1,23 @@
-"""Decoding images with OpenCV, robustly: any path (unicode too), grayscale/RGBA/palette inputs.
+"""The one image reader of every command: any path (unicode too), grayscale/RGBA/palette/16-bit inputs.
 
-Every decode first reads the image size from the file header (Pillow's lazy ``Image.open``) and
-refuses images over the pixel limit, so a decompression bomb (a few hundred KB of PNG that would
-expand to gigabytes) is rejected before any pixel buffer is allocated.
+:func:`decode` (and :func:`read_image`) is the only place fercurate turns image bytes into pixels.
+Before OpenCV sees a byte it reads the header (:mod:`fercurate.image_header`) and refuses
+
+* a format it does not decode (Radiance HDR, PFM, JPEG 2000, GIF ...: no size is read first) or bytes
+  that are no image at all: refused, never decoded under a memory cap;
+* an image over the pixel limit (a decompression bomb: a few hundred KB of PNG that would expand to
+  gigabytes), before any pixel buffer is allocated;
+* a PNG whose compressed data inflates far past its pixel data, or a JPEG with hundreds of scans
+  (a bound on the decoder's work, not only its memory).
+
+Every mode applies the EXIF orientation (a phone photo with orientation 6 comes out upright), so
+pose, synth, training, evaluation, suggestions and the quality checks all see the same pixels.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import re
-import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +25,7 @@ import cv2
 import numpy as np
 
 from fercurate.errors import InputError
+from fercurate.image_header import JPEG, TIFF, Header, HeaderError, orient, read_header, sniff, work_reason
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -28,7 +34,16 @@ MAX_PIXELS_ENV = "FERCURATE_MAX_PIXELS"
 
 
 class ImageReadError(InputError):
-    """An image file is missing, empty or cannot be decoded."""
+    """An image file is missing, empty or cannot be decoded; ``reason`` is the message without the path."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        # "<path>: <reason>" (read_bytes' messages): the reason is what follows the path
+        self.reason = reason if reason is not None else message.rsplit(": ", 1)[-1]
+
+
+def _refuse(path: str | os.PathLike, reason: str) -> ImageReadError:
+    return ImageReadError(f"{path}: {reason}", reason)
 
 
 def max_pixels() -> int:
@@ -55,93 +70,85 @@ def set_max_pixels(limit: int | None) -> None:
     os.environ[MAX_PIXELS_ENV] = str(int(limit))
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT/JPG/DAC
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _HEAD_BYTES = 16384
+_MAX_HEAD_BYTES = 4 << 20  # a JPEG's frame header after this much APPn data: read the whole file
+DECODE_MODES = ("bgr", "gray", "native", "bgra")
+# How the reasons for images the reader refuses (rather than fails to decode) begin.
+REFUSED_REASONS = ("image too large", "unsupported image", "decompression bomb")
+# OpenCV's flags per mode; every one but "bgra" (IMREAD_UNCHANGED) applies the EXIF orientation itself
+_FLAGS = {
+    "bgr": cv2.IMREAD_COLOR,
+    "gray": cv2.IMREAD_GRAYSCALE,
+    "native": cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR,
+    "bgra": cv2.IMREAD_UNCHANGED,
+}
 
 
-def _png_jpeg_size(head: bytes) -> tuple[int, int] | None:
-    """(width, height) of a PNG (its IHDR) or a JPEG (its SOF segment) from the file's first bytes.
-
-    A fast path for the common formats (~3x quicker than Pillow's open, which matters across 420k
-    files); None for anything else, or a JPEG whose frame header is not in ``head``.
-    """
-    if head.startswith(_PNG_SIGNATURE):
-        if len(head) >= 24 and head[12:16] == b"IHDR":
-            width, height = struct.unpack(">II", head[16:24])
-            return int(width), int(height)
+def _head(path: str | os.PathLike, size: int) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
         return None
-    if not head.startswith(b"\xff\xd8"):
+    try:
+        return os.read(fd, size)
+    except OSError:
         return None
-    i, n = 2, len(head)
-    while i + 9 <= n:
-        if head[i] != 0xFF:
+    finally:
+        os.close(fd)
+
+
+def header(source: bytes | str | os.PathLike) -> Header | None:
+    """The header of an image (bytes, or a file of which only the first bytes are read); see
+    :func:`fercurate.image_header.read_header`. None when it cannot be told (the decode then fails);
+    raises :class:`~fercurate.image_header.HeaderError` for a format fercurate refuses."""
+    if isinstance(source, bytes):
+        return read_header(source)
+    size = _HEAD_BYTES
+    while True:
+        head = _head(source, size)
+        if not head:
             return None
-        marker = head[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
-            i += 2
-            continue
-        if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", head[i + 5 : i + 9])
-            return int(width), int(height)
-        (length,) = struct.unpack(">H", head[i + 2 : i + 4])
-        i += 2 + length
-    return None
+        complete = len(head) < size
+        found = read_header(head, complete=complete)
+        # only a JPEG's frame header or a TIFF's tags may lie past the first bytes (after metadata)
+        if found is not None or complete or sniff(head) not in (JPEG, TIFF):
+            return found
+        size = size * 16 if size < _MAX_HEAD_BYTES else os.path.getsize(source) + 1
 
 
 def header_size(source: bytes | str | os.PathLike) -> tuple[int, int] | None:
-    """(width, height) from the image header (bytes, or a file of which only the header is read)
-    without decoding the pixels; None if it can't be told (OpenCV's decode then decides).
-
-    PNG and JPEG headers are parsed directly; other formats (and JPEGs with a long preamble) go
-    through Pillow's lazy ``Image.open``, which also reads only the header.
-    """
-    if isinstance(source, bytes):
-        head = source[:_HEAD_BYTES]
-    else:
-        try:
-            fd = os.open(source, os.O_RDONLY)
-        except OSError:
-            return None
-        try:
-            head = os.read(fd, _HEAD_BYTES)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-    size = _png_jpeg_size(head)
-    if size is not None or not head:  # an empty file has no size (its decode fails: "empty file")
-        return size
-    from PIL import Image, UnidentifiedImageError
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow's own bomb warning: our limit decides
-        try:
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-                return int(im.size[0]), int(im.size[1])
-        except Image.DecompressionBombError as exc:
-            sizes = [int(v) for v in re.findall(r"\d+", str(exc))[:1]]
-            return (sizes[0], 1) if sizes else (2**31 - 1, 1)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None
-
-
-def pixel_limit_reason(data: bytes | str | os.PathLike, limit: int | None = None) -> str | None:
-    """Why an image (bytes or a file) may not be decoded (over the pixel limit, read from its header), or None."""
-    size = header_size(data)
-    limit = limit or max_pixels()
-    if size is None or size[0] * size[1] <= limit:
+    """(width, height) as stored, from the image header without decoding the pixels; None if it
+    can't be told (not an image, a refused format, truncated)."""
+    try:
+        found = header(source)
+    except HeaderError:
         return None
-    w, h = size
-    shown = f"{w}x{h}" if h > 1 else f"{w:,} pixels"
+    return None if found is None else (found.width, found.height)
+
+
+def _limit_in_force() -> int:
+    return max_pixels()
+
+
+def _limit_reason(found: Header, limit: int) -> str | None:
+    if found.pixels <= limit:
+        return None
+    shown = f"{found.width}x{found.height}" if found.height > 1 else f"{found.width:,} pixels"
     return (
         f"image too large: {shown} is over the limit of {limit:,} pixels "
         "(a possible decompression bomb; raise it with --max-pixels)"
     )
+
+
+def pixel_limit_reason(data: bytes | str | os.PathLike, limit: int | None = None) -> str | None:
+    """Why an image (bytes or a file) may not be decoded, judged by its header only: over the pixel
+    limit, or in a format fercurate refuses (whose size can't be read first); None otherwise (a
+    damaged file is left to the decode to find)."""
+    try:
+        found = header(data)
+    except HeaderError as exc:
+        return f"unsupported image: {exc}"
+    return None if found is None else _limit_reason(found, limit or max_pixels())
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -154,29 +161,45 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def decode(
-    data: bytes, path: str | os.PathLike = "<bytes>", *, color: bool = True, max_pixels: int | None = None
+    data: bytes,
+    path: str | os.PathLike = "<bytes>",
+    *,
+    color: bool = True,
+    mode: str | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
-    """Decode image bytes to uint8 BGR (``color``) or single-channel gray; raises ImageReadError.
+    """Decode image bytes to pixels, EXIF orientation applied; raises ImageReadError naming ``path``.
 
-    Images over the pixel limit (``max_pixels``, default :func:`max_pixels`, from the header) are
-    refused before decoding.
+    ``mode``: ``"bgr"`` uint8 BGR (the default; ``color=False`` means ``"gray"``), ``"gray"`` uint8
+    single channel, ``"native"`` the stored depth and channels less alpha (16-bit stays 16-bit, gray
+    stays one channel), ``"bgra"`` everything stored, alpha included. Refused before decoding: see
+    the module docstring (``max_pixels`` defaults to :func:`max_pixels`).
     """
+    mode = mode or ("bgr" if color else "gray")
+    if mode not in _FLAGS:
+        raise ValueError(f"unknown decode mode {mode!r} (use {', '.join(DECODE_MODES)})")
     if not data:
-        raise ImageReadError(f"{path}: empty file")
-    reason = pixel_limit_reason(data, max_pixels)
+        raise _refuse(path, "empty file")
+    try:
+        found = read_header(data)
+    except HeaderError as exc:
+        raise _refuse(path, f"unsupported image: {exc}") from exc
+    if found is None:  # no format fercurate decodes, or its size is not in the file: OpenCV never sees it
+        raise _refuse(path, "not a decodable image")
+    reason = _limit_reason(found, max_pixels or _limit_in_force()) or work_reason(data, found)
     if reason is not None:
-        raise ImageReadError(f"{path}: {reason}")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    flag = cv2.IMREAD_COLOR if color else cv2.IMREAD_GRAYSCALE
-    img = cv2.imdecode(buf, flag)
+        raise _refuse(path, reason)
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _FLAGS[mode])
     if img is None:
-        raise ImageReadError(f"{path}: not a decodable image")
+        raise _refuse(path, "not a decodable image")
+    if mode == "bgra" and found.format != TIFF:  # IMREAD_UNCHANGED ignores the orientation
+        img = orient(img, found)
     return img
 
 
-def read_image(path: str | os.PathLike, *, color: bool = True) -> np.ndarray:
-    """Read an image as uint8 BGR (or gray when ``color`` is false)."""
-    return decode(read_bytes(path), path, color=color)
+def read_image(path: str | os.PathLike, *, color: bool = True, mode: str | None = None) -> np.ndarray:
+    """Read an image file through :func:`decode` (``mode`` as there; default uint8 BGR, gray when not ``color``)."""
+    return decode(read_bytes(path), path, color=color, mode=mode)
 
 
 def is_grayscale(img: np.ndarray) -> bool:

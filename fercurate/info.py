@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from fercurate.manifest import read_manifest, rejects_path
+from fercurate.errors import InputError
+from fercurate.layers import read_layer
+from fercurate.manifest import read_manifest, read_rejects, rejects_path
 from fercurate.schema import CANONICAL_LABELS
 from fercurate.workspace import layer_path, manifest_name
 
@@ -111,11 +114,8 @@ def manifest_info(path: str | os.PathLike) -> ManifestInfo:
         for item in pc.value_counts(flat).to_pylist():
             flags[str(item["values"])] += item["counts"]
 
-    rej: dict[str, int] = {}
-    rp = rejects_path(m.path)
-    if rp.exists():
-        reasons = pq.read_table(rp, columns=["reason"]).column("reason").to_pylist()
-        rej = dict(Counter(r.split(":")[0] for r in reasons).most_common())
+    reasons = read_rejects(rejects_path(m.path)).column("reason").to_pylist()
+    rej = dict(Counter(str(r).split(":")[0] for r in reasons).most_common())
 
     stem = manifest_name(m.path)
     layers = sorted(
@@ -146,8 +146,11 @@ def _official_summary(manifest_path: Path) -> tuple[dict[str, int], int]:
     layer = layer_path(manifest_path, "official")
     if not layer.exists():
         return {}, 0
-    lists = pq.read_table(layer, columns=["list"]).column("list")
+    lists = read_layer(layer, "official", columns=["list"])[0].column("list")
     counts = {v["values"]: v["counts"] for v in pc.value_counts(lists).to_pylist()}
     unmatched = layer_path(manifest_path, "official.unmatched")
-    n_unmatched = pq.read_metadata(unmatched).num_rows if unmatched.exists() else 0
+    try:
+        n_unmatched = pq.read_metadata(unmatched).num_rows if unmatched.exists() else 0
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{unmatched}: not a readable Parquet file ({exc}); import the lists again") from exc
     return dict(sorted(counts.items())), n_unmatched

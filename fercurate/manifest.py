@@ -247,6 +247,21 @@ def write_rejects(rejects: pa.Table | list[dict], path: str | os.PathLike) -> Pa
     return Path(path)
 
 
+def read_rejects(path: str | os.PathLike) -> pa.Table:
+    """A rejects table (empty when there is none), checked: InputError naming the file when it is damaged."""
+    path = Path(path)
+    if not path.exists():
+        return REJECTS_SCHEMA.empty_table()
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path}: not a readable rejects table ({exc}); ingest again to rewrite it") from exc
+    missing = [c for c in REJECTS_SCHEMA.names if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: rejects table lacks columns {missing}; ingest again to rewrite it")
+    return table
+
+
 def rejects_path(manifest_path: str | os.PathLike) -> Path:
     """``manifests/ferplus.parquet`` -> ``manifests/ferplus.rejects.parquet``."""
     p = Path(manifest_path)

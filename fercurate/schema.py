@@ -130,6 +130,20 @@ REJECTS_SCHEMA = pa.schema(
     ]
 )
 
+# The pose layer (manifests/<name>.pose.parquet, written by fercurate.pose.runner); readers check the
+# columns they use against it (fercurate.layers.read_layer).
+POSE_LAYER_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("yaw", pa.float32()),
+        pa.field("pitch", pa.float32()),
+        pa.field("roll", pa.float32()),
+        pa.field("method", pa.string()),
+        pa.field("confidence", pa.float32()),
+        pa.field("failure", pa.string()),
+    ]
+)
+
 
 def label_id(name: str | None) -> int:
     """Canonical index of a label name, -1 for no label."""

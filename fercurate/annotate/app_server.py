@@ -29,21 +29,24 @@ def watch_parent(parent: int, poll_s: float = POLL_S, grace_s: float = GRACE_S) 
     def run() -> None:
         while os.getppid() == parent:
             time.sleep(poll_s)
-        _flush_labels()
+        code = _flush_labels()
         os.kill(os.getpid(), signal.SIGTERM)  # the server's own shutdown, if it handles SIGTERM
         time.sleep(grace_s)
-        os._exit(0)
+        os._exit(code)
 
     thread = threading.Thread(target=run, name="fercurate-launcher-watchdog", daemon=True)
     thread.start()
     return thread
 
 
-def _flush_labels() -> None:
-    """Write the labels the plugin has queued (:mod:`fercurate.annotate.live`) before the server stops."""
+def _flush_labels() -> int:
+    """Write (or spill) the labels the plugin has queued (:mod:`fercurate.annotate.live`) before the server
+    stops; the exit code says whether any were lost."""
     live = sys.modules.get("fercurate.annotate.live")
-    if live is not None:
-        live.flush_all()
+    if live is None:
+        return 0
+    live.flush_all()
+    return live.exit_code()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -47,6 +47,7 @@ from fercurate.ingest.files import existing_files
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.progress import progress
+from fercurate.schema import POSE_LAYER_SCHEMA
 from fercurate.workspace import Workspace, layer_path
 from fercurate.workspace import manifest_name as name_of_manifest
 
@@ -384,11 +385,8 @@ def _pose_frame(manifest: Manifest) -> pd.DataFrame | None:
     lp = layer_path(manifest.path, "pose") if manifest.path else None
     if lp is None or not lp.exists():
         return None
-    table, _ = read_layer(lp, "pose")
     need = ["sample_id", "yaw", "pitch", "roll", "failure"]
-    missing = [c for c in need if c not in table.column_names]
-    if missing:
-        raise InputError(f"{lp}: pose layer lacks columns {missing}")
+    table, _ = read_layer(lp, "pose", columns=need, schema=POSE_LAYER_SCHEMA)
     df = table.select(need).to_pandas().rename(columns={"failure": "pose_failure"})
     for c in ("yaw", "pitch", "roll"):
         df[c] = df[c].astype("float64")

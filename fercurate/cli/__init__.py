@@ -8,22 +8,31 @@ from __future__ import annotations
 
 import errno
 import importlib
+import logging
 
 import typer
 from typer.core import TyperGroup
 
 from fercurate.errors import FercurateError
 
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+
 
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 class FercurateGroup(TyperGroup):
-    """Turns library errors into one ``error: ...`` line and the error's exit code (no traceback)."""
+    """Turns library errors into one ``error: ...`` line and the error's exit code (no traceback), and
+    Ctrl-C into one ``interrupted: ...`` line saying what was kept (exit code 130)."""
 
     def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            from fercurate.interrupts import kept
+
+            typer.secho(f"interrupted: {kept()}", err=True, fg="yellow")
+            raise typer.Exit(INTERRUPTED_EXIT) from exc
         except FercurateError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(exc.exit_code) from exc
@@ -32,6 +41,20 @@ class FercurateGroup(TyperGroup):
                 raise
             typer.secho(f"error: {exc.filename or 'a file'}: {exc.strerror}", err=True, fg="red")
             raise typer.Exit(1) from exc
+
+
+class _Notes(logging.Handler):
+    """fercurate's library notes (warnings logged by its modules) as ``note: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.secho(f"note: {record.getMessage()}", err=True, fg="yellow")
+
+
+def _show_notes() -> None:
+    log = logging.getLogger("fercurate")
+    if not any(isinstance(h, _Notes) for h in log.handlers):
+        log.addHandler(_Notes(logging.WARNING))
+        log.propagate = False
 
 
 def new_app(help: str, **kwargs) -> typer.Typer:  # noqa: A002 - typer's name
@@ -63,6 +86,7 @@ def _root(
     ),
 ) -> None:
     """Options for every command."""
+    _show_notes()
     if max_pixels is not None:
         from fercurate.images import set_max_pixels
 

@@ -10,7 +10,7 @@ import typer
 
 from fercurate.cli import new_app, options
 from fercurate.errors import RejectsError
-from fercurate.workspace import Workspace
+from fercurate.workspace import Workspace, manifest_name
 
 annotate_app = new_app(
     "Label occlusion in the FiftyOne App and collect the labels (annotations/<name>.occlusion.parquet).\n\n"
@@ -54,6 +54,7 @@ def launch(
     Then, for agreement: ... --annotator bob --second-pass --sample 200;
     to settle disagreements: ... --annotator carol --adjudicate.
     """
+    from fercurate.annotate import live
     from fercurate.annotate.app import launch as launch_app
     from fercurate.annotate.pull import pull
     from fercurate.errors import InputError
@@ -64,6 +65,8 @@ def launch(
         raise InputError("--sample is for --second-pass")
     mode = "second-pass" if second_pass else "adjudicate" if adjudicate else "label"
     ws = Workspace.choose(workspace, manifest=manifest)
+    for line in live.merge_spilled_notes(ws.annotation_path(manifest_name(ws.resolve_manifest(manifest)))):
+        typer.echo(line)
     launched = launch_app(manifest, split=split, annotator=annotator, port=port, address=address, root=root,
                           workspace=ws, mode=mode, sample=sample, seed=seed)
     ds = launched.dataset

@@ -59,9 +59,12 @@ def list_(
     """
     from fercurate import subsets
 
-    found = subsets.list_subsets(Workspace.current(workspace), manifest)
+    found, unreadable = subsets.scan_subsets(Workspace.current(workspace), manifest)
+    for bad in unreadable:
+        typer.secho(f"cannot read: {bad}", err=True, fg="yellow")
     if not found:
-        typer.echo("no subsets yet: run 'fercurate subsets build MANIFEST --pose 30 ...'")
+        typer.echo("no readable subsets" if unreadable
+                   else "no subsets yet: run 'fercurate subsets build MANIFEST --pose 30 ...'")
         return
     typer.echo(f"{'name':<28} {'rule':<48} {'size':>7}  dataset (manifest)")
     for info in found:

@@ -65,15 +65,12 @@ def _square_crop(img: np.ndarray, box: tuple[float, float, float, float], margin
 
 
 def _read_colour(path: Path) -> np.ndarray | None:
-    """BGR pixels; PNGs through Pillow, whose decoder does not print libpng's sRGB-profile warning."""
-    if path.suffix.lower() != ".png":
-        return cv2.imread(str(path), cv2.IMREAD_COLOR)
-    from PIL import Image
+    """BGR pixels through fercurate's one image reader; None when the package's file is unreadable."""
+    from fercurate.images import ImageReadError, read_image
 
     try:
-        with Image.open(path) as im:
-            return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
-    except OSError:
+        return read_image(path)
+    except ImageReadError:
         return None
 
 

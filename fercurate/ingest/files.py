@@ -144,8 +144,9 @@ def _header_chunk(paths: Sequence[str], max_pixels: int | None = None) -> list[s
 
 
 def image_reason(err: str) -> str:
-    """A reject reason for an image that failed to decode: over the pixel limit, or corrupt."""
-    return err if err.startswith("image too large") else f"corrupt image: {err}"
+    """A reject reason for an image that failed to decode: refused by the reader (over the pixel limit,
+    a format it does not decode, a decompression bomb), or corrupt."""
+    return err if err.startswith(images.REFUSED_REASONS) else f"corrupt image: {err}"
 
 
 def oversized_images(

@@ -31,23 +31,16 @@ import pyarrow.parquet as pq
 
 from fercurate.atomic import atomic_path, write_text
 from fercurate.errors import InputError
-from fercurate.images import pixel_limit_reason
+from fercurate.images import ImageReadError, read_image
+from fercurate.interrupts import keeping
 from fercurate.layers import write_layer
+from fercurate.locks import run_lock
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.parallel import map_chunks, resolve_workers
+from fercurate.schema import POSE_LAYER_SCHEMA
 from fercurate.workspace import layer_path
 
-POSE_SCHEMA = pa.schema(
-    [
-        pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("yaw", pa.float32()),
-        pa.field("pitch", pa.float32()),
-        pa.field("roll", pa.float32()),
-        pa.field("method", pa.string()),
-        pa.field("confidence", pa.float32()),
-        pa.field("failure", pa.string()),
-    ]
-)
+POSE_SCHEMA = POSE_LAYER_SCHEMA
 RUNNER_VERSION = 1
 DEFAULT_CHUNK = 256
 
@@ -102,22 +95,20 @@ def _init_worker(method: str) -> None:
     _ESTIMATOR = get_estimator(method)
 
 
+# The pose layer's short failure reasons for what the image reader says (others are passed on as they are).
+_READ_FAILURES = {"image file missing": "image missing", "empty file": "image unreadable",
+                  "not a decodable image": "image unreadable"}
+
+
 def _read(path: str) -> tuple[np.ndarray | None, str | None]:
+    """The image as stored (EXIF orientation applied, alpha dropped) in uint8, or why there is none."""
     import cv2
 
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return None, "image missing"
-    except OSError:
-        return None, "image unreadable"
-    if not data:
-        return None, "image unreadable"
-    if (too_big := pixel_limit_reason(data)) is not None:
-        return None, too_big
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        return None, "image unreadable"
+        img = read_image(path, mode="native")
+    except ImageReadError as exc:
+        reason = exc.reason
+        return None, _READ_FAILURES.get(reason, "image unreadable" if reason.startswith("cannot read") else reason)
     if img.dtype != np.uint8:  # 16-bit PNG/TIFF
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
     return img, None
@@ -254,6 +245,13 @@ def run_pose(
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path, root=root).where_split(*splits)
     out_path = Path(out) if out else layer_path(manifest_path, "pose")
+    # one run per layer: a second (an overlapping --resume) would remove or rewrite the first's parts
+    with run_lock(out_path, "pose run"):
+        return _run(manifest, out_path, method, workers, resume, chunk_size, splits)
+
+
+def _run(manifest: Manifest, out_path: Path, method: str, workers: int | None, resume: bool, chunk_size: int,
+         splits: Sequence[str]) -> PoseSummary:
     parts = _parts_for(out_path)
     fingerprint = _fingerprint(manifest, method, chunk_size) | {"splits": sorted(splits)}
     rows = _rows(manifest, chunk_size)
@@ -275,15 +273,21 @@ def run_pose(
 
     todo = [r for r in rows if r[0] not in done]
     start = time.perf_counter()
+    def kept() -> str:
+        n = sum(1 for c in expected if _part_path(parts, c).exists())
+        return (f"{n:,} of {len(expected):,} chunks are done and kept in {parts}; "
+                "run the same command with --resume to compute only the rest")
+
     if todo:
         n_workers = min(resolve_workers(workers), max(1, len(expected) - len(done)))
-        for chunk, cols in map_chunks(
-            pose_chunk, todo, workers=n_workers, chunk_size=chunk_size, desc=f"pose {manifest.name}",
-            unit="img", initializer=_init_worker, initargs=(method,),
-        ):
-            table = pa.Table.from_pydict(cols, schema=POSE_SCHEMA)
-            with atomic_path(_part_path(parts, chunk), suffix=".parquet.tmp") as tmp:
-                pq.write_table(table, tmp)
+        with keeping(kept):
+            for chunk, cols in map_chunks(
+                pose_chunk, todo, workers=n_workers, chunk_size=chunk_size, desc=f"pose {manifest.name}",
+                unit="img", initializer=_init_worker, initargs=(method,),
+            ):
+                table = pa.Table.from_pydict(cols, schema=POSE_SCHEMA)
+                with atomic_path(_part_path(parts, chunk), suffix=".parquet.tmp") as tmp:
+                    pq.write_table(table, tmp)
     seconds = time.perf_counter() - start
 
     tables = [pq.read_table(_part_path(parts, c)) for c in sorted(expected)]

@@ -38,7 +38,7 @@ from fercurate.layers import read_layer, write_layer
 from fercurate.manifest import Manifest
 from fercurate.parallel import map_chunks
 from fercurate.quality import hashing
-from fercurate.schema import FERPLUS_VOTE_COLUMNS
+from fercurate.schema import FERPLUS_VOTE_COLUMNS, POSE_LAYER_SCHEMA
 from fercurate.workspace import layer_path
 
 NF_INDEX = FERPLUS_VOTE_COLUMNS.index("NF")
@@ -150,7 +150,7 @@ def _pose_evidence(manifest: Manifest) -> tuple[np.ndarray, np.ndarray] | None:
     lp = layer_path(manifest.path, "pose") if manifest.path else None
     if lp is None or not lp.exists():
         return None
-    table, _ = read_layer(lp, "pose")
+    table, _ = read_layer(lp, "pose", columns=("sample_id", "confidence", "failure"), schema=POSE_LAYER_SCHEMA)
     pos = {sid: i for i, sid in enumerate(table.column("sample_id").to_pylist())}
     ids = manifest.table.column("sample_id").to_pylist()
     if any(sid not in pos for sid in ids):

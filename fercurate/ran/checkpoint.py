@@ -15,6 +15,7 @@ run's classifier from one.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import warnings
@@ -42,11 +43,21 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write a checkpoint atomically (temp file + rename), so a kill never leaves a broken file."""
+    """Write a checkpoint atomically (temp file + rename), so a kill never leaves a broken file.
+
+    Serialised in memory first and then written as bytes: torch's own file writer turns a full disk
+    into a RuntimeError ("unexpected pos ... inline_container.cc"); a plain write is one StorageError
+    line naming the file, and the previous checkpoint stays as it was.
+    """
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
-    path = Path(path)
-    with atomic_path(path, suffix=".pt.tmp") as tmp:
-        torch.save(state, tmp)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return _write(Path(path), buf)
+
+
+def _write(path: Path, buf: io.BytesIO) -> Path:
+    with atomic_path(path, suffix=".pt.tmp") as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
     return path
 
 
@@ -147,9 +158,9 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
         warnings.simplefilter("ignore")
         with torch.no_grad():
             traced = torch.jit.trace(model, example)
-        with atomic_path(out, suffix=".pt.tmp") as tmp:
-            torch.jit.save(traced, str(tmp), _extra_files=extra)
-    return out
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf, _extra_files=extra)
+    return _write(out, buf)
 
 
 def find_checkpoint(resume: str | os.PathLike, arch: str) -> Path:

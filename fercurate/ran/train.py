@@ -16,11 +16,11 @@ epoch with DistributedDataParallel (NCCL on GPUs, gloo on CPU); ``batch_size`` i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,10 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from fercurate.atomic import atomic_path
+from fercurate.atomic import atomic_path, sweep_stale_temps
 from fercurate.errors import InputError
+from fercurate.interrupts import keeping
+from fercurate.locks import run_lock
 from fercurate.manifest import read_manifest
 from fercurate.progress import progress
 from fercurate.provenance import environment, now_utc
@@ -46,6 +48,7 @@ from fercurate.ran.crops import eval_boxes, fixed_crop_boxes
 from fercurate.ran.distributed import Dist, init_distributed, reduce_stats, train_device
 from fercurate.ran.metrics import accuracy_summary
 from fercurate.ran.predictor import run_model
+from fercurate.ran.runlog import FILE_NAME, MetricsLog
 from fercurate.ran.loss import ran_loss
 from fercurate.ran.model import model_for_config, model_from_checkpoint
 from fercurate.ran.optim import LRSchedule, freeze_stages
@@ -124,26 +127,6 @@ def _write_excluded(rows: list[dict], path: Path) -> None:
 # --- the loop ---------------------------------------------------------------------------------------
 
 
-class _Metrics:
-    """Appends JSON lines to ``metrics.jsonl`` (rank 0 only); on resume drops lines past the checkpoint."""
-
-    def __init__(self, path: Path, enabled: bool, resume_step: int | None) -> None:
-        self.path, self.enabled = path, enabled
-        self.lines: list[dict[str, Any]] = []
-        if enabled and resume_step is not None and path.exists():
-            kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            with atomic_path(path) as tmp:
-                tmp.write_text("".join(k + "\n" for k in kept))
-        elif enabled and resume_step is None and path.exists():
-            path.unlink()
-
-    def log(self, record: dict[str, Any]) -> None:
-        self.lines.append(record)
-        if self.enabled:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, sort_keys=True) + "\n")
-
-
 def _rng_state(gen: torch.Generator) -> dict[str, Any]:
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     return {"generator": gen.get_state(), "torch": torch.get_rng_state(), "cuda": cuda}
@@ -189,6 +172,23 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_file = self.out / f"{cfg.arch}.pt"
         self.best_file = self.out / f"{cfg.arch}.best.pt"
+
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """The main process holds the run folder for the whole run (a second run writing it refuses at once),
+        sweeps the temp files of checkpoint writes a killed run left, and says what an interrupt keeps."""
+        if not self.d.main:
+            yield
+            return
+        with run_lock(self.ckpt_file, "training run"), keeping(self._kept):
+            for target in (self.ckpt_file, self.best_file):
+                sweep_stale_temps(target)
+            yield
+
+    def _kept(self) -> str:
+        if not self.ckpt_file.exists():
+            return f"no checkpoint was written yet: {self.out} holds no run to continue"
+        return f"the last checkpoint {self.ckpt_file} is kept; continue with: fercurate train --resume {self.out}"
 
     def say(self, line: str) -> None:
         """Echo a line from the main process only."""
@@ -275,7 +275,7 @@ class _Run:
         if d.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.metrics = _Metrics(self.out / "metrics.jsonl", d.main, self.schedule.step_count if resumed else None)
+        self.metrics = MetricsLog(self.out / FILE_NAME, d.main, self.schedule.step_count if resumed else None)
         self.metrics.log({"event": "resume" if resumed else "start", "step": self.schedule.step_count,
                           "started_at": now_utc(), "world_size": d.world, "environment": environment(self.device)})
         self.aug = augment_config(cfg)
@@ -483,11 +483,12 @@ def train(
         state = load_checkpoint(ckpt_path)
         config = resumed_config(state, overrides or {}, ckpt_path)
     run = _Run(config.resolved(), echo, t_start)
-    run.prepare_data(ws, state)
-    run.build_model(state)
-    at = run.resume(state, ckpt_path)
-    run.start(resumed=state is not None)
-    return run.run(at, stop_after_steps)
+    with run.claim():
+        run.prepare_data(ws, state)
+        run.build_model(state)
+        at = run.resume(state, ckpt_path)
+        run.start(resumed=state is not None)
+        return run.run(at, stop_after_steps)
 
 
 def _epoch_line(r: dict[str, Any]) -> str:

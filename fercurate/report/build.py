@@ -26,10 +26,14 @@ from fercurate.atomic import write_text
 from fercurate.errors import InputError
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.report import figures, findings, runs, sources
-from fercurate.report.html import Raw, esc, figure, link, page, pct, table
+from fercurate.report.html import Raw, esc, figure, link, page, pct, table, unreadable_list
 from fercurate.workspace import Workspace, layer_path
 
 QUALITY_DIR = "quality"  # the quality pages, inside the report folder
+# The page's sections, in order: anchor -> title.
+_SECTIONS = {"findings": "Findings", "datasets": "Datasets", "pose": "Head pose", "subsets": "Subsets vs Table I",
+             "occlusion": "Occlusion labelling", "synthetic": "Synthetic variants", "training": "Training runs",
+             "evaluation": "Evaluation vs published results", "quality": "Data quality"}
 
 
 @dataclass
@@ -38,15 +42,28 @@ class ReportResult:
     sections: dict[str, str]  # anchor -> one-line summary
     figures: list[Path] = field(default_factory=list)
     findings: list[findings.Finding] = field(default_factory=list)
+    unreadable: dict[str, list[str]] = field(default_factory=dict)  # anchor -> files it could not read, and why
 
 
-def _manifests(ws: Workspace) -> list[Manifest]:
+def _manifests(ws: Workspace, unreadable: list[str]) -> list[Manifest]:
     out = []
     for name in ws.manifest_names():
         try:
             out.append(read_manifest(ws.manifest_path(name)))
-        except InputError:
-            continue
+        except InputError as exc:
+            unreadable.append(str(exc))
+    return out
+
+
+def _each(items: Sequence[Any], unreadable: list[str], read: Callable[[Any], Any]) -> list[tuple[Any, Any]]:
+    """(item, read(item)) for every item whose inputs can be read; why each other one could not goes
+    to ``unreadable`` (one broken file leaves out that file, not the section)."""
+    out = []
+    for item in items:
+        try:
+            out.append((item, read(item)))
+        except InputError as exc:
+            unreadable.append(str(exc))
     return out
 
 
@@ -66,14 +83,17 @@ def _hint(text: str, command: str) -> str:
 # --- sections ---------------------------------------------------------------------------------------
 
 
-def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: list[Path]) -> tuple[str, str]:
+def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: list[Path],
+                     unreadable: list[str]) -> tuple[str, str]:
     from fercurate.info import NO_LABEL, manifest_info
 
-    if not manifests:
+    read = _each(manifests, unreadable, lambda m: manifest_info(m.path))
+    if not read:
+        if unreadable:
+            return "no readable manifests", ""
         return "no manifests", _hint("No manifests yet: ingest a dataset first, e.g.", "fercurate ingest ferplus PATH")
     rows, blocks = [], []
-    for m in manifests:
-        info = manifest_info(m.path)
+    for m, info in read:
         splits = {s: int(info.counts.loc["total", s]) for s in info.counts.columns if s != "total"}
         rows.append([m.name, m.dataset, "synthetic" if _is_synthetic(m) else "ingested", info.rows,
                      ", ".join(f"{k} {v:,}" for k, v in splits.items()), sum(info.rejects.values())])
@@ -92,18 +112,19 @@ def datasets_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, fi
         blocks.append(f"<h3>{esc(m.name)}</h3><div class=\"figs\">{block}</div>")
     body = table(["manifest", "dataset", "kind", "rows", "splits", "rejects"], rows, left=3) + "".join(blocks)
     total = sum(r[3] for r in rows)
-    return f"{len(manifests)} manifests, {total:,} rows", body
+    return f"{len(read)} manifests, {total:,} rows", body
 
 
-def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: list[Path]) -> tuple[str, str]:
+def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: list[Path],
+                 unreadable: list[str]) -> tuple[str, str]:
     from fercurate.layers import read_layer
+    from fercurate.schema import POSE_LAYER_SCHEMA
 
     blocks, rows = [], []
-    for m in manifests:
-        lp = layer_path(m.path, "pose")
-        if not lp.exists():
-            continue
-        t, meta = read_layer(lp, "pose")
+    found = [m for m in manifests if layer_path(m.path, "pose").exists()]
+    read = _each(found, unreadable, lambda m: read_layer(layer_path(m.path, "pose"), "pose",
+                                                         columns=("yaw", "pitch", "failure"), schema=POSE_LAYER_SCHEMA))
+    for m, (t, meta) in read:
         ok = pc.is_null(t.column("failure")).to_numpy(zero_copy_only=False)
         yaw = t.column("yaw").to_numpy(zero_copy_only=False).astype(float)[ok]
         pitch = t.column("pitch").to_numpy(zero_copy_only=False).astype(float)[ok]
@@ -116,6 +137,8 @@ def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: 
         figs.append(png)
         blocks.append(figure(png.name, f"{m.name}: yaw x pitch; Pose-30/45 members lie outside the boxes", 420))
     if not rows:
+        if unreadable:
+            return "no readable pose layers", ""
         return "no pose layers", _hint("No pose layer yet:", "fercurate pose manifests/NAME.parquet")
     body = (
         '<p class="muted">Angles follow AFLW2000-3D / 300W-LP: yaw &gt; 0 turns toward the image\'s left edge, '
@@ -127,8 +150,10 @@ def pose_section(ws: Workspace, manifests: Sequence[Manifest], out: Path, figs: 
     return f"{len(rows)} pose layers", body
 
 
-def subsets_section(found: Sequence) -> tuple[str, str]:
+def subsets_section(found: Sequence, unreadable: Sequence[str]) -> tuple[str, str]:
     if not found:
+        if unreadable:
+            return "no readable subsets", ""
         return "no subsets", _hint("No subsets yet:", "fercurate subsets build manifests/NAME.parquet --pose 30 --pose 45")
     rows = []
     sizes = sources.subset_split_sizes(found)
@@ -155,18 +180,17 @@ def subsets_section(found: Sequence) -> tuple[str, str]:
     return f"{len(found)} subsets", body
 
 
-def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str, str]:
+def occlusion_section(ws: Workspace, manifests: Sequence[Manifest], unreadable: list[str]) -> tuple[str, str]:
     """Labelling progress; labels from people, from the official lists and synthetic ones counted apart."""
     from fercurate.annotate.status import status
     from fercurate.annotations import LABEL_SOURCES, latest_labels, read_events
 
     blocks = []
-    for m in manifests:
-        path = ws.annotation_path(m.name)
-        if not path.exists():
-            continue
-        st = status(m.name, workspace=ws, app=False)
-        labels = latest_labels(read_events(path), source=LABEL_SOURCES)
+    labelled = [m for m in manifests if ws.annotation_path(m.name).exists()]
+    read = _each(labelled, unreadable, lambda m: (status(m.name, workspace=ws, app=False),
+                                                  read_events(ws.annotation_path(m.name))))
+    for m, (st, events) in read:
+        labels = latest_labels(events, source=LABEL_SOURCES)
         labels = labels[labels["sample_id"].isin(set(m.table.column("sample_id").to_pylist()))]
         by_source = labels["source"].value_counts()
         progress = table(
@@ -191,6 +215,8 @@ def occlusion_section(ws: Workspace, manifests: Sequence[Manifest]) -> tuple[str
                 "they are neither people's labels nor official ones.</p>") if by_source.get("synthetic", 0) else ""
         blocks.append(f"<h3>{esc(m.name)}</h3>{progress}{note}<div class=\"figs\">{types}{people}</div>{agree}")
     if not blocks:
+        if unreadable:
+            return "no readable labels", ""
         return "no labels", _hint("No occlusion labels yet: label in the App or import the official lists:",
                                   "fercurate annotate launch manifests/NAME.parquet")
     return f"{len(blocks)} labelled manifests", "".join(blocks)
@@ -295,51 +321,63 @@ def build_report(
     eval_dirs: Sequence[str | os.PathLike] = (),
     echo: Callable[[str], Any] | None = None,
 ) -> ReportResult:
-    """Write ``out/index.html`` (+ PNGs, + ``out/quality/``); same as ``fercurate report --out OUT``."""
-    from fercurate.subsets import list_subsets
+    """Write ``out/index.html`` (+ PNGs, + ``out/quality/``); same as ``fercurate report --out OUT``.
+
+    A file the report cannot read is named in its section (and echoed as ``cannot read: ...``), never
+    left out silently: an unreadable manifest is not "no manifests".
+    """
+    from fercurate.subsets import scan_subsets
 
     ws = workspace or Workspace.current()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifests = _manifests(ws)
+    bad: dict[str, list[str]] = {anchor: [] for anchor in _SECTIONS}
+    manifests = _manifests(ws, bad["datasets"])
     originals = [m for m in manifests if not _is_synthetic(m)]
     figs: list[Path] = []
-    q = findings.read_quality_layers(originals)
+    q = findings.read_quality_layers(originals, bad["quality"])
     try:
         quality_index = _quality_pages(ws, originals, q, out)
     except InputError as exc:
         quality_index = None
-        if echo:
-            echo(f"quality pages: {exc}")
-    found_subsets = list_subsets(ws)
-    evals = runs.load_evals(ws, eval_dirs)
+        bad["quality"].append(str(exc))
+    found_subsets, unreadable_subsets = scan_subsets(ws)
+    bad["subsets"] += map(str, unreadable_subsets)
+    evals = runs.load_evals(ws, eval_dirs, bad["evaluation"])
     trains = runs.load_trains(ws, eval_dirs)
     items = (findings.quality_findings(q, quality_index.relative_to(out).as_posix() if quality_index else "#quality")
              + findings.subset_findings(found_subsets) + findings.accuracy_findings(evals))
-    parts: list[tuple[str, str, Callable[[], tuple[str, str]]]] = [
-        ("findings", "Findings", lambda: findings_section(items)),
-        ("datasets", "Datasets", lambda: datasets_section(ws, manifests, out, figs)),
-        ("pose", "Head pose", lambda: pose_section(ws, originals, out, figs)),
-        ("subsets", "Subsets vs Table I", lambda: subsets_section(found_subsets)),
-        ("occlusion", "Occlusion labelling", lambda: occlusion_section(ws, manifests)),
-        ("synthetic", "Synthetic variants", lambda: synthetic_section(manifests, out, figs)),
-        ("training", "Training runs", lambda: runs.training_section(trains, ws, out, figs)),
-        ("evaluation", "Evaluation vs published results", lambda: runs.evaluation_section(evals, trains, ws, out, figs)),
-        ("quality", "Data quality", lambda: quality_section(q, quality_index, out)),
-    ]
+    parts: dict[str, Callable[[], tuple[str, str]]] = {
+        "findings": lambda: findings_section(items),
+        "datasets": lambda: datasets_section(ws, manifests, out, figs, bad["datasets"]),
+        "pose": lambda: pose_section(ws, originals, out, figs, bad["pose"]),
+        "subsets": lambda: subsets_section(found_subsets, bad["subsets"]),
+        "occlusion": lambda: occlusion_section(ws, manifests, bad["occlusion"]),
+        "synthetic": lambda: synthetic_section(manifests, out, figs),
+        "training": lambda: runs.training_section(trains, ws, out, figs),
+        "evaluation": lambda: runs.evaluation_section(evals, trains, ws, out, figs),
+        "quality": lambda: quality_section(q, quality_index, out),
+    }
     sections, summaries = [], {}
-    for anchor, title, make in parts:
+    for anchor, title in _SECTIONS.items():
         try:
-            summary, body = make()
+            summary, body = parts[anchor]()
         except InputError as exc:  # one broken input must not sink the whole report
-            summary, body = "error", f'<p class="bad">{esc(exc)}</p>'
+            summary, body = "error", ""
+            bad[anchor].append(str(exc))
+        if bad[anchor]:
+            n = len(bad[anchor])
+            summary += f"; {n:,} file{'s' if n > 1 else ''} could not be read"
+            body = unreadable_list(bad[anchor]) + body
         summaries[anchor] = summary
         sections.append((anchor, title, Raw(body)))
         if echo:
             echo(f"{title}: {summary}")
+            for message in bad[anchor]:
+                echo(f"  cannot read: {message}")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     links = [(quality_index.relative_to(out).as_posix(), "Quality pages")] if quality_index else []
     html_text = page("fercurate report", f"workspace {ws.root} · {now} · fercurate {__version__}", sections, links)
     index = out / "index.html"
     write_text(index, html_text)
-    return ReportResult(index, summaries, figs, items)
+    return ReportResult(index, summaries, figs, items, {k: v for k, v in bad.items() if v})

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from fercurate.errors import InputError
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest
 from fercurate.report import sources
@@ -45,18 +46,29 @@ class QualityLayers:
     noise: dict[str, pd.DataFrame]  # manifest -> noise layer
 
 
-def read_quality_layers(manifests: Sequence[Manifest]) -> QualityLayers:
-    """Read every dups / nonface / noise layer of ``manifests`` that exists (nothing is computed)."""
+def read_quality_layers(manifests: Sequence[Manifest], unreadable: list[str] | None = None) -> QualityLayers:
+    """Read every dups / nonface / noise layer of ``manifests`` that exists (nothing is computed); a layer
+    that cannot be read is left out, and why goes to ``unreadable``."""
     from fercurate.quality.dups import manifest_totals, pairs_from_layers, read_dups_layer
 
-    scanned = [m for m in manifests if read_dups_layer(m) is not None]
+    said = unreadable if unreadable is not None else []
+    scanned = []
+    for m in manifests:
+        try:
+            if read_dups_layer(m) is not None:
+                scanned.append(m)
+        except InputError as exc:
+            said.append(str(exc))
     pairs = pairs_from_layers(scanned) if scanned else None
     nonface, noise = {}, {}
     for m in manifests:
         for layer, into in (("nonface", nonface), ("noise", noise)):
             lp = layer_path(m.path, layer)
-            if lp.exists():
-                into[m.name] = read_layer(lp, layer)[0].to_pandas()
+            try:
+                if lp.exists():
+                    into[m.name] = read_layer(lp, layer)[0].to_pandas()
+            except InputError as exc:
+                said.append(str(exc))
     return QualityLayers(pairs, manifest_totals(scanned) if scanned else None, nonface, noise)
 
 

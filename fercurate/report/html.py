@@ -31,6 +31,15 @@ details{margin:6px 0}summary{cursor:pointer;color:#35506b}
 """
 
 
+def unreadable_list(messages: Sequence[str]) -> str:
+    """What a section could not read (each message names the file and what is wrong), shown, never dropped."""
+    if not messages:
+        return ""
+    items = "".join(f"<li>{esc(m)}</li>" for m in messages)
+    files = f"{len(messages):,} file{'s' if len(messages) > 1 else ''}"
+    return f'<div class="bad"><p>Could not read {files}:</p><ul>{items}</ul></div>'
+
+
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fercurate.errors import InputError
 from fercurate.report import figures, sources
-from fercurate.report.html import Raw, esc, figure, link, missing, pct, table
+from fercurate.report.html import Raw, esc, figure, link, missing, pct, table, unreadable_list
 from fercurate.subsets import subset_ids
 from fercurate.workspace import Workspace
 
@@ -27,10 +28,18 @@ NOT_RECORDED_TRAIN = "package versions, device and hardware, start and end time"
 NOT_RECORDED_EVAL = "manifest hash at scoring time, device, duration, package versions"
 
 
-def load_evals(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[tuple[str, sources.EvalRun]]:
-    """Every readable eval folder with its page anchor (``eval-0``, ``eval-1``, ...)."""
-    found = [sources.read_eval(f, ws) for f in sources.find_eval_runs(ws, extra)]
-    return [(f"eval-{i}", ev) for i, ev in enumerate(e for e in found if e is not None)]
+def load_evals(ws: Workspace, extra: Sequence[str | os.PathLike] = (),
+               unreadable: list[str] | None = None) -> list[tuple[str, sources.EvalRun]]:
+    """Every readable eval folder with its page anchor (``eval-0``, ``eval-1``, ...); why each other
+    one could not be read goes to ``unreadable``."""
+    found = []
+    for folder in sources.find_eval_runs(ws, extra):
+        try:
+            found.append(sources.read_eval(folder, ws))
+        except InputError as exc:
+            if unreadable is not None:
+                unreadable.append(str(exc))
+    return [(f"eval-{i}", ev) for i, ev in enumerate(found)]
 
 
 def load_trains(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> list[tuple[str, sources.TrainRun]]:
@@ -155,6 +164,7 @@ def training_section(trains: Sequence[tuple[str, sources.TrainRun]], ws: Workspa
         full = table(["setting", "value"], [[k, _value(v)] for k, v in sorted(cfg.items())], left=2) if cfg else ""
         blocks.append(
             f'<h3 id="{anchor}">{esc(name)}</h3>'
+            + unreadable_list(run.unreadable)
             + figure(png.name, f"{name}: from metrics.jsonl ({len(run.records):,} records)")
             + attention
             + table(["setting", "value"], run_settings(run, ws), left=2)
@@ -308,6 +318,7 @@ def evaluation_section(evals: Sequence[tuple[str, sources.EvalRun]], trains: Seq
         body_notes = "".join(f"<li>{esc(x)}</li>" for x in [*explained, *noted])
         blocks.append(
             f'<h3 id="{anchor}">{esc(title)}</h3>'
+            + unreadable_list(ev.unreadable)
             + table(["group", "made by", "n", "accuracy", "label rule", "95% CI", "mean per-class", "scored list"],
                     rows, left=2)
             + (f"<ul>{body_notes}</ul>" if body_notes else "")

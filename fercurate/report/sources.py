@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from fercurate.errors import InputError
 from fercurate.workspace import Workspace
 
 
@@ -29,6 +30,7 @@ class EvalRun:
     manifest: Path | None
     predictions: pd.DataFrame | None  # sample_id, label, pred, confidence[, mu_j, nu_j]
     excluded: pd.DataFrame | None  # sample_id, kind, reason
+    unreadable: list[str] = field(default_factory=list)  # files beside metrics.json that could not be read
 
     @property
     def groups(self) -> list[dict[str, Any]]:
@@ -43,6 +45,7 @@ class TrainRun:
     records: list[dict[str, Any]]
     checkpoint: Path | None
     state: dict[str, Any] = field(default_factory=dict)  # the checkpoint without weights and optimiser
+    unreadable: list[str] = field(default_factory=list)  # what of the run could not be read, and why
 
 
 def _resolve(ws: Workspace, value: str | None) -> Path | None:
@@ -62,24 +65,31 @@ def find_eval_runs(ws: Workspace, extra: Sequence[str | os.PathLike] = ()) -> li
     return sorted(found)
 
 
-def _frame(path: Path) -> pd.DataFrame | None:
-    """A per-row Parquet file of an eval, or None when absent or unreadable (the report then says less)."""
+def _frame(path: Path, unreadable: list[str]) -> pd.DataFrame | None:
+    """A per-row Parquet file of an eval, or None when absent or unreadable (said in ``unreadable``)."""
     try:
         return pd.read_parquet(path) if path.exists() else None
-    except (OSError, pa.ArrowException):
+    except (OSError, pa.ArrowException) as exc:
+        unreadable.append(f"{path}: not a readable Parquet file ({exc})")
         return None
 
 
-def read_eval(folder: Path, ws: Workspace) -> EvalRun | None:
-    """An eval folder's outputs; None when metrics.json is missing or not an eval report."""
+def read_eval(folder: Path, ws: Workspace) -> EvalRun:
+    """An eval folder's outputs; InputError naming metrics.json when it is no readable eval report."""
+    path = folder / "metrics.json"
     try:
-        metrics = json.loads((folder / "metrics.json").read_text())  # NaN reads as float nan
-    except (OSError, ValueError):
-        return None
+        metrics = json.loads(path.read_text(encoding="utf-8"))  # NaN reads as float nan
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    except ValueError as exc:
+        raise InputError(f"{path}: not JSON ({exc}): a damaged eval report; run 'fercurate eval --report' "
+                         "again") from exc
     if not isinstance(metrics, dict) or not isinstance(metrics.get("groups"), list):
-        return None
-    preds, excl = _frame(folder / "predictions.parquet"), _frame(folder / "excluded.parquet")
-    return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds, excl)
+        raise InputError(f"{path}: not a fercurate eval report (no 'groups' list)")
+    unreadable: list[str] = []
+    preds, excl = _frame(folder / "predictions.parquet", unreadable), _frame(folder / "excluded.parquet", unreadable)
+    return EvalRun(folder, metrics, _resolve(ws, metrics.get("model")), _resolve(ws, metrics.get("manifest")), preds,
+                   excl, unreadable)
 
 
 def eval_label_rule(ev: EvalRun) -> str:
@@ -108,15 +118,11 @@ _HEAVY = ("model", "optimizer", "scheduler", "scaler", "rng")
 
 
 def read_train_run(folder: Path) -> TrainRun:
-    """A run's metrics.jsonl records (bad lines skipped) and its checkpoint's settings (weights dropped)."""
-    records = []
-    for line in (folder / "metrics.jsonl").read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            records.append(rec)
+    """A run's metrics.jsonl records and its checkpoint's settings (weights dropped); what could not be
+    read (damaged log lines, an unreadable checkpoint) is listed in ``unreadable``, the rest still shown."""
+    from fercurate.ran.runlog import FILE_NAME, read_records
+
+    records, notes = read_records(folder / FILE_NAME, skip_damaged=True)
     ckpts = sorted(p for p in folder.glob("*.pt") if not p.name.endswith(".best.pt"))
     state: dict[str, Any] = {}
     if ckpts:
@@ -125,9 +131,9 @@ def read_train_run(folder: Path) -> TrainRun:
         try:
             full = torch.load(ckpts[0], map_location="cpu", weights_only=True)
             state = {k: v for k, v in full.items() if k not in _HEAVY}
-        except Exception:  # noqa: BLE001 - an unreadable checkpoint still leaves the curves
-            state = {}
-    return TrainRun(folder, records, ckpts[0] if ckpts else None, state)
+        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint still leaves the curves
+            notes.append(f"{ckpts[0]}: not a readable checkpoint ({str(exc).splitlines()[0][:120]})")
+    return TrainRun(folder, records, ckpts[0] if ckpts else None, state, notes)
 
 
 # Which subsets may be compared with the RAN paper's Table I (the paper used its own lists, built with
@@ -189,8 +195,8 @@ def published_size(dataset: str, name: str) -> tuple[int, str] | None:
 
 
 def resolve_subset(ws: Workspace, manifest: str, name: str) -> Any | None:
-    """The subset a group name means (``pose45`` -> the official list where imported); None for a split's group."""
-    from fercurate.errors import InputError
+    """The subset a group name means (``pose45`` -> the official list where imported); None for a split's group
+    (or a subset file that cannot be read: the subsets section names it)."""
     from fercurate.subsets import find_subset
 
     try:

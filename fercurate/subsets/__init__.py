@@ -30,9 +30,11 @@ from fercurate.subsets.rules import build, occlusion_subsets, pose_subsets
 from fercurate.subsets.store import (
     SUBSET_SCHEMA,
     SubsetInfo,
+    Unreadable,
     list_subsets,
     read_subset,
     read_subset_info,
+    scan_subsets,
     subset_file_name,
     subset_ids,
     subset_path,
@@ -44,5 +46,6 @@ __all__ = [
     "OFFICIAL_LAYER", "OFFICIAL_PREFIX", "OFFICIAL_RULE", "PAPER_NAMES", "SUBSET_SCHEMA", "SubsetInfo", "build",
     "compare_with_official", "find_subset", "import_ran_lists", "list_subsets", "occlusion_subsets",
     "occlusion_types", "official_subsets", "paper_condition", "paper_name", "pose_subsets", "read_official",
-    "read_subset", "read_subset_info", "subset_file_name", "subset_ids", "subset_path", "write_subset",
+    "read_subset", "read_subset_info", "scan_subsets", "subset_file_name", "subset_ids", "subset_path", "Unreadable",
+    "write_subset",
 ]

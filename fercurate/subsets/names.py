@@ -12,7 +12,14 @@ import re
 from pathlib import Path
 
 from fercurate.errors import InputError
-from fercurate.subsets.store import SubsetInfo, list_subsets, read_subset_info, subset_file_name, subset_ids
+from fercurate.subsets.store import (
+    SubsetInfo,
+    list_subsets,
+    read_subset_info,
+    scan_subsets,
+    subset_file_name,
+    subset_ids,
+)
 from fercurate.workspace import Workspace
 
 # The official RAN lists, as imported by ``fercurate import-ran-lists`` (see fercurate.subsets.official).
@@ -44,7 +51,7 @@ def find_subset(
             raise InputError(f"{path}: subset file not found")
         return read_subset_info(path)
     name = subset_file_name(subset)
-    every = list_subsets(workspace, manifest)
+    every, unreadable = scan_subsets(workspace, manifest)
     matches = [s for s in every if s.name == name]
     official = [s for s in every if s.name == OFFICIAL_PREFIX + name]
     if official:
@@ -56,6 +63,11 @@ def find_subset(
         return matches[0]
     where = f" for manifest {manifest!r}" if manifest else ""
     if not matches:
+        wanted = (name, OFFICIAL_PREFIX + name) if name in PAPER_NAMES else (name,)
+        damaged = [u for u in unreadable if any(u.path.stem.endswith(f"-{w}") for w in wanted)]
+        if damaged:
+            raise InputError(f"subset {name!r}{where} cannot be read: {damaged[0]}; build it again "
+                             "('fercurate subsets build', or 'fercurate import-ran-lists' for an official list)")
         known = sorted({s.name for s in every})
         hint = f" (known: {', '.join(known)})" if known else " (none built yet: run 'fercurate subsets build')"
         if name in PAPER_NAMES:

@@ -172,24 +172,27 @@ def import_ran_lists(
         )
     layer_rows.sort(key=lambda r: (r["sample_id"], LIST_NAMES.index(r["list"]), r["line"]))
     table = pa.Table.from_pylist(layer_rows, schema=OFFICIAL_SCHEMA)
-    write_layer(table, out_layer, layer=OFFICIAL_LAYER, manifest=m.name, sort=False, provenance={
-        "lists_dir": str(root.resolve()),
-        "files": [s.path for s in specs],
-        "counts": {s.name: s.matched for s in all_stats},
-        "unmatched": unmatched,
-        "duplicates": sum(s.duplicates for s in all_stats),
-    })
-
     occlusion = [r for r in layer_rows if r["list"] == "occlusion"]
-    if occlusion:
-        events = [
-            make_event(r["sample_id"], occlusion_types(m.dataset, r["source_code"]), annotator=ANNOTATOR,
-                       source="official", labelled_at=LABELLED_AT, source_code=r["source_code"],
-                       origin=f"{r['source_file']}:{r['line']}")
-            for r in sorted(occlusion, key=lambda r: r["line"])
-        ]
-        result.annotations_path = ws.annotation_path(m.name)
-        result.events_added, result.events_present = append_events(result.annotations_path, events)
+    events = [
+        make_event(r["sample_id"], occlusion_types(m.dataset, r["source_code"]), annotator=ANNOTATOR,
+                   source="official", labelled_at=LABELLED_AT, source_code=r["source_code"],
+                   origin=f"{r['source_file']}:{r['line']}")
+        for r in sorted(occlusion, key=lambda r: r["line"])
+    ]
+
+    def add_events() -> None:  # with the layer: a full disk leaves both as they were, never one of them
+        if events:
+            result.annotations_path = ws.annotation_path(m.name)
+            result.events_added, result.events_present = append_events(result.annotations_path, events)
+
+    write_layer(table, out_layer, layer=OFFICIAL_LAYER, manifest=m.name, sort=False, before_replace=add_events,
+                provenance={
+                    "lists_dir": str(root.resolve()),
+                    "files": [s.path for s in specs],
+                    "counts": {s.name: s.matched for s in all_stats},
+                    "unmatched": unmatched,
+                    "duplicates": sum(s.duplicates for s in all_stats),
+                })
     result.subsets = official_subsets(m, workspace=ws)
     return result
 

@@ -18,6 +18,7 @@ from fercurate.annotations import LABEL_SOURCES, latest_labels, occlusion_types_
 from fercurate.errors import InputError
 from fercurate.layers import read_layer
 from fercurate.manifest import Manifest, read_manifest
+from fercurate.schema import POSE_LAYER_SCHEMA
 from fercurate.subsets.names import ESTIMATED_SUFFIX, LABELLED_NAME
 from fercurate.subsets.official import official_subsets
 from fercurate.subsets.store import SubsetInfo, subset_ids, write_subset
@@ -40,7 +41,7 @@ def pose_subsets(
     lp = layer_path(manifest.path, "pose")
     if not lp.exists():
         raise InputError(f"{lp}: no pose layer; run 'fercurate pose {manifest.path}' first")
-    table, meta = read_layer(lp, "pose")
+    table, meta = read_layer(lp, "pose", columns=("sample_id", "yaw", "pitch", "failure"), schema=POSE_LAYER_SCHEMA)
     ok = pc.is_null(table.column("failure")).to_numpy(zero_copy_only=False)
     yaw = table.column("yaw").to_numpy(zero_copy_only=False).astype(np.float64)
     pitch = table.column("pitch").to_numpy(zero_copy_only=False).astype(np.float64)

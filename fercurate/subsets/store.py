@@ -122,12 +122,12 @@ def write_subset(
 
 def read_subset(path: str | os.PathLike) -> tuple[pa.Table, dict]:
     """The subset's rows and provenance."""
-    table, meta = read_layer(path, "subset")
+    table, meta = read_layer(path, "subset", columns=["sample_id"])
     return table, meta.get("provenance", {}) | {"manifest": meta.get("manifest")}
 
 
 def read_subset_info(path: Path) -> SubsetInfo:
-    """The :class:`SubsetInfo` of one subset file, from its provenance."""
+    """The :class:`SubsetInfo` of one subset file, from its provenance (InputError naming a damaged file)."""
     _, prov = read_subset(path)
     mp = prov.get("manifest_path")
     return SubsetInfo(
@@ -142,19 +142,41 @@ def read_subset_info(path: Path) -> SubsetInfo:
     )
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A file that could not be read, and why (the error names the file)."""
+
+    path: Path
+    error: str
+
+    def __str__(self) -> str:
+        return self.error
+
+
 def list_subsets(workspace: Workspace | None = None, manifest: str | None = None) -> list[SubsetInfo]:
-    """All subsets in the workspace (optionally of one manifest), sorted by manifest and name."""
+    """All readable subsets in the workspace (optionally of one manifest), sorted by manifest and name;
+    :func:`scan_subsets` also says which files could not be read."""
+    return scan_subsets(workspace, manifest)[0]
+
+
+def scan_subsets(
+    workspace: Workspace | None = None, manifest: str | None = None
+) -> tuple[list[SubsetInfo], list[Unreadable]]:
+    """The subsets of the workspace (optionally of one manifest) and the subset files that could not be
+    read (for a manifest: those whose file name starts with its name)."""
     ws = workspace or Workspace.current()
-    out = []
+    out, bad = [], []
     for path in sorted(ws.subsets.glob("*.parquet")) if ws.subsets.exists() else []:
         try:
             info = read_subset_info(path)
-        except InputError:
+        except InputError as exc:
+            if not manifest or path.name.startswith(f"{manifest}-"):
+                bad.append(Unreadable(path, str(exc)))
             continue
         if manifest and info.manifest != manifest:
             continue
         out.append(info)
-    return sorted(out, key=lambda s: (s.manifest, s.name))
+    return sorted(out, key=lambda s: (s.manifest, s.name)), bad
 
 
 def subset_ids(info: SubsetInfo) -> set[str]:

@@ -6,6 +6,7 @@ imports only OpenCV, numpy and the drawing code, not pandas/pyarrow: start-up is
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Sequence
@@ -16,7 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fercurate.images import pixel_limit_reason
+from fercurate import images
+from fercurate.atomic import temp_prefix
 from fercurate.synth import masks as M
 from fercurate.synth import occluders as O
 from fercurate.synth import outline as G
@@ -27,6 +29,8 @@ from fercurate.synth.templates import TemplateSet, read_template_config
 KINDS: tuple[str, ...] = ("mask", "occlude")
 FACE_CHOICES: tuple[str, ...] = ("all", "largest")
 LOSSLESS = (".png", ".bmp", ".tif", ".tiff", ".webp")
+# Write errors that are about one file's name or path (not the disk): that variant fails, the run goes on.
+_PER_FILE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTDIR, errno.EISDIR})
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Task:
     spec: Any  # MaskSpec (without template images) or OccluderSpec
     reuse: tuple[dict[str, Any], ...] | None = None  # the rows of an image made earlier (one per face)
     crop: bool = False  # the manifest says the whole picture is one face crop (aligned-crop dataset)
+    shortened_from: str | None = None  # ``rel`` before it was shortened to fit the filesystem
 
     @property
     def sample_id(self) -> str:
@@ -106,20 +111,11 @@ def init_worker(config: SynthConfig, out_dir: str) -> None:
 
 
 def decode_parent(path: str) -> tuple[np.ndarray, str]:
-    """(BGR uint8 image, colour mode) of a parent image; raises ValueError with a reason."""
+    """(BGR uint8 image, colour mode) of a parent image, EXIF orientation applied; raises ValueError with a reason."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError as exc:
-        raise ValueError(f"image file missing: {path}") from exc
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from exc
-    if data.size == 0:
-        raise ValueError(f"empty image file: {path}")
-    if (too_big := pixel_limit_reason(data.tobytes())) is not None:
-        raise ValueError(f"{too_big}: {path}")
-    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise ValueError(f"not a decodable image: {path}")
+        raw = images.read_image(path, mode="native")
+    except images.ImageReadError as exc:
+        raise ValueError(f"{exc.reason}: {path}") from exc
     if raw.dtype == np.uint16:
         raw = (raw >> 8).astype(np.uint8)
     elif raw.dtype != np.uint8:
@@ -153,7 +149,7 @@ def _write(path: Path, data: bytes) -> None:
     if folder not in _STATE["dirs"]:
         folder.mkdir(parents=True, exist_ok=True)
         _STATE["dirs"].add(folder)
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    tmp = folder / f"{temp_prefix(path)}{os.getpid()}.tmp"
     try:
         # os.open/os.write: the buffered file object of open() costs 0.3 ms more per file here
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -171,10 +167,10 @@ def _write(path: Path, data: bytes) -> None:
 
 def _valid_image(path: Path) -> bool:
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        images.read_image(path, mode="native")
+    except images.ImageReadError:
         return False
-    return data.size > 0 and pixel_limit_reason(data.tobytes()) is None and cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is not None
+    return True
 
 
 def _base_row(task: Task, config: SynthConfig, face: FaceTarget | None = None) -> dict[str, Any]:
@@ -189,6 +185,7 @@ def _base_row(task: Task, config: SynthConfig, face: FaceTarget | None = None) -
         "occlusion_type": occ,
         "seed": task.seed,
         "parent_row": task.parent_row + 1,
+        "shortened_from": task.shortened_from,
     }
     if face is not None:
         x, y, w, h = face.box
@@ -340,6 +337,10 @@ def _make(
             _write(out_dir / task.rel, data)
         except ValueError as exc:
             return out + [dict(r, failure=f"encoding failed: {exc}") for r in drawn]
+        except OSError as exc:  # this one file's name or path; a full disk or no permission stops the run
+            if exc.errno not in _PER_FILE_ERRNOS:
+                raise
+            return out + [dict(r, failure=f"cannot write {task.rel}: {exc.strerror}") for r in drawn]
         h, w = image.shape[:2]
         digest = hashlib.sha256(data).hexdigest()
         out += [dict(r, width=w, height=h, sha256=digest, failure=None) for r in drawn]

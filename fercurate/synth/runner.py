@@ -41,8 +41,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fercurate.annotations import append_events, make_event, read_events
-from fercurate.atomic import atomic_path
+from fercurate.atomic import DEFAULT_NAME_MAX, atomic_path, fitting_name, fsync_dir, name_max
 from fercurate.errors import InputError
+from fercurate.interrupts import keeping
 from fercurate.layers import write_layer
 from fercurate.manifest import Manifest, build_table, read_manifest, rejects_path, write_manifest, write_rejects
 from fercurate.parallel import map_chunks, resolve_workers
@@ -87,8 +88,10 @@ SYNTH_SCHEMA = pa.schema(
         pa.field("sha256", pa.string()),
         pa.field("failure", pa.string()),
         pa.field("parent_row", pa.int64()),  # 1-based row of the parent in its manifest
+        pa.field("shortened_from", pa.string()),  # the output path before it was shortened to fit (null: as derived)
     ]
 )
+_LATER_COLUMNS = ("shortened_from",)  # what a layer of an earlier fercurate may lack (still reused on --resume)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class SynthResult:
     events_added: int
     seconds: float
     reasons: dict[str, int] = field(default_factory=dict)
+    shortened: int = 0  # output names shortened to fit the filesystem (the full ones: the layer's shortened_from)
 
     def summary(self) -> str:
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
@@ -119,6 +123,9 @@ class SynthResult:
         ]
         if self.reused:
             lines.append(f"resumed: {self.reused:,} images already written were kept")
+        if self.shortened:
+            lines.append(f"note: {self.shortened:,} names too long for the filesystem were shortened with a hash "
+                         f"(the full names: {self.layer_path.name}, column shortened_from)")
         if self.failed:
             why = "; ".join(f"{k} {v:,}" for k, v in sorted(self.reasons.items()))
             lines.append(f"failed: {self.failed:,} ({why}) -> {self.rejects_path}")
@@ -219,16 +226,20 @@ def _choose(config: SynthConfig, style: str, seed: int) -> Any:
     )
 
 
-def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool) -> str:
+def _out_rel(parent_rel: str, variant: str, k: int | None, lossless: bool, max_bytes: int = DEFAULT_NAME_MAX) -> str:
+    """The variant's path: the parent's with the variant in the file name, each part fitted to ``max_bytes``."""
     p = PurePosixPath(parent_rel)
     slug = variant.replace(":", "-").replace("/", "-")
     tag = f"__{k}" if k is not None else ""
     suffix = ".png" if lossless else ".jpg"
-    return str(p.with_name(f"{p.stem}__{slug}{tag}{suffix}"))
+    parts = [*p.parent.parts, f"{p.stem}__{slug}{tag}{suffix}"]
+    return str(PurePosixPath(*(fitting_name(part, max_bytes) for part in parts)))
 
 
-def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task]:
-    """Every image to make, in a fixed order (parent row, then variant index)."""
+def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig, *, max_name_bytes: int = DEFAULT_NAME_MAX,
+         ) -> list[Task]:
+    """Every image to make, in a fixed order (parent row, then variant index); names over ``max_name_bytes``
+    are shortened (the path as derived is the task's ``shortened_from``)."""
     t = manifest.table
     ids = t.column("sample_id").to_pylist()
     rels = t.column("image_path").to_pylist()
@@ -250,8 +261,10 @@ def plan(manifest: Manifest, rows: np.ndarray, config: SynthConfig) -> list[Task
             seed = sample_seed(config.seed, sid, config.kind, k)
             spec = _choose(config, style, seed)
             tag = k if (config.per_image > 1 and not config.each) else None
-            out_rel = _out_rel(rel, spec.variant, tag, lossless)
-            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec, crop=crop))
+            out_rel = _out_rel(rel, spec.variant, tag, lossless, max_name_bytes)
+            full = _out_rel(rel, spec.variant, tag, lossless, 1 << 30)
+            tasks.append(Task(i, manifest.dataset, sid, str(root / rel), out_rel, bbox, seed, spec, crop=crop,
+                              shortened_from=full if full != out_rel else None))
     return tasks
 
 
@@ -283,9 +296,9 @@ def _previous_rows(out_dir: Path, name: str, manifest_path: Path) -> dict[str, l
             table = pq.read_table(src)
         except (pa.ArrowInvalid, OSError):
             continue
-        if not set(SYNTH_SCHEMA.names) <= set(table.column_names):
+        if not set(SYNTH_SCHEMA.names) - set(_LATER_COLUMNS) <= set(table.column_names):
             continue
-        for r in table.select(SYNTH_SCHEMA.names).to_pylist():
+        for r in table.select([n for n in SYNTH_SCHEMA.names if n in table.column_names]).to_pylist():
             if r["failure"] is None:
                 found[r["sample_id"]] = r
     by_image: dict[str, list[dict[str, Any]]] = {}
@@ -371,20 +384,6 @@ def _events(ok: list[dict[str, Any]], path: Path, name: str) -> int:
     return added
 
 
-def _fsync_dirs(paths: set[Path]) -> None:
-    for d in paths:
-        try:
-            fd = os.open(d, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
 def run(
     manifest_path: str | os.PathLike,
     config: SynthConfig,
@@ -412,7 +411,7 @@ def run(
     rows = _select_rows(parent, splits, limit)
     if not len(rows):
         raise InputError(f"{manifest_path}: no rows to make variants of")
-    tasks = plan(parent, rows, config)
+    tasks = plan(parent, rows, config, max_name_bytes=name_max(out))
     if resume:
         previous = _previous_rows(out, name, out_manifest)
         fresh = []
@@ -432,19 +431,17 @@ def run(
     jdir = _journal(out, name)
     jdir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    for k, chunk_rows in enumerate(
-        map_chunks(
-            process_chunk, tasks, workers=n_workers, chunk_size=chunk, desc=f"synth {config.kind}",
-            initializer=init_worker, initargs=(config, str(out)),
-        )
-    ):
-        results.extend(chunk_rows)
-        made = [r for r in chunk_rows if not r.get("reused") and r.get("failure") is None]
-        if made:
-            first = chunk_rows[0]["sample_id"]
-            tag = hashlib.sha1(first.encode()).hexdigest()[:12]
-            with atomic_path(jdir / f"{k:06d}-{tag}.parquet", suffix=".parquet.tmp") as tmp:
-                pq.write_table(_rows_table(made), tmp)
+    chunks = map_chunks(process_chunk, tasks, workers=n_workers, chunk_size=chunk, desc=f"synth {config.kind}",
+                        initializer=init_worker, initargs=(config, str(out)))
+    with keeping(lambda: f"the {sum(r.get('failure') is None for r in results):,} images made so far are kept in "
+                         f"{out}; run the same command with --resume to keep them and make the rest"):
+        for k, chunk_rows in enumerate(chunks):
+            results.extend(chunk_rows)
+            made = [r for r in chunk_rows if not r.get("reused") and r.get("failure") is None]
+            if made:
+                tag = hashlib.sha1(chunk_rows[0]["sample_id"].encode()).hexdigest()[:12]
+                with atomic_path(jdir / f"{k:06d}-{tag}.parquet", suffix=".parquet.tmp") as tmp:
+                    pq.write_table(_rows_table(made), tmp)
 
     ok = [r for r in results if r.get("failure") is None]
     bad = [r for r in results if r.get("failure") is not None]
@@ -465,7 +462,8 @@ def run(
     if not ok:
         first = rejects[0]["reason"] if rejects else "nothing planned"
         raise InputError(f"{manifest_path}: no variant could be made; first failure: {first} (all in {rej_path})")
-    _fsync_dirs({(out / r["image_path"]).parent for r in ok})
+    for folder in {(out / r["image_path"]).parent for r in ok}:
+        fsync_dir(folder)
     table = _assemble(parent, ok)
     source = {
         "synth": config.describe(),
@@ -475,6 +473,8 @@ def run(
         "rows": len(ok),
         "failed": len(bad),
     }
+    if shortened := sum(1 for r in ok if r.get("shortened_from")):
+        source["names_shortened"] = shortened  # the full names: the synth layer's shortened_from
     write_manifest(table, out_manifest, name=name, dataset=parent.dataset, root=out, source=source)
     layer = _rows_table(sorted(results, key=lambda r: r["sample_id"]))
     lpath = write_layer(layer, layer_path(out_manifest, "synth"), layer="synth", manifest=name, provenance=source)
@@ -495,5 +495,5 @@ def run(
     return SynthResult(
         manifest_path=out_manifest, layer_path=lpath, rejects_path=rej_path, events_path=events_path,
         out_dir=out, rows=len(ok), failed=len(bad), reused=reused, methods=methods, events_added=added,
-        seconds=time.perf_counter() - start, reasons=reasons,
+        seconds=time.perf_counter() - start, reasons=reasons, shortened=shortened,
     )

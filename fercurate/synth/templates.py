@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from fercurate.errors import InputError
-from fercurate.images import pixel_limit_reason
+from fercurate.images import ImageReadError, read_image
 from fercurate.synth.outline import TEMPLATE_ANCHORS
 
 VIEW_SUFFIXES = ("_left", "_right")
@@ -134,12 +134,10 @@ def read_template_config(path: str | os.PathLike) -> TemplateSet:
 
 @lru_cache(maxsize=64)
 def _load_png(png: str, name: str, anchors: tuple[tuple[float, float], ...]) -> Template:
-    data = np.fromfile(png, dtype=np.uint8)
-    if data.size and (too_big := pixel_limit_reason(data.tobytes())) is not None:
-        raise InputError(f"{png}: template [{name}]: {too_big}")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        raise InputError(f"{png}: template [{name}] is not a decodable image")
+    try:
+        img = read_image(png, mode="bgra")
+    except ImageReadError as exc:
+        raise InputError(f"{png}: template [{name}]: {exc.reason}") from exc
     if img.dtype != np.uint8:
         img = (img / 257).astype(np.uint8) if img.dtype == np.uint16 else img.astype(np.uint8)
     if img.ndim == 2:
