@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from typer.main import get_command
+import os
+
 from typer.testing import CliRunner
 
 from fercurate.cli import app
@@ -38,3 +40,16 @@ def test_help_shows_an_example(path: list[str]) -> None:
     res = CliRunner().invoke(app, [*path, "--help"])
     assert res.exit_code == 0, res.output
     assert f"Example: fercurate {' '.join(path)}" in " ".join(res.output.split())
+
+
+def test_max_pixels_holds_for_one_command_only(tmp_path, monkeypatch) -> None:
+    """``fercurate --max-pixels N cmd`` run in-process (the demo, a notebook) leaves the limit as it was."""
+    from fercurate.images import MAX_PIXELS_ENV, max_pixels
+
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    res = CliRunner().invoke(app, ["--max-pixels", "1000", "info", "-w", str(tmp_path)])
+    assert res.exit_code != 0 or res.output  # the command ran (an empty workspace is an error line)
+    assert MAX_PIXELS_ENV not in os.environ and max_pixels() == 50_000_000
+    monkeypatch.setenv(MAX_PIXELS_ENV, "2000")
+    CliRunner().invoke(app, ["--max-pixels", "1000", "info", "-w", str(tmp_path)])
+    assert os.environ[MAX_PIXELS_ENV] == "2000"

@@ -7,6 +7,7 @@ heavy libraries (torch, fiftyone, mediapipe) are imported inside commands so ``-
 from __future__ import annotations
 
 import errno
+import os
 import importlib
 import logging
 
@@ -26,6 +27,9 @@ class FercurateGroup(TyperGroup):
     Ctrl-C into one ``interrupted: ...`` line saying what was kept (exit code 130)."""
 
     def invoke(self, ctx: typer.Context):  # noqa: ANN201 - click's signature
+        from fercurate.images import MAX_PIXELS_ENV
+
+        limit = os.environ.get(MAX_PIXELS_ENV)  # --max-pixels holds for this command only (in-process calls too)
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
@@ -41,6 +45,11 @@ class FercurateGroup(TyperGroup):
                 raise
             typer.secho(f"error: {exc.filename or 'a file'}: {exc.strerror}", err=True, fg="red")
             raise typer.Exit(1) from exc
+        finally:
+            if limit is None:
+                os.environ.pop(MAX_PIXELS_ENV, None)
+            else:
+                os.environ[MAX_PIXELS_ENV] = limit
 
 
 class _Notes(logging.Handler):
