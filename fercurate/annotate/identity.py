@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
+
+from fercurate.errors import InputError
 
 ANNOTATOR_ENV = "FERCURATE_ANNOTATOR"
 # Set in an App server's environment: the one annotator that server labels for.
 APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def default_annotator() -> str:
@@ -25,4 +29,12 @@ def default_annotator() -> str:
     return name
 
 
-__all__ = ["ANNOTATOR_ENV", "APP_ANNOTATOR_ENV", "default_annotator"]
+def annotator_slug(annotator: str) -> str:
+    """The annotator's name as it can appear in a dataset name (other characters become ``_``)."""
+    who = (annotator or "").strip()
+    if not who:
+        raise InputError("an annotator name is needed (pass --annotator NAME or set $USER)")
+    return _NAME_OK.sub("_", who)
+
+
+__all__ = ["ANNOTATOR_ENV", "APP_ANNOTATOR_ENV", "annotator_slug", "default_annotator"]

@@ -235,26 +235,36 @@ def suggest_cmd(
 
 @annotate_app.command("database")
 def database_cmd(
-    stop: bool = typer.Option(False, "--stop", help="Stop the workspace's MongoDB server (the next command starts it again)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the workspace's MongoDB server now (the next command starts it again)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep it running after the last fercurate command, until --stop."),
     workspace: Path = options.Workspace,
 ) -> None:
-    """Show (start if needed) or stop the workspace's own MongoDB server (data in <workspace>/.fiftyone/db).
+    """Show (start if needed), keep or stop the workspace's own MongoDB server (data in <workspace>/.fiftyone/db).
 
-    fercurate runs one mongod per workspace on a free local port and leaves it running between
-    commands, so the App and pull start at once; it never uses another program's MongoDB.
+    fercurate runs one mongod per workspace on a free local port. It stops by itself
+    15 s after the last fercurate command using it has exited ($FERCURATE_DATABASE_LINGER
+    seconds), as FiftyOne's own database does; --keep keeps it running (for FiftyOne used
+    directly, say) until --stop. It never uses another program's MongoDB.
 
     Example: fercurate annotate database          (prints its URI, pid and data folder)
+             fercurate annotate database --keep
              fercurate annotate database --stop
     """
-    from fercurate.annotate.database import ensure_database, stop_database
+    from fercurate.annotate.database import ensure_database, keep_database, linger, stop_database
 
     ws = Workspace.current(workspace)
+    if stop and keep:
+        from fercurate.errors import InputError
+
+        raise InputError("choose one of --keep and --stop")
     if stop:
         stopped = stop_database(ws)
         typer.echo(f"stopped mongod {stopped.pid} ({stopped.uri})" if stopped else "no database server was running")
         return
-    db = ensure_database(ws)
-    typer.echo(f"{db.uri}   pid {db.pid}   data {db.dbpath}")
+    db = keep_database(ws) if keep else ensure_database(ws)
+    until = "kept until 'fercurate annotate database --stop'" if keep else \
+        f"stops {linger():g} s after the last fercurate command using it"
+    typer.echo(f"{db.uri}   pid {db.pid}   data {db.dbpath}   ({until})")
 
 
 def register(app: typer.Typer) -> None:
