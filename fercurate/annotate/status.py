@@ -100,6 +100,9 @@ class StatusReport:
                     "type_kappa": {t: num(k) for t, k in p.type_kappa.items()},
                     "type_ci": {t: interval(c) for t, c in p.type_ci.items()},
                     "type_n": p.type_n,
+                    "occluded_positives": p.occluded_positives,
+                    "type_positives": p.type_positives,
+                    "warnings": p.warnings(),
                 }
                 for p in agreement
             ]
@@ -272,11 +275,13 @@ def _agreement_key(pairs: list[PairAgreement]) -> list[tuple]:
              tuple((t, r(k)) for t, k in p.type_kappa.items())) for p in pairs]
 
 
-def _kappa_with_ci(kappa: float, ci: tuple[float, float], n: int) -> str:
+def _kappa_with_ci(kappa: float, ci: tuple[float, float], n: int, positives: int | None = None,
+                   warning: str | None = None) -> str:
     if math.isnan(kappa):
         return f"n/a n={n}"
     bounds = "" if math.isnan(ci[0]) else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-    return f"{kappa:.2f}{bounds} n={n}"
+    pos = "" if positives is None else f" positives={positives}"
+    return f"{kappa:.2f}{bounds} n={n}{pos}" + (f" (warning: {warning})" if warning else "")
 
 
 def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
@@ -284,11 +289,13 @@ def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
         return [empty]
     lines = []
     for p in pairs:
+        warn = p.warnings()
         lines.append(f"  {p.a} vs {p.b}: shared {p.shared:,}, same set {100 * p.agreement:.1f}%, "
                      f"exact {_kappa_with_ci(p.exact_kappa, p.exact_ci, p.shared)}, "
-                     f"occluded {_kappa_with_ci(p.occluded_kappa, p.occluded_ci, p.shared)}")
+                     f"occluded {_kappa_with_ci(p.occluded_kappa, p.occluded_ci, p.shared, p.occluded_positives)}"
+                     + (f" (warning: {warn['occluded']})" if "occluded" in warn else ""))
         for t, x in p.type_kappa.items():
-            lines.append(f"    {t:<11} {_kappa_with_ci(x, p.type_ci[t], p.type_n[t])}")
+            lines.append(f"    {t:<11} {_kappa_with_ci(x, p.type_ci[t], p.type_n[t], p.type_positives.get(t), warn.get(t))}")
     return lines
 
 
