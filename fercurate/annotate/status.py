@@ -232,7 +232,7 @@ def status(
         adjudicated=int((labels["source"] == "adjudication").sum()) if len(labels) else 0,
     )
     if app:
-        report.pending_in_app = _pending_in_app(manifest.name, manifest.path, report)
+        report.pending_in_app = _pending_in_app(manifest.name, manifest.path, report, ws)
     return report
 
 
@@ -299,26 +299,22 @@ def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
     return lines
 
 
-def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport) -> int | None:
-    """Tags changed by hand in the App (shared dataset and every annotator's copy) and not pulled yet
-    (None when there is no App dataset)."""
+def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport, workspace: Workspace) -> int | None:
+    """Tags changed by hand in the App (shared dataset and every annotator's own, in their own
+    databases too) and not pulled yet (None when there is no App dataset)."""
     from fercurate.annotate.database import DatabaseError, connect
     from fercurate.annotate.dataset import find_dataset_name
-    from fercurate.annotate.vocabulary import occlusion_tags
 
     try:
-        fo = connect()
+        fo = connect(workspace)
     except DatabaseError as exc:
         report.notes.append(f"App state unknown: {exc}")
         return None
-    name = find_dataset_name(fo, manifest_name, manifest_path)
-    if name is None:
-        return None
-    from fercurate.annotate.pull import own_datasets, pending_rows
+    from fercurate.annotate.pull import annotator_datasets, databases_with, pending_count, pending_in
 
-    base = fo.load_dataset(name)
-    total = 0
-    for ds in [base, *own_datasets(base)]:
-        rows = pending_rows(ds)
-        total += sum(occlusion_tags(t or []) != sorted(s or []) for t, s in zip(rows["tags"], rows["occ_synced"]))
-    return total
+    name = find_dataset_name(fo, manifest_name, manifest_path)
+    here = ([fo.load_dataset(name)] if name else []) + annotator_datasets(fo, manifest_path)
+    elsewhere = databases_with(manifest_path)
+    if not here and not elsewhere:
+        return None
+    return pending_count(here) + sum(pending_in(db, Path(manifest_path).resolve(), workspace) for db in elsewhere)
