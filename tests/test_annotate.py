@@ -353,35 +353,79 @@ def test_cli_mongodb_not_starting_is_one_clear_line(toy: Path, workspace: Path) 
     assert "Traceback" not in proc.stderr
 
 
-def test_cli_launch_serves_the_app_and_a_kill_stops_it_and_pulls(toy: Path, workspace: Path) -> None:
+def _post(url: str, body: dict) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as reply:
+        return json.loads(reply.read())
+
+
+def test_cli_launch_from_the_workspace_serves_only_its_annotator_and_its_labels_land_there(
+    toy: Path, workspace: Path
+) -> None:
+    """``cd WS && fercurate annotate launch ...`` (no $FERCURATE_WORKSPACE): the App server, in FiftyOne's
+    folder, writes to WS; its App lists only the annotator's dataset; the launcher says only what is true."""
     import signal
     import time
     import urllib.request
 
-    from fercurate.annotate.network import free_port
+    import pymongo
 
-    port = free_port()
-    env = {**os.environ, "FERCURATE_WORKSPACE": str(workspace)}
+    from fercurate.annotate.database import database_uri
+
+    env = {k: v for k, v in os.environ.items() if k != "FERCURATE_WORKSPACE"}  # the workspace is the current folder
     exe = Path(sys.executable).with_name("fercurate")
-    proc = subprocess.Popen([str(exe), "annotate", "launch", str(toy), "--split", "test", "--annotator", "eve",
-                             "--port", str(port)], env=env, cwd=workspace, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(exe), "annotate", "launch", toy.stem, "--split", "test", "--annotator", "eve"],
+                            env=env, cwd=workspace, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shown: list[str] = []
     try:
         deadline = time.monotonic() + 280
-        first = proc.stdout.readline()
-        while not first.startswith("App: ") and time.monotonic() < deadline and proc.poll() is None:
-            first = proc.stdout.readline()
-        assert first.startswith(f"App: http://localhost:{port}/") and "annotator: eve" in first, proc.stderr.read()
-        with urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=10) as reply:
+        while time.monotonic() < deadline and proc.poll() is None:
+            shown.append(proc.stdout.readline())
+            if shown[-1].startswith("queue:"):
+                break
+        first = next((x for x in shown if x.startswith("App: ")), "")
+        assert "annotator: eve" in first, (shown, proc.stderr.read() if proc.poll() is not None else "")
+        port = int(first.split()[1].rsplit(":", 1)[1].strip("/"))
+        url = f"http://localhost:{port}"
+        with urllib.request.urlopen(f"{url}/fiftyone", timeout=10) as reply:
             assert reply.status == 200
+        name = f"fercurate-{toy.stem}--eve"
+        listed = _post(f"{url}/graphql", {"query": "{ datasets(search: \"\", first: 100) { edges { node { name } } } }"})
+        assert [e["node"]["name"] for e in listed["data"]["datasets"]["edges"]] == [name]  # the App's dataset menu
+        client = pymongo.MongoClient(database_uri())
+        db = next(client[d] for d in client.list_database_names() if client[d].datasets.find_one({"name": name}))
+        samples = db[db.datasets.find_one({"name": name})["sample_collection_name"]]
+        face = samples.find_one({"split": "test"})
+        done = _post(f"{url}/operators/execute", {"operator_uri": "@fercurate/occlusion/occ_mask",
+                                                  "dataset_name": name, "params": {}, "selected": [str(face["_id"])],
+                                                  "view": []})
+        assert done["result"]["changed"] == 1, done
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
+    said = "".join(shown) + out + err
+    assert f"labels go to {workspace / 'annotations' / (toy.stem + '.occlusion.parquet')}" in said
     assert "pulled fercurate-" in out
-    assert "Exception ignored" not in err and "Traceback" not in err, err  # a clean stop is quiet
+    for noise in ("localhost:5151", "Connected to FiftyOne", "show_index", "Exception ignored", "Traceback"):
+        assert noise not in said, said
+    events = read_events(Workspace(workspace).annotation_path(toy.stem))
+    assert [(e["sample_id"], e["annotator"], e["types"]) for e in events.to_pylist()] == [(face["sample_id"], "eve",
+                                                                                          ["mask"])]
+    # a tag typed in eve's App (its tag menu writes the sample's tags) is pulled from her own database
+    other = samples.find_one({"split": "test", "_id": {"$ne": face["_id"]}})
+    samples.update_one({"_id": other["_id"]}, {"$push": {"tags": "occ:upper"}})
+    pulled = _cli(["annotate", "pull", toy.stem], env, workspace)
+    assert pulled.returncode == 0 and "1 new label(s) (eve 1)" in pulled.stdout, pulled.stdout + pulled.stderr
+    events = read_events(Workspace(workspace).annotation_path(toy.stem))
+    assert events.to_pylist()[-1]["sample_id"] == other["sample_id"] and events.to_pylist()[-1]["types"] == ["upper"]
     with pytest.raises(OSError):  # the App server went away with the command
-        urllib.request.urlopen(f"http://localhost:{port}/fiftyone", timeout=5)
+        urllib.request.urlopen(f"{url}/fiftyone", timeout=5)
+    from fercurate.annotate.network import stable_ports
+
+    assert port in list(stable_ports(f"{workspace.resolve()}\0eve")), port  # the same port at every launch
 
 
 def _start_launch(toy: Path, workspace: Path, port: int) -> subprocess.Popen:

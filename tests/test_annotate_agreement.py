@@ -389,3 +389,33 @@ def test_status_reports_independent_agreement_with_intervals_withdrawals_and_adj
     assert pair["type_ci"]["mask"] == pytest.approx([lo, hi], abs=1e-4)
     alice = next(a for a in data["annotators"] if a["annotator"] == "alice")
     assert (alice["withdrawals"], alice["blind"]) == (1, 39)
+
+
+def test_a_kappa_from_too_few_faces_or_positives_comes_with_a_warning(workspace: Path) -> None:
+    """One glasses face of 6, marked by both: kappa 1.00 [1.00, 1.00] is printed, and flagged as thin."""
+    from fercurate.annotate.status import status
+
+    manifest = make_toy_manifest(workspace, n=8)
+    ids = sorted(_ids(manifest))[:6]
+    events = []
+    for i, sid in enumerate(ids):
+        label = ["glasses"] if i == 0 else ["none"]
+        events += [human(sid, label, "alice", i, BLIND), human(sid, label, "bob", i + 0.5, BLIND)]
+    append_events(Workspace.current().annotation_path(manifest.stem), events)
+
+    report = status(manifest.stem, app=False)
+    text = report.render()
+    assert ("    glasses     1.00 [1.00, 1.00] n=6 positives=1 (warning: too few to judge: 6 face(s) < 30, "
+            "1 positive(s) < 10)") in text, text
+    (pair,) = report.agreement_independent
+    assert pair.type_kappa["glasses"] == 1.0 and pair.type_ci["glasses"] == (1.0, 1.0)
+    assert (pair.type_n["glasses"], pair.type_positives["glasses"]) == (6, 1)
+    assert pair.warnings()["glasses"] == "too few to judge: 6 face(s) < 30, 1 positive(s) < 10"
+    data = report.to_dict()["agreement_independent"][0]
+    assert data["warnings"]["glasses"].startswith("too few to judge") and data["type_positives"]["glasses"] == 1
+
+    # enough faces and positives: no warning
+    many = [human(f"s{i}", ["mask"] if i % 3 == 0 else ["none"], who, i, BLIND) for i in range(60)
+            for who in ("alice", "bob")]
+    (big,) = pairwise_agreement(table(many), independent_only=True, n_boot=200)
+    assert big.type_positives["mask"] == 20 and "mask" not in big.warnings() and "occluded" not in big.warnings()

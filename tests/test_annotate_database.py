@@ -140,3 +140,76 @@ def test_two_processes_starting_at_once_share_one_server(user_workspaces: list[P
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     seen = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     assert seen[0]["uri"] == seen[1]["uri"] and seen[0]["pid"] == seen[1]["pid"]  # the lock let one start it
+
+
+def test_the_workspace_database_stops_after_its_last_user_exits_unless_kept(user_workspaces: list[Path]) -> None:
+    """As FiftyOne's own database does: no mongod is left behind by commands that have all exited."""
+    import signal
+    import time
+
+    ws, _ = user_workspaces
+    env = {**_user_env(ws), "FERCURATE_DATABASE_LINGER": "1"}  # (default 15 s)
+    exe = Path(sys.executable).with_name("fercurate")
+
+    state = ws / ".fiftyone" / "mongod.json"
+
+    def stopped_within(pid: int, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while (_alive(pid) or state.exists()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return not _alive(pid) and not state.exists()
+
+    shown = subprocess.run([str(exe), "annotate", "database"], env=env, cwd=ws, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    pid = int(shown.stdout.split()[2])
+    assert stopped_within(pid, 20), "mongod still runs after the only command using it exited"
+    assert "stops 1 s after the last fercurate command using it" in shown.stdout
+
+    # while another process uses it, it runs on; that process's kill -9 ends its use too
+    holder = subprocess.Popen([sys.executable, "-c", "from fercurate.annotate.database import ensure_database\n"
+                               "print(ensure_database().pid, flush=True)\nimport sys; sys.stdin.read()"],
+                              env=env, cwd=ws, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pid = int(holder.stdout.readline())
+    time.sleep(4)
+    assert _alive(pid)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=30)
+    assert stopped_within(pid, 20)
+
+    kept = subprocess.run([str(exe), "annotate", "database", "--keep"], env=env, cwd=ws, capture_output=True,
+                          text=True, timeout=120)
+    assert kept.returncode == 0 and "kept until 'fercurate annotate database --stop'" in kept.stdout, kept.stderr
+    pid = int(kept.stdout.split()[2])
+    time.sleep(4)
+    assert _alive(pid)
+    stop = subprocess.run([str(exe), "annotate", "database", "--stop"], env=env, cwd=ws, capture_output=True,
+                          text=True, timeout=120)
+    assert stop.returncode == 0 and not _alive(pid), stop.stderr
+
+
+ISOLATED = """
+import json, sys
+from fercurate.annotate.database import annotator_database, connect
+fo = connect(database=annotator_database(sys.argv[1]))
+fo.Dataset(f"made-by-{sys.argv[1]}", persistent=True)
+print(json.dumps({"db": fo.config.database_name, "datasets": fo.list_datasets()}))
+"""
+
+
+def test_each_annotator_has_a_database_of_their_own_on_the_workspace_server(user_workspaces: list[Path]) -> None:
+    from fercurate.annotate.database import annotator_database
+
+    ws, _ = user_workspaces
+    seen = {}
+    for who in ("alice", "bob"):
+        proc = subprocess.run([sys.executable, "-c", ISOLATED, who], env=_user_env(ws), cwd=ws, capture_output=True,
+                              text=True, timeout=240)
+        assert proc.returncode == 0, proc.stderr
+        seen[who] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["alice"] == {"db": "fiftyone-annotator-alice", "datasets": ["made-by-alice"]}
+    assert seen["bob"] == {"db": "fiftyone-annotator-bob", "datasets": ["made-by-bob"]}  # alice's is not listed
+    assert "made-by-alice" not in _probe(ws)["datasets"]  # nor in the workspace's main database
+    # names MongoDB cannot take, or would fold together, get a database each
+    odd = {annotator_database(n) for n in ("Alice", "alice", "a.b", "a_b", "x" * 80)}
+    assert len(odd) == 5 and all(len(n) <= 63 and "." not in n for n in odd)

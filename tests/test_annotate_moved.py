@@ -13,7 +13,6 @@ from fercurate.annotations import EVENT_SCHEMA, LABEL_SOURCES, latest_labels, ma
 MOVED = [
     # (old module, name, new module, new name)
     ("fercurate.annotate.app", "default_annotator", "fercurate.annotate.identity", "default_annotator"),
-    ("fercurate.annotate.app", "APP_ANNOTATOR_ENV", "fercurate.annotate.identity", "APP_ANNOTATOR_ENV"),
     ("fercurate.annotate.app", "free_port", "fercurate.annotate.network", "free_port"),
     ("fercurate.annotate.app", "STANDARD_VIEWS", "fercurate.annotate.views", "STANDARD_VIEWS"),
     *[("fercurate.annotate.dataset", n, "fercurate.annotate.views", n) for n in (

@@ -256,3 +256,101 @@ def test_the_queue_works_when_session_is_the_first_module_imported() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['a', 'c']"
+
+
+# --- round 2: the workspace travels, launches at once, progress across launches ----------------
+
+
+def test_labels_go_to_the_workspace_the_dataset_was_opened_for_whatever_the_current_folder(
+    toy: Path, workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The App server runs in FiftyOne's folder: the plugin must not take the current folder for the workspace."""
+    from fiftyone.operators import execute_operator
+
+    from fercurate.annotate.app import PLUGIN_NAME, install_plugin
+
+    install_plugin()
+    alice = _open(toy, "alice")
+    first, second = (alice.dataset.select_by("sample_id", [f]).values("id")[0] for f in alice.queue[:2])
+    elsewhere = tmp_path / "fiftyone-server-folder"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("FERCURATE_WORKSPACE")
+    execute_operator(f"{PLUGIN_NAME}/occ_mask", dataset=alice.dataset, selected=[first])  # as the App server does
+    live.flush_all()
+    events = read_events(Workspace(workspace).annotation_path(toy.stem))
+    assert events.column("sample_id").to_pylist() == [alice.queue[0]]
+    assert not (elsewhere / "annotations").exists()
+    # an App server started for another workspace refuses to label this dataset, and writes nowhere
+    from fercurate.annotate import served
+
+    monkeypatch.setattr(served, "_current", served.Served("alice", Workspace(elsewhere)))
+    done = execute_operator(f"{PLUGIN_NAME}/occ_glasses", dataset=alice.dataset, selected=[second])
+    assert f"labels for workspace {workspace}" in done.result["error"]
+    live.flush_all()
+    assert not (elsewhere / "annotations").exists()
+    assert read_events(Workspace(workspace).annotation_path(toy.stem)).num_rows == 1
+
+
+def test_labels_saved_in_a_session_but_not_in_the_file_are_found(toy: Path) -> None:
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    alice = _open(toy, "alice")
+    face = alice.queue[0]
+    session.save(alice.dataset, face, ["mask", "upper"], annotator="alice")  # queued: not in the file yet
+    assert session.unaccounted(alice.dataset, since) == {face: ["mask", "upper"]}
+    _flush(toy)
+    assert session.unaccounted(alice.dataset, since) == {}
+    assert session.unaccounted(alice.dataset, datetime.now(timezone.utc) + timedelta(hours=1)) == {}
+
+
+def test_the_progress_count_goes_on_after_a_relaunch(toy: Path) -> None:
+    alice = _open(toy, "alice")
+    assert session.progress(alice.dataset) == "done: 0 of 12"
+    for face in alice.queue[:2]:
+        session.save(alice.dataset, face, ["none"], annotator="alice")
+    assert session.progress(alice.dataset) == "done: 2 of 12"
+    _flush(toy)
+    alice = _open(toy, "alice")  # the relaunch's queue leaves out the two faces done
+    assert len(alice.queue) == 10 and session.progress(alice.dataset) == "done: 2 of 12"
+
+
+_OPEN_AT_ONCE = """
+import sys, time
+from pathlib import Path
+from fercurate.annotate.dataset import ensure_dataset
+from fercurate.annotate.session import open_session
+
+manifest, who, barriers, n = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+for round_ in ("fresh", "used"):  # creating the datasets, then refreshing them and their views
+    (barriers / f"{round_}-{who}").touch()
+    deadline = time.monotonic() + 120
+    while len(list(barriers.glob(round_ + "-*"))) < n:  # everyone ready: go at the same moment
+        if time.monotonic() > deadline:
+            sys.exit(f"{who}: the others never came to round {round_!r}")
+        time.sleep(0.01)
+    opened = open_session(ensure_dataset(manifest), manifest, annotator=who)
+    print(round_, opened.dataset.name, opened.dataset.count(), len(opened.queue), flush=True)
+"""
+
+
+def test_launches_at_the_same_moment_create_and_refresh_the_datasets_safely(toy: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from fercurate.annotate.dataset import load_dataset
+
+    procs = {who: subprocess.Popen([sys.executable, "-c", _OPEN_AT_ONCE, str(toy), who, str(tmp_path), "2"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for who in ("alice", "bob")}
+    try:
+        for who, proc in procs.items():
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+            assert out.split("\n")[:2] == [f"{r} fercurate-{toy.stem}--{who} 12 12" for r in ("fresh", "used")]
+    finally:
+        for proc in procs.values():  # a failed one must not leave the other waiting
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    base = load_dataset(toy.stem)
+    assert base.count() == len(set(base.values("sample_id"))) == 12

@@ -21,6 +21,13 @@ count: a second annotator who saw the first's label is not an independent rater,
 such labels is inflated. Every kappa comes with a bootstrap confidence interval: the shared samples
 are resampled with replacement ``n_boot`` times (seeded) and the interval is the central ``ci``
 fraction of the resampled kappas (resamples where kappa is undefined are left out).
+
+An interval from a handful of faces, or of positive faces, says little however narrow it looks: with
+1 glasses face among 6 that both raters marked, every resample holding that face gives kappa 1 and
+every other resample is undefined (left out), so the interval is [1.00, 1.00]. :func:`too_few`
+names such kappas: fewer than :data:`MIN_FACES` shared faces, or fewer than :data:`MIN_POSITIVES`
+faces that either rater marked positive (for the type; occluded at all, for the exact and occluded
+kappas). The thresholds are fercurate's rule of thumb for a warning, not a test: they change no figure.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ from fercurate.schema import OCCLUDED_TYPES
 
 # Raters: people, and the official lists' authors (``ran-authors``).
 RATER_SOURCES: tuple[str, ...] = ("human", "official")
+# Below these, a kappa and its interval are printed with a warning (:func:`too_few`).
+MIN_FACES = 30
+MIN_POSITIVES = 10
 # Which types an unresolved official value leaves undetermined.
 _UNDETERMINED = {"glasses|mask": {"glasses", "mask"}, "occluded": set(OCCLUDED_TYPES)}
 __getattr__ = moved_module(__name__, "fercurate.schema", {"RESOLVED_TYPES": "fercurate.schema:OCCLUDED_TYPES"})
@@ -92,6 +102,26 @@ class PairAgreement:
     occluded_ci: tuple[float, float] = NAN_CI
     type_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     independent: bool = False
+    occluded_positives: int = 0
+    type_positives: dict[str, int] = field(default_factory=dict)
+
+    def warnings(self) -> dict[str, str]:
+        """Kappas too thin to read (``exact``, ``occluded``, a type) -> why (:func:`too_few`)."""
+        found = {"exact": too_few(self.shared, self.occluded_positives),
+                 "occluded": too_few(self.shared, self.occluded_positives)}
+        found.update({t: too_few(self.type_n.get(t, 0), self.type_positives.get(t, 0)) for t in self.type_kappa})
+        return {k: v for k, v in found.items() if v}
+
+
+def too_few(faces: int, positives: int) -> str | None:
+    """Why a kappa over ``faces`` shared faces, ``positives`` of them marked by either rater, says
+    little (None when it has enough; see the module docstring)."""
+    short = []
+    if faces < MIN_FACES:
+        short.append(f"{faces} face(s) < {MIN_FACES}")
+    if positives < MIN_POSITIVES:
+        short.append(f"{positives} positive(s) < {MIN_POSITIVES}")
+    return "too few to judge: " + ", ".join(short) if short else None
 
 
 def independent_events(events: pa.Table) -> pa.Table:
@@ -244,6 +274,7 @@ def pairwise_agreement(
             exact_kappa=cohen_kappa(ka, kb),
             occluded_kappa=cohen_kappa([_occluded(x) for x in ka], [_occluded(x) for x in kb]),
             independent=independent_only,
+            occluded_positives=sum(_occluded(x) or _occluded(y) for x, y in zip(ka, kb)),
         )
         n = len(both)
         everyone = np.ones(n, dtype=bool)
@@ -257,6 +288,7 @@ def pairwise_agreement(
             hb = [_has_type(x, t) for x in kb]
             keep = np.array([x is not None and y is not None for x, y in zip(ha, hb)], dtype=bool)
             pair.type_n[t] = int(keep.sum())
+            pair.type_positives[t] = sum(bool(x or y) for x, y, k in zip(ha, hb, keep) if k)
             pair.type_kappa[t] = cohen_kappa([x for x, k in zip(ha, keep) if k], [y for y, k in zip(hb, keep) if k])
             stats.append((np.array([bool(x) for x in ha], np.int64), np.array([bool(y) for y in hb], np.int64), keep))
         points = [pair.exact_kappa, pair.occluded_kappa, *pair.type_kappa.values()]

@@ -1,12 +1,18 @@
-"""Launching the FiftyOne App on a manifest's dataset, with the packaged labelling plugin installed.
+"""Launching the FiftyOne App on an annotator's own dataset, with the packaged labelling plugin installed.
 
 FiftyOne loads plugins from ``FIFTYONE_PLUGINS_DIR`` (``fo.config.plugins_dir``) when its server
-starts, so :func:`install_plugin` links the plugin shipped inside this package there first.
+starts, so :func:`install_plugin` links the plugin shipped inside this package there first. The
+launcher decides the workspace once and hands it, with the annotator, to the App server it starts
+(:mod:`fercurate.annotate.served`); the server uses the annotator's own database, so its App lists
+only that person's datasets, and a port fixed per workspace and annotator, so the browser keeps the
+App's layout from one launch to the next.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import logging
 import os
 import shutil
 import subprocess
@@ -14,14 +20,16 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fercurate.annotate import identity, network
-from fercurate.annotate.database import connect
-from fercurate.annotate.dataset import ensure_dataset
-from fercurate.annotate.session import QUEUE_VIEW, open_session
+from fercurate.annotate.children import child_env
+from fercurate.annotate.database import annotator_database, connect
+from fercurate.annotate.session import QUEUE_VIEW, Session, open_session
 from fercurate.compat import moved_module
 from fercurate.errors import FercurateError, InputError
 from fercurate.workspace import Workspace
@@ -80,6 +88,8 @@ class Launched:
     server: subprocess.Popen | None = None
     mode: str = "label"
     queue: int = 0
+    workspace: Workspace | None = None
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def close(self) -> None:
         """Close the session and stop the App server this launch started."""
@@ -104,35 +114,102 @@ def launch(
     sample: int | None = None,
     seed: int = 0,
 ) -> Launched:
-    """Sync the manifest's App dataset, open the annotator's own session and start their App.
+    """Open the annotator's own session on the manifest and start their App.
 
-    The annotator (default: ``$USER``) labels in their own copy of the dataset
-    (:mod:`fercurate.annotate.session`), on an App server of their own that knows only them, so
-    two annotators' launches never mix up who labelled what. The App opens on the queue of
-    ``mode`` (``label``, ``second-pass`` with ``sample`` faces chosen by ``seed``, or
-    ``adjudicate``), or the whole split when that queue is empty.
+    The annotator (default: ``$USER``) labels in their own dataset, in their own database
+    (:mod:`fercurate.annotate.session`), on an App server of their own that knows only them and
+    ``workspace`` (decided here, once; by default the current folder), so two annotators' launches
+    never mix up who labelled what and labels always land in that workspace. The App opens on the
+    queue of ``mode`` (``label``, ``second-pass`` with ``sample`` faces chosen by ``seed``, or
+    ``adjudicate``), or the whole split when that queue is empty. ``port`` defaults to one fixed
+    for this workspace and annotator (:func:`fercurate.annotate.network.stable_ports`). Call it
+    in a process of its own: a process uses one FiftyOne database.
     """
     who = (annotator or identity.default_annotator()).strip()
     if not who:
         raise InputError("no annotator name: pass --annotator NAME")
     ws = workspace or Workspace.current()
     manifest_path = ws.resolve_manifest(manifest)
-    base = ensure_dataset(manifest_path, split=split, workspace=ws, root=root)
-    opened = open_session(base, manifest_path, annotator=who, mode=mode, split=split, sample=sample, seed=seed,
-                          workspace=ws, root=root)
+    started = datetime.now(timezone.utc)
+    fo = connect(ws, database=annotator_database(who))
+    _quiet_config_echo()
+    install_plugin()  # before the server starts: it loads the plugins then
+
+    def prepare() -> Session:  # while the App server starts (it takes longer)
+        return open_session(None, manifest_path, annotator=who, mode=mode, split=split, sample=sample, seed=seed,
+                            workspace=ws, root=root)
+
+    server, port, opened = _serve(port, address, ws, who, server_timeout, prepare)
     ds = opened.dataset
-    install_plugin()
-    fo = connect()
     view, view_name = _start_view(ds, split, bool(opened.queue))
-    port = port or network.free_port()
-    server = start_server(port, address, timeout=server_timeout, annotator=who)
     try:
-        session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
+        with _quiet_session_log():
+            session = fo.launch_app(ds, view=view, remote=True, port=port, address=address, auto=False)
     except Exception as exc:  # noqa: BLE001 - report any session failure as one line
         stop_server(server)
         raise FercurateError(f"the FiftyOne App could not start on {address}:{port} ({exc})") from exc
     _quiet_attached_service(port)
-    return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server, mode, len(opened.queue))
+    return Launched(session, ds, f"http://{address}:{port}/", view_name, who, server, mode, len(opened.queue),
+                    ws, started)
+
+
+def _serve(
+    port: int | None, address: str, ws: Workspace, who: str, timeout: float, prepare: Callable[[], Session]
+) -> tuple[subprocess.Popen, int, Session]:
+    """Start the App server on ``port``, else on this workspace and annotator's stable port (the next
+    ones when taken, then any free one), and run ``prepare`` while it starts."""
+    host = "127.0.0.1" if address == "localhost" else address
+    if port:
+        candidates = [port]
+    else:
+        candidates = [p for p in network.stable_ports(f"{ws.root}\0{who}") if network.port_is_free(p, host)]
+        candidates.append(network.free_port(host))
+    prepared = None
+    for candidate in candidates:
+        starting = _spawn_server(candidate, address, who, ws)
+        if prepared is None:
+            try:
+                prepared = prepare()
+            except BaseException:
+                stop_server(starting.proc)
+                raise
+        try:
+            return _wait_for_server(starting, timeout), candidate, prepared
+        except FercurateError:
+            if port or network.port_is_free(candidate, host):
+                raise  # the server failed for another reason than a port taken meanwhile
+    raise FercurateError(f"no free port for the App on {address}")
+
+
+class _RemovedOptionEcho(logging.Filter):
+    """Drops FiftyOne's "The `show_index` App config option has been removed ..." warnings that its own
+    session causes: it serialises those removed options and warns when it reads them back, at every
+    browser connection. A user who did set one still sees FiftyOne's warning once, at import."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "App config option has been removed" not in record.getMessage()
+
+
+def _quiet_config_echo() -> None:
+    log = logging.getLogger("fiftyone.core.config")
+    if not any(isinstance(f, _RemovedOptionEcho) for f in log.filters):
+        log.addFilter(_RemovedOptionEcho())
+
+
+@contextlib.contextmanager
+def _quiet_session_log() -> Iterator[None]:
+    """Hide what ``fo.launch_app`` logs: the port-forwarding advice for a remote session (it names
+    localhost:5151, not this App's address), "Connected to FiftyOne on port ..." and the first-run
+    welcome; the launcher prints the App's URL itself. Warnings still show."""
+    logs = [logging.getLogger(name) for name in ("fiftyone.core.session.session", "fiftyone.core.service")]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for log, level in zip(logs, levels):
+            log.setLevel(level)
 
 
 def _quiet_attached_service(port: int) -> None:
@@ -159,7 +236,11 @@ def _start_view(ds: "fo.Dataset", split: str | None, has_queue: bool) -> tuple["
 
 
 def start_server(
-    port: int, address: str = "localhost", timeout: float = 240.0, annotator: str | None = None
+    port: int,
+    address: str = "localhost",
+    timeout: float = 240.0,
+    annotator: str | None = None,
+    workspace: Workspace | None = None,
 ) -> subprocess.Popen:
     """Start the FiftyOne App server ourselves and wait until it answers (up to ``timeout`` s).
 
@@ -168,27 +249,47 @@ def start_server(
     the MongoDB this process started (``connect()`` must have run). Its output goes to a log file
     whose tail is shown if it dies. A watchdog in the server (:mod:`fercurate.annotate.app_server`)
     stops it when this process dies, by any signal. ``annotator`` is the only person this server
-    labels for (``$FERCURATE_APP_ANNOTATOR`` in the server, read by the plugin).
+    labels for and ``workspace`` where its labels go (:mod:`fercurate.annotate.served`, read by the
+    plugin). The server uses this process's FiftyOne database (``$FIFTYONE_DATABASE_NAME``) and runs
+    with FiftyOne's ``do_not_track`` on unless ``$FIFTYONE_DO_NOT_TRACK`` says otherwise (no
+    analytics, and no cookie banner over the labelling page).
     """
+    return _wait_for_server(_spawn_server(port, address, annotator, workspace), timeout)
+
+
+@dataclass
+class _Starting:
+    """An App server process that may not answer yet."""
+
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+
+def _spawn_server(port: int, address: str, annotator: str | None, workspace: Workspace | None) -> _Starting:
     import fiftyone.constants as foc
 
-    log = tempfile.NamedTemporaryFile(prefix="fercurate-app-", suffix=".log", delete=False)
-    # Through the watchdog wrapper: the server exits when this process dies, even by kill -9.
-    cmd = [sys.executable, "-m", "fercurate.annotate.app_server", "--parent", str(os.getpid()), "--",
-           "--port", str(port), "--address", address]
-    here = str(Path(__file__).resolve().parents[2])  # this copy of fercurate, whatever the server's cwd
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
-    env.pop(identity.APP_ANNOTATOR_ENV, None)
-    if annotator:
-        env[identity.APP_ANNOTATOR_ENV] = annotator
-    proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with tempfile.NamedTemporaryFile(prefix="fercurate-app-", suffix=".log", delete=False) as log:
+        # Through the watchdog wrapper: the server exits when this process dies, even by kill -9.
+        cmd = [sys.executable, "-m", "fercurate.annotate.app_server", "--parent", str(os.getpid())]
+        if annotator and workspace is not None:
+            cmd += ["--annotator", annotator, "--workspace", str(workspace.root)]
+        cmd += ["--", "--port", str(port), "--address", address]
+        env = child_env()
+        env.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+        proc = subprocess.Popen(cmd, cwd=foc.SERVER_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
     atexit.register(stop_server, proc)  # never leave a server behind when the caller exits
-    url = f"http://{address}:{port}/fiftyone"
+    return _Starting(proc, f"http://{address}:{port}/fiftyone", Path(log.name))
+
+
+def _wait_for_server(starting: _Starting, timeout: float) -> subprocess.Popen:
+    """Wait until a spawned server answers; a clear error (with its log's tail) when it dies or never does."""
+    proc, url = starting.proc, starting.url
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-3:]
+            tail = starting.log.read_text(errors="replace").strip().splitlines()[-3:]
             raise FercurateError(f"the FiftyOne App server exited (code {proc.returncode}): {' | '.join(tail)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as reply:
@@ -198,7 +299,7 @@ def start_server(
             pass
         time.sleep(0.5)
     stop_server(proc)
-    raise FercurateError(f"the FiftyOne App server did not answer on {url} within {timeout:.0f} s (log: {log.name})")
+    raise FercurateError(f"the FiftyOne App server did not answer on {url} within {timeout:.0f} s (log: {starting.log})")
 
 
 def stop_server(proc: subprocess.Popen) -> None:

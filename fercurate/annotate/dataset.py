@@ -39,12 +39,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fercurate.annotate import views
-from fercurate.annotate.database import connect
+from fercurate.annotate.database import connect, database_home
 from fercurate.annotations import LABEL_SOURCES, latest_labels, read_events
 from fercurate.compat import moved_module
 from fercurate.errors import InputError
 from fercurate.ingest.files import existing_files
 from fercurate.layers import read_layer
+from fercurate.locks import locked
 from fercurate.manifest import Manifest, read_manifest
 from fercurate.progress import progress
 from fercurate.schema import POSE_LAYER_SCHEMA
@@ -143,8 +144,8 @@ def load_dataset(name: str, workspace: Workspace | None = None) -> "fo.Dataset":
 
     Raises InputError naming the known fercurate datasets when there is none.
     """
-    fo = connect()
     ws = workspace or Workspace.current()
+    fo = connect(ws)
     if name.endswith(".parquet"):
         manifest_path, mname = Path(name), name_of_manifest(name)
     else:
@@ -170,29 +171,45 @@ def ensure_dataset(
     *,
     root: str | os.PathLike | None = None,
     name: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> "fo.Dataset":
     """Create or update the persistent App dataset of a manifest; returns it.
 
     ``split`` limits which rows are *added* (rows added earlier stay). ``name`` overrides the App
-    dataset's name (default ``fercurate-<manifest name>``, see :func:`find_dataset_name`). Idempotent: samples are keyed
+    dataset's name (default ``fercurate-<manifest name>``, see :func:`find_dataset_name`); ``meta``
+    is merged into its fercurate info before its fields are filled (an annotator's own dataset says
+    whose it is, so that it shows nobody else's labels). Idempotent: samples are keyed
     by ``sample_id``; a re-run adds new rows, refreshes label/split/pose/occlusion/suggestion fields
-    and the standard saved views, and leaves App tags (unpulled labels) alone. Raises InputError when
-    the manifest's images are missing (naming the first one) and DatabaseError when MongoDB can't start.
+    and the standard saved views, and leaves App tags (unpulled labels) alone. Several processes may
+    call it at once (two annotators launching together): it holds :func:`datasets_lock`. Raises
+    InputError when the manifest's images are missing (naming the first one) and DatabaseError when
+    MongoDB can't start.
     """
     ws = workspace or Workspace.current()
     manifest = read_manifest(ws.resolve_manifest(manifest_path), root=root)
     splits = [split] if isinstance(split, str) else list(split or [])
     chosen = manifest.where_split(*splits) if splits else manifest
     _check_images(chosen)
-    fo = connect()
-    ds = _open_or_create(fo, name, manifest)
-    present = set(ds.distinct("sample_id"))
-    new = np.array([sid not in present for sid in chosen.table.column("sample_id").to_pylist()], dtype=bool)
-    if new.any():
-        _add_samples(fo, ds, chosen.select(new))
-    refresh_fields(ds, manifest, ws)
-    views.ensure_standard_views(ds)
+    fo = connect(ws)
+    with datasets_lock(ws):
+        ds = _open_or_create(fo, name, manifest, meta)
+        present = set(ds.distinct("sample_id"))
+        new = np.array([sid not in present for sid in chosen.table.column("sample_id").to_pylist()], dtype=bool)
+        if new.any():
+            _add_samples(fo, ds, chosen.select(new))
+        refresh_fields(ds, manifest, ws)
+        views.ensure_standard_views(ds)
     return ds
+
+
+def datasets_lock(workspace: Workspace):  # noqa: ANN201 - a context manager (fercurate.locks.locked)
+    """The lock held while App datasets of the workspace's database are created or refreshed.
+
+    Creating a dataset, adding its samples and saving its views are many database calls; two
+    launches at the same moment would otherwise both create one dataset (duplicate ``sample_id``)
+    or save views over each other. Re-entrant within a process.
+    """
+    return locked(database_home(workspace) / "app-datasets")
 
 
 def _check_images(manifest: Manifest) -> None:
@@ -208,7 +225,7 @@ def _check_images(manifest: Manifest) -> None:
     )
 
 
-def _open_or_create(fo: Any, name: str | None, manifest: Manifest) -> "fo.Dataset":
+def _open_or_create(fo: Any, name: str | None, manifest: Manifest, extra: dict[str, Any] | None = None) -> "fo.Dataset":
     mpath = _resolved(manifest.path)
     if name is None:
         name = find_dataset_name(fo, manifest.name, mpath) or _new_dataset_name(fo, manifest.name, mpath)
@@ -224,7 +241,7 @@ def _open_or_create(fo: Any, name: str | None, manifest: Manifest) -> "fo.Datase
     declare_fields(ds, FIELDS)
     ds.create_index("sample_id", unique=True)
     _app_defaults(fo, ds)
-    info.update({"manifest_path": mpath, "manifest": manifest.name, "dataset": manifest.dataset})
+    info.update({"manifest_path": mpath, "manifest": manifest.name, "dataset": manifest.dataset, **(extra or {})})
     ds.info[INFO_KEY] = info
     ds.save()
     return ds

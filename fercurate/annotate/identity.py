@@ -1,17 +1,19 @@
-"""Annotator identity: the default annotator name and the variable naming an App server's one annotator.
+"""Annotator identity: the default annotator name, and a name as it may appear in dataset and database names.
 
-Kept apart from the App launcher (:mod:`fercurate.annotate.app`) so that the commands below it
-(``adjudicate``'s default adjudicator, the plugin) can ask without importing the launcher.
+Kept apart from the App launcher (:mod:`fercurate.annotate.app`) so that the modules below it
+(``adjudicate``'s default adjudicator, the plugin, the database) can ask without importing the launcher.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import re
+
+from fercurate.errors import InputError
 
 ANNOTATOR_ENV = "FERCURATE_ANNOTATOR"
-# Set in an App server's environment: the one annotator that server labels for.
-APP_ANNOTATOR_ENV = "FERCURATE_APP_ANNOTATOR"
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def default_annotator() -> str:
@@ -25,4 +27,12 @@ def default_annotator() -> str:
     return name
 
 
-__all__ = ["ANNOTATOR_ENV", "APP_ANNOTATOR_ENV", "default_annotator"]
+def annotator_slug(annotator: str) -> str:
+    """The annotator's name as it can appear in a dataset name (other characters become ``_``)."""
+    who = (annotator or "").strip()
+    if not who:
+        raise InputError("an annotator name is needed (pass --annotator NAME or set $USER)")
+    return _NAME_OK.sub("_", who)
+
+
+__all__ = ["ANNOTATOR_ENV", "annotator_slug", "default_annotator"]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from fercurate.annotate import session
 from fercurate.errors import InputError
 from fercurate.schema import OCCLUSION_TYPES
+from fercurate.workspace import Workspace
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -24,6 +25,7 @@ def _each(
     annotator: str,
     types_for: Callable[[dict], list[str] | None],
     fields: Sequence[str] = (),
+    workspace: Workspace | None = None,
 ) -> int:
     """Save ``types_for(values)`` for each selected face (None: leave it); returns how many changed."""
     if not ids:
@@ -34,13 +36,17 @@ def _each(
     changed = 0
     for i, sid in enumerate(columns[0]):
         types = types_for({f: columns[k][i] for k, f in enumerate(names)})
-        if types is not None and session.save(ds, sid, types, annotator=annotator) is not None:
+        if types is not None and session.save(ds, sid, types, annotator=annotator, workspace=workspace) is not None:
             changed += 1
     return changed
 
 
-def set_types(ds: "fo.Dataset", ids: Sequence[str], types: Sequence[str], annotator: str) -> int:
-    """Label each selected face with exactly ``types`` (the six types; ``none`` alone)."""
+def set_types(ds: "fo.Dataset", ids: Sequence[str], types: Sequence[str], annotator: str, *,
+              workspace: Workspace | None = None) -> int:
+    """Label each selected face with exactly ``types`` (the six types; ``none`` alone).
+
+    ``workspace``: the one the App server serves (checked against the dataset's; see
+    :func:`fercurate.annotate.session.workspace_of`)."""
     chosen = sorted(set(types))
     bad = [t for t in chosen if t not in OCCLUSION_TYPES]
     if bad:
@@ -49,15 +55,16 @@ def set_types(ds: "fo.Dataset", ids: Sequence[str], types: Sequence[str], annota
         raise InputError("choose at least one occlusion type ('none' for no occlusion)")
     if "none" in chosen and len(chosen) > 1:
         raise InputError("'none' cannot be combined with other occlusion types")
-    return _each(ds, ids, annotator, lambda _: chosen)
+    return _each(ds, ids, annotator, lambda _: chosen, workspace=workspace)
 
 
-def clear(ds: "fo.Dataset", ids: Sequence[str], annotator: str) -> int:
+def clear(ds: "fo.Dataset", ids: Sequence[str], annotator: str, *, workspace: Workspace | None = None) -> int:
     """Withdraw the annotator's own label of each selected face (the history keeps both events)."""
-    return _each(ds, ids, annotator, lambda _: [])
+    return _each(ds, ids, annotator, lambda _: [], workspace=workspace)
 
 
-def accept_prefilled(ds: "fo.Dataset", ids: Sequence[str], annotator: str, *, source: str = "suggestion") -> int:
+def accept_prefilled(ds: "fo.Dataset", ids: Sequence[str], annotator: str, *, source: str = "suggestion",
+                     workspace: Workspace | None = None) -> int:
     """Confirm what is shown: the automatic suggestion (``source='suggestion'``) or the official
     label (``source='official'``) becomes the annotator's label.
 
@@ -76,4 +83,4 @@ def accept_prefilled(ds: "fo.Dataset", ids: Sequence[str], annotator: str, *, so
             return None
         return sorted(set(shown))
 
-    return _each(ds, ids, annotator, pick, fields=(field, "occlusion_source"))
+    return _each(ds, ids, annotator, pick, fields=(field, "occlusion_source"), workspace=workspace)

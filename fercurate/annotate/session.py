@@ -1,10 +1,13 @@
 """One annotator's labelling session: their own App dataset, their queue, and labels saved as made.
 
-Every annotator labels in their own copy of the manifest's App dataset (``<dataset>--<name>``),
-opened by their own ``annotate launch`` on their own App server. The copy shows the official lists
-and the automatic suggestions but never another person's labels, so every label made there is an
-independent (blind) label, recorded with origin ``app-blind:<dataset>``. Who labelled is the owner
-of the dataset, fixed at its creation: one annotator's launch can never relabel another's clicks.
+Every annotator labels in their own App dataset of the manifest (``<dataset>--<name>``, built from
+the manifest and its layers), opened by their own ``annotate launch`` on their own App server, in
+a MongoDB database of their own (:func:`fercurate.annotate.database.annotator_database`) so that
+their App lists no one else's dataset. It shows the official lists and the automatic suggestions
+but never another person's labels, so every label made there is an independent (blind) label,
+recorded with origin ``app-blind:<dataset>``. Who labelled is the owner of the dataset, fixed at
+its creation: one annotator's launch can never relabel another's clicks. The dataset records its
+workspace: its labels go to that workspace's ``annotations/``, whichever process saves them.
 
 Three modes (:data:`MODES`):
 
@@ -23,7 +26,6 @@ already written: the earlier label is restored, or withdrawn when there was none
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -38,12 +40,14 @@ import pyarrow.compute as pc
 # Not "from fercurate import annotations": fercurate/__init__ binds that name to its __future__ import.
 import fercurate.annotations as history
 from fercurate.annotate import adjudicate, live
-from fercurate.annotate.dataset import BASE_KEY, INFO_KEY, OWNER_KEY, ensure_dataset, info
-from fercurate.annotate.vocabulary import is_occlusion_tag, type_tag
+from fercurate.annotate.database import connect
+from fercurate.annotate.dataset import BASE_KEY, INFO_KEY, OWNER_KEY, dataset_name, datasets_lock, ensure_dataset, info
+from fercurate.annotate.identity import annotator_slug
+from fercurate.annotate.vocabulary import TAG_TO_TYPE, is_occlusion_tag, type_tag
 from fercurate.annotations import BLIND_ORIGIN, make_event, make_withdrawal, normalise_types
 from fercurate.errors import InputError
 from fercurate.schema import OCCLUDED_TYPES, OCCLUSION_TYPES
-from fercurate.workspace import Workspace
+from fercurate.workspace import Workspace, manifest_name
 
 if TYPE_CHECKING:
     import fiftyone as fo
@@ -51,17 +55,11 @@ if TYPE_CHECKING:
 MODES: tuple[str, ...] = ("label", "second-pass", "adjudicate")
 QUEUE_VIEW = "occlusion-queue"
 MODE_KEY = "mode"
+WORKSPACE_KEY = "workspace"
+# Faces this annotator had done (in the dataset's mode, within its split) before the latest launch.
+DONE_BEFORE_KEY = "done_before_launch"
 # Keys of the single-face flow: number keys 1-5 toggle the occluded types in schema order, 0 / n mean no occlusion.
 KEY_TYPES: dict[str, str] = {**{str(i): t for i, t in enumerate(OCCLUDED_TYPES, 1)}, "0": "none", "n": "none"}
-_NAME_OK = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def annotator_slug(annotator: str) -> str:
-    """The annotator's name as it can appear in a dataset name (other characters become ``_``)."""
-    who = (annotator or "").strip()
-    if not who:
-        raise InputError("an annotator name is needed (pass --annotator NAME or set $USER)")
-    return _NAME_OK.sub("_", who)
 
 
 def session_dataset_name(base_name: str, annotator: str, mode: str = "label") -> str:
@@ -80,10 +78,27 @@ def mode_of(ds: "fo.Dataset") -> str:
     return info(ds).get(MODE_KEY) or "label"
 
 
+def workspace_of(ds: "fo.Dataset", workspace: Workspace | None = None) -> Workspace:
+    """The workspace an annotator's dataset labels for: the one recorded at its launch.
+
+    ``workspace`` (the one an App server was started for) must be that same workspace. Never the
+    current folder: the App server runs in FiftyOne's folder, and a label must not land elsewhere.
+    """
+    recorded = info(ds).get(WORKSPACE_KEY)
+    if recorded is None:
+        if workspace is None:
+            raise InputError(f"App dataset {ds.name!r} does not say which workspace it labels for; "
+                             "open it with 'fercurate annotate launch MANIFEST' (from the workspace, or with -w)")
+        return workspace
+    if workspace is not None and Path(recorded) != workspace.root:
+        raise InputError(f"App dataset {ds.name!r} labels for workspace {recorded}, but this App serves "
+                         f"{workspace.root}; launch it from its own workspace")
+    return Workspace(Path(recorded))
+
+
 def annotation_path(ds: "fo.Dataset", workspace: Workspace | None = None) -> Path:
-    meta = info(ds)
-    ws = workspace or Workspace.current()
-    return ws.annotation_path(meta.get("manifest") or ds.name)
+    """The annotation file labels made in ``ds`` go to (in :func:`workspace_of`)."""
+    return workspace_of(ds, workspace).annotation_path(info(ds).get("manifest") or ds.name)
 
 
 @dataclass
@@ -99,7 +114,7 @@ class Session:
 
 
 def open_session(
-    base: "fo.Dataset",
+    base: "fo.Dataset | None",
     manifest_path: str | Path,
     *,
     annotator: str,
@@ -110,39 +125,57 @@ def open_session(
     workspace: Workspace | None = None,
     root: str | Path | None = None,
 ) -> Session:
-    """Create or refresh ``annotator``'s own copy of ``base`` and save the queue for ``mode`` in it.
+    """Create or refresh ``annotator``'s own App dataset of the manifest and save the queue for ``mode`` in it.
 
-    ``sample`` (second pass only) takes that many faces of the eligible ones, chosen by ``seed``.
+    The dataset is built from the manifest and its layers in the database this process uses (the
+    launcher chooses the annotator's own); ``base``, the shared dataset, only gives it its name
+    (None: the manifest's default name). It records ``workspace``. ``sample`` (second pass only)
+    takes that many faces of the eligible ones, chosen by ``seed``. Safe to run in several
+    processes at once (:func:`fercurate.annotate.dataset.datasets_lock`).
     """
-    import fiftyone as fo
-
     if mode not in MODES:
         raise InputError(f"unknown labelling mode {mode!r} (known: {', '.join(MODES)})")
     who = annotator.strip()
     ws = workspace or Workspace.current()
-    name = session_dataset_name(base.name, who, mode)
-    if fo.dataset_exists(name):
-        found = owner(fo.load_dataset(name))
-        if found != who:
-            raise InputError(f"App dataset {name!r} belongs to {found!r}, not {who!r}; choose another name")
-    else:
-        copy = base.clone(name, persistent=True)
-        meta = info(copy)
-        meta.update({OWNER_KEY: who, BASE_KEY: base.name, MODE_KEY: mode})
-        copy.info[INFO_KEY] = meta
-        copy.save()
-    ds = ensure_dataset(manifest_path, split=split, workspace=ws, root=root, name=name)
-    meta = info(ds)
-    meta.update({"annotator": who, MODE_KEY: mode})
-    ds.info[INFO_KEY] = meta
-    ds.save()
-    events = live.writer_for(annotation_path(ds, ws)).history()  # the file and what waits to be written
-    _sync_own_labels(ds, events, who)
-    ids = ds.values("sample_id") if split is None else _split_ids(ds, split)
-    queue = build_queue(events, ids, who, mode, scores=_scores(ds), sample=sample, seed=seed)
-    ds.save_view(QUEUE_VIEW, ds.select_by("sample_id", queue, ordered=True) if queue else ds.limit(0),
-                 description=f"{who}'s {mode} queue ({len(queue)} faces)", overwrite=True)
+    mpath = ws.resolve_manifest(manifest_path)
+    base_name = base.name if base is not None else dataset_name(manifest_name(mpath))
+    name = session_dataset_name(base_name, who, mode)
+    fo = connect(ws)
+    with datasets_lock(ws):
+        if fo.dataset_exists(name):
+            found = owner(fo.load_dataset(name))
+            if found != who:
+                raise InputError(f"App dataset {name!r} belongs to {found!r}, not {who!r}; choose another name")
+        meta = {OWNER_KEY: who, BASE_KEY: base_name, MODE_KEY: mode, "annotator": who, WORKSPACE_KEY: str(ws.root)}
+        ds = ensure_dataset(mpath, split=split, workspace=ws, root=root, name=name, meta=meta)
+        events = live.writer_for(annotation_path(ds, ws)).history()  # the file and what waits to be written
+        _sync_own_labels(ds, events, who)
+        ids = ds.values("sample_id") if split is None else _split_ids(ds, split)
+        queue = build_queue(events, ids, who, mode, scores=_scores(ds), sample=sample, seed=seed)
+        meta = info(ds)
+        meta[DONE_BEFORE_KEY] = len(done_before(events, ids, who, mode))
+        ds.info[INFO_KEY] = meta
+        ds.save()
+        ds.save_view(QUEUE_VIEW, ds.select_by("sample_id", queue, ordered=True) if queue else ds.limit(0),
+                     description=f"{who}'s {mode} queue ({len(queue)} faces)", overwrite=True)
     return Session(ds, who, mode, queue, split)
+
+
+def done_before(events: pa.Table, sample_ids: list[str], annotator: str, mode: str) -> set[str]:
+    """Faces among ``sample_ids`` the annotator has already done in ``mode`` (so not in a new queue).
+
+    ``label``: faces they labelled; ``second-pass``: faces they and someone else both labelled;
+    ``adjudicate``: faces they decided. The progress counter starts from these after a relaunch.
+    """
+    wanted = set(sample_ids)
+    if mode == "adjudicate":
+        decided = history.latest_labels(events, source="adjudication", per_annotator=True)
+        return set(decided.loc[decided["annotator"] == annotator, "sample_id"]) & wanted
+    labels = history.latest_labels(events, source="human", per_annotator=True)
+    mine = set(labels.loc[labels["annotator"] == annotator, "sample_id"]) & wanted
+    if mode == "second-pass":
+        return mine & set(labels.loc[labels["annotator"] != annotator, "sample_id"])
+    return mine
 
 
 def _split_ids(ds: "fo.Dataset", split: str) -> list[str]:
@@ -185,17 +218,55 @@ def build_queue(
     return [s for s in adjudicate.disagreements(events)["sample_id"] if s in wanted]
 
 
-def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
-    """Tag each face with this annotator's current label from the file (and nothing else)."""
+def _own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> dict[str, list[str]]:
+    """This annotator's current label of each face in the file (decisions, in an adjudication dataset)."""
     source = "adjudication" if mode_of(ds) == "adjudicate" else "human"
     labels = history.latest_labels(events, source=source, per_annotator=True)
     labels = labels[labels["annotator"] == who]
-    own = {s: list(t) for s, t in zip(labels["sample_id"], labels["types"])}
-    ids, tags = ds.values(["sample_id", "tags"])
-    changed = {sid: own.get(sid, []) for sid, t in zip(ids, tags)
-               if sorted(x for x in (t or []) if is_occlusion_tag(x)) != sorted(type_tag(x) for x in own.get(sid, []))}
+    return {s: list(t) for s, t in zip(labels["sample_id"], labels["types"])}
+
+
+def _occ_tags(tags: list[str] | None) -> list[str]:
+    return sorted(x for x in (tags or []) if is_occlusion_tag(x))
+
+
+def _sync_own_labels(ds: "fo.Dataset", events: pa.Table, who: str) -> None:
+    """Tag each face with this annotator's current label from the file (and nothing else).
+
+    Faces whose tags were changed by hand and not pulled yet (tags differ from ``occ_synced``) are
+    left as they are: ``pull`` takes them as labels, a relaunch must not erase them.
+    """
+    own = _own_labels(ds, events, who)
+    ids, tags, synced = ds.values(["sample_id", "tags", "occ_synced"])
+    changed = {sid: own.get(sid, []) for sid, t, done in zip(ids, tags, synced)
+               if _occ_tags(t) == sorted(done or []) and _occ_tags(t) != sorted(type_tag(x) for x in own.get(sid, []))}
     if changed:
         _set_tags(ds, changed, when=datetime.now(timezone.utc))
+
+
+def unaccounted(ds: "fo.Dataset", since: datetime, workspace: Workspace | None = None) -> dict[str, list[str]]:
+    """Labels saved in ``ds`` since ``since`` that its workspace's annotation file does not hold.
+
+    Every label the plugin saves sets the face's tags and marks them saved (``occ_synced``,
+    ``occ_synced_at``); the same label must then be the annotator's latest in the file. A face
+    where it is not (its event went to another file, or was never written) is returned with the
+    label the App shows: sample_id -> types (``[]``: a withdrawn label).
+    """
+    from fiftyone import ViewField as F
+
+    who = owner(ds)
+    if who is None:
+        return {}
+    events = history.read_events(annotation_path(ds, workspace))
+    own = _own_labels(ds, events, who)
+    view = ds.match(F("occ_synced_at") >= since)
+    ids, tags, synced = view.values(["sample_id", "tags", "occ_synced"])
+    out = {}
+    for sid, t, done in zip(ids, tags, synced):
+        shown = _occ_tags(t)
+        if shown == sorted(done or []) and shown != sorted(type_tag(x) for x in own.get(sid, [])):
+            out[sid] = [TAG_TO_TYPE.get(x, x) for x in shown]
+    return out
 
 
 def _set_tags(ds: "fo.Dataset", labels: dict[str, list[str]], when: datetime | None, by: str | None = None) -> None:
@@ -243,8 +314,6 @@ _undo_lock = threading.Lock()
 
 def current_types(ds: "fo.Dataset", sample_id: str) -> list[str]:
     """The annotator's own saved label of a face (its ``occ:*`` tags in their dataset)."""
-    from fercurate.annotate.vocabulary import TAG_TO_TYPE
-
     tags = ds.select_by("sample_id", [sample_id]).values("tags")
     if not tags:
         raise InputError(f"face {sample_id!r} is not in App dataset {ds.name!r}")
@@ -357,13 +426,17 @@ def others_labels(ds: "fo.Dataset", sample_id: str, workspace: Workspace | None 
 
 
 def progress(ds: "fo.Dataset") -> str:
-    """``queue: 3 of 30 done``: faces of the saved queue that carry this annotator's label."""
+    """``done: 7 of 30``: faces this annotator has done in this mode, before this launch and in its queue.
+
+    A relaunch's queue leaves out the faces already done, so the count goes on from where it was.
+    """
     from fercurate.annotate.vocabulary import TAGS
 
     if not ds.has_saved_view(QUEUE_VIEW):
         return "no queue"
     queue = ds.load_saved_view(QUEUE_VIEW)
-    return f"queue: {queue.match_tags(list(TAGS)).count()} of {queue.count()} done"
+    before = int(info(ds).get(DONE_BEFORE_KEY) or 0)
+    return f"done: {before + queue.match_tags(list(TAGS)).count()} of {before + queue.count()}"
 
 
 def latest_labels(events: pa.Table, source: str = "human") -> pd.DataFrame:
@@ -394,6 +467,7 @@ __all__ = [
     "annotator_slug",
     "build_queue",
     "current_types",
+    "done_before",
     "next_face",
     "open_session",
     "others_labels",
@@ -402,5 +476,7 @@ __all__ = [
     "save",
     "session_dataset_name",
     "toggle",
+    "unaccounted",
     "undo",
+    "workspace_of",
 ]

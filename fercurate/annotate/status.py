@@ -100,6 +100,9 @@ class StatusReport:
                     "type_kappa": {t: num(k) for t, k in p.type_kappa.items()},
                     "type_ci": {t: interval(c) for t, c in p.type_ci.items()},
                     "type_n": p.type_n,
+                    "occluded_positives": p.occluded_positives,
+                    "type_positives": p.type_positives,
+                    "warnings": p.warnings(),
                 }
                 for p in agreement
             ]
@@ -229,7 +232,7 @@ def status(
         adjudicated=int((labels["source"] == "adjudication").sum()) if len(labels) else 0,
     )
     if app:
-        report.pending_in_app = _pending_in_app(manifest.name, manifest.path, report)
+        report.pending_in_app = _pending_in_app(manifest.name, manifest.path, report, ws)
     return report
 
 
@@ -272,11 +275,13 @@ def _agreement_key(pairs: list[PairAgreement]) -> list[tuple]:
              tuple((t, r(k)) for t, k in p.type_kappa.items())) for p in pairs]
 
 
-def _kappa_with_ci(kappa: float, ci: tuple[float, float], n: int) -> str:
+def _kappa_with_ci(kappa: float, ci: tuple[float, float], n: int, positives: int | None = None,
+                   warning: str | None = None) -> str:
     if math.isnan(kappa):
         return f"n/a n={n}"
     bounds = "" if math.isnan(ci[0]) else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
-    return f"{kappa:.2f}{bounds} n={n}"
+    pos = "" if positives is None else f" positives={positives}"
+    return f"{kappa:.2f}{bounds} n={n}{pos}" + (f" (warning: {warning})" if warning else "")
 
 
 def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
@@ -284,34 +289,32 @@ def _render_pairs(pairs: list[PairAgreement], empty: str) -> list[str]:
         return [empty]
     lines = []
     for p in pairs:
+        warn = p.warnings()
         lines.append(f"  {p.a} vs {p.b}: shared {p.shared:,}, same set {100 * p.agreement:.1f}%, "
                      f"exact {_kappa_with_ci(p.exact_kappa, p.exact_ci, p.shared)}, "
-                     f"occluded {_kappa_with_ci(p.occluded_kappa, p.occluded_ci, p.shared)}")
+                     f"occluded {_kappa_with_ci(p.occluded_kappa, p.occluded_ci, p.shared, p.occluded_positives)}"
+                     + (f" (warning: {warn['occluded']})" if "occluded" in warn else ""))
         for t, x in p.type_kappa.items():
-            lines.append(f"    {t:<11} {_kappa_with_ci(x, p.type_ci[t], p.type_n[t])}")
+            lines.append(f"    {t:<11} {_kappa_with_ci(x, p.type_ci[t], p.type_n[t], p.type_positives.get(t), warn.get(t))}")
     return lines
 
 
-def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport) -> int | None:
-    """Tags changed by hand in the App (shared dataset and every annotator's copy) and not pulled yet
-    (None when there is no App dataset)."""
+def _pending_in_app(manifest_name: str, manifest_path: Path, report: StatusReport, workspace: Workspace) -> int | None:
+    """Tags changed by hand in the App (shared dataset and every annotator's own, in their own
+    databases too) and not pulled yet (None when there is no App dataset)."""
     from fercurate.annotate.database import DatabaseError, connect
     from fercurate.annotate.dataset import find_dataset_name
-    from fercurate.annotate.vocabulary import occlusion_tags
 
     try:
-        fo = connect()
+        fo = connect(workspace)
     except DatabaseError as exc:
         report.notes.append(f"App state unknown: {exc}")
         return None
-    name = find_dataset_name(fo, manifest_name, manifest_path)
-    if name is None:
-        return None
-    from fercurate.annotate.pull import own_datasets, pending_rows
+    from fercurate.annotate.pull import annotator_datasets, databases_with, pending_count, pending_in
 
-    base = fo.load_dataset(name)
-    total = 0
-    for ds in [base, *own_datasets(base)]:
-        rows = pending_rows(ds)
-        total += sum(occlusion_tags(t or []) != sorted(s or []) for t, s in zip(rows["tags"], rows["occ_synced"]))
-    return total
+    name = find_dataset_name(fo, manifest_name, manifest_path)
+    here = ([fo.load_dataset(name)] if name else []) + annotator_datasets(fo, manifest_path)
+    elsewhere = databases_with(manifest_path)
+    if not here and not elsewhere:
+        return None
+    return pending_count(here) + sum(pending_in(db, Path(manifest_path).resolve(), workspace) for db in elsewhere)

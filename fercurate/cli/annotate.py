@@ -23,7 +23,11 @@ def launch(
     manifest: str = typer.Argument(..., help="Manifest path or name."),
     split: str = typer.Option(None, "--split", "-s", help="Only add this split's samples (and open it)."),
     annotator: str = typer.Option(None, "--annotator", "-a", help="Your name, recorded with every label (default: $USER)."),
-    port: int = typer.Option(None, "--port", "-p", help="App port (default: a free port)."),
+    port: int = typer.Option(
+        None, "--port", "-p",
+        help="App port (default: one fixed for this workspace and annotator, so the browser keeps the layout; "
+             "the next free one when it is taken).",
+    ),
     address: str = typer.Option("localhost", "--address", help="Address to serve the App on (0.0.0.0 for other machines)."),
     root: Path = typer.Option(None, "--root", help="Dataset folder, if the images moved since ingest."),
     pull_on_exit: bool = typer.Option(True, "--pull/--no-pull", help="Pull the labels when you stop the App (Ctrl-C)."),
@@ -40,13 +44,16 @@ def launch(
     """Open your own labelling session in the FiftyOne App (prints the URL).
 
     Each annotator launches their own session: own App server and port, own
-    copy of the dataset. Labels are recorded under that name only, and nobody
-    sees anyone else's labels, so every label is independent.
+    dataset in a database of their own (their App lists no one else's).
+    Labels are recorded under that name only, and nobody sees anyone else's
+    labels, so every label is independent. Your queue holds the faces nobody
+    has labelled yet, most likely occluded first.
 
-    Open a face, show the "Occlusion labelling" panel beside it, then press:
-    1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (more keys: multi-label),
-    0 or n no occlusion, Enter save and open the next face, z undo, q close.
-    Labels reach annotations/<name>.occlusion.parquet within seconds.
+    The App opens on the first face of your queue with the "Occlusion
+    labelling" panel beside it. Keys: 1 mask, 2 glasses, 3 left/right,
+    4 upper, 5 bottom (more keys: multi-label), 0 or n no occlusion, Enter
+    save and open the next face, z undo, q close. Labels reach
+    <workspace>/annotations/<name>.occlusion.parquet within seconds.
     Ctrl-C stops the App.
 
     Example: fercurate annotate launch ferplus --split test --annotator alice
@@ -56,7 +63,9 @@ def launch(
     """
     from fercurate.annotate import live
     from fercurate.annotate.app import launch as launch_app
+    from fercurate.annotate.database import kept
     from fercurate.annotate.pull import pull
+    from fercurate.annotate.session import annotation_path
     from fercurate.errors import InputError
 
     if second_pass and adjudicate:
@@ -74,9 +83,10 @@ def launch(
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         typer.echo(f"App: {launched.url}   annotator: {launched.annotator}   mode: {mode}   dataset: {ds.name}")
+        typer.echo(f"labels go to {annotation_path(ds, ws)}")
         typer.echo(f"queue: {launched.queue:,} face(s)" + ("" if launched.queue else " (nothing to do: showing all faces)"))
-        typer.echo("open a face, then: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom, 0/n none, "
-                   "Enter save+next, z undo, q close (panel 'Occlusion labelling', + beside the Samples tab); Ctrl-C to stop")
+        typer.echo("the App opens on the first face with the labelling panel: 1 mask, 2 glasses, 3 left/right, "
+                   "4 upper, 5 bottom, 0/n none, Enter save+next, z undo, q close; Ctrl-C to stop")
         launched.session.wait(-1)
     except KeyboardInterrupt:
         typer.echo("stopping the App ...")
@@ -84,6 +94,25 @@ def launch(
         launched.close()
     if pull_on_exit:
         _report_pull(pull(ds.name, workspace=ws))
+    if kept(ws):
+        typer.echo("the workspace's MongoDB keeps running ('annotate database --keep'); "
+                   "stop it with: fercurate annotate database --stop")
+    _check_accounted(ds, launched.started, ws)
+
+
+def _check_accounted(ds, since, ws: Workspace) -> None:  # noqa: ANN001 - a FiftyOne dataset, datetime
+    """Fail, naming them, when labels saved in this session are not in the workspace's annotation file."""
+    from fercurate.annotate.session import annotation_path, unaccounted
+    from fercurate.errors import FercurateError
+
+    missing = unaccounted(ds, since, ws)
+    if missing:
+        sid, types = next(iter(missing.items()))
+        raise FercurateError(
+            f"{len(missing)} label(s) saved in this session are not in {annotation_path(ds, ws)} "
+            f"(e.g. {sid}: {'|'.join(types) or 'withdrawn'}); App dataset {ds.name!r} still shows them: "
+            "label those faces again once the file can be written"
+        )
 
 
 @annotate_app.command("pull")
@@ -238,26 +267,36 @@ def suggest_cmd(
 
 @annotate_app.command("database")
 def database_cmd(
-    stop: bool = typer.Option(False, "--stop", help="Stop the workspace's MongoDB server (the next command starts it again)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the workspace's MongoDB server now (the next command starts it again)."),
+    keep: bool = typer.Option(False, "--keep", help="Keep it running after the last fercurate command, until --stop."),
     workspace: Path = options.Workspace,
 ) -> None:
-    """Show (start if needed) or stop the workspace's own MongoDB server (data in <workspace>/.fiftyone/db).
+    """Show (start if needed), keep or stop the workspace's own MongoDB server (data in <workspace>/.fiftyone/db).
 
-    fercurate runs one mongod per workspace on a free local port and leaves it running between
-    commands, so the App and pull start at once; it never uses another program's MongoDB.
+    fercurate runs one mongod per workspace on a free local port. It stops by itself
+    15 s after the last fercurate command using it has exited ($FERCURATE_DATABASE_LINGER
+    seconds), as FiftyOne's own database does; --keep keeps it running (for FiftyOne used
+    directly, say) until --stop. It never uses another program's MongoDB.
 
     Example: fercurate annotate database          (prints its URI, pid and data folder)
+             fercurate annotate database --keep
              fercurate annotate database --stop
     """
-    from fercurate.annotate.database import ensure_database, stop_database
+    from fercurate.annotate.database import ensure_database, keep_database, linger, stop_database
 
     ws = Workspace.current(workspace)
+    if stop and keep:
+        from fercurate.errors import InputError
+
+        raise InputError("choose one of --keep and --stop")
     if stop:
         stopped = stop_database(ws)
         typer.echo(f"stopped mongod {stopped.pid} ({stopped.uri})" if stopped else "no database server was running")
         return
-    db = ensure_database(ws)
-    typer.echo(f"{db.uri}   pid {db.pid}   data {db.dbpath}")
+    db = keep_database(ws) if keep else ensure_database(ws)
+    until = "kept until 'fercurate annotate database --stop'" if keep else \
+        f"stops {linger():g} s after the last fercurate command using it"
+    typer.echo(f"{db.uri}   pid {db.pid}   data {db.dbpath}   ({until})")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,21 +8,22 @@
   that one type: run them from the operator browser, backtick key), ``label_occlusion`` (a form with
   all six types, also in the grid's action bar), ``clear_occlusion``, ``accept_suggestion``,
   ``confirm_official``.
+* ``open_queue`` runs when the App opens a dataset: it opens the first face still to do in the
+  annotator's queue, and ``keys.js`` splits the panel beside it, so labelling starts at the first key.
 
 Every label goes through :mod:`fercurate.annotate.session`: it replaces the annotator's own earlier
-label, is written to the annotation file within seconds, and is recorded under the one annotator
-this App server was started for (``$FERCURATE_APP_ANNOTATOR``), whoever else launched since.
+label, is written within seconds to the annotation file of the workspace this App server was
+started for, and is recorded under the one annotator it was started for
+(:mod:`fercurate.annotate.served`), whoever else launched since. A dataset of someone else's is
+shown as such, never with their labels as the viewer's.
 """
 
 from __future__ import annotations
 
-import os
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fercurate.annotate import labelling, live, session
-from fercurate.annotate.identity import APP_ANNOTATOR_ENV
+from fercurate.annotate import labelling, live, served, session
 from fercurate.annotate.vocabulary import TAG_PREFIX, TYPE_LABELS
 from fercurate.errors import FercurateError
 from fercurate.schema import OCCLUSION_TYPES
@@ -30,13 +31,31 @@ from fercurate.schema import OCCLUSION_TYPES
 KEY_OF = {t: k for k, t in session.KEY_TYPES.items() if k != "n"}
 KEYS = [*session.KEY_TYPES, "Enter", "z", "q"]
 STORE = "fercurate-occlusion"
+PANEL_NAME = "occlusion_labeller"
 KEYS_HELP = ("Keys: 1 mask, 2 glasses, 3 left/right, 4 upper, 5 bottom (the first key starts a new label, "
              "more keys add or remove types), 0 or n no occlusion, Enter save and next face, z undo, q close the face")
 
 
 def _annotator(ctx) -> str | None:
     """The annotator of this App server; else (a server not started by fercurate) the dataset's owner."""
-    return os.environ.get(APP_ANNOTATOR_ENV) or session.owner(ctx.dataset)
+    here = served.current()
+    return here.annotator if here else session.owner(ctx.dataset)
+
+
+def _workspace(ctx):  # noqa: ANN202 - fercurate.workspace.Workspace | None
+    """The workspace this App server was started for (None: the one the dataset records)."""
+    here = served.current()
+    return here.workspace if here else None
+
+
+def _foreign(ctx) -> str | None:
+    """Why the open dataset is not this App's annotator's to label in, or None when it is."""
+    who, mine = session.owner(ctx.dataset), _annotator(ctx)
+    if who is None:
+        return "This is the shared dataset, not a labelling session: launch your own with 'fercurate annotate launch'."
+    if who != mine:
+        return f"This is {who}'s dataset; this App labels for {mine}. Open your own dataset to see your labels."
+    return None
 
 
 def _targets(ctx) -> list[str]:
@@ -51,7 +70,7 @@ def _run(ctx, action, what: str) -> dict:
     """Apply ``action(dataset, ids, annotator)`` to the targets, refresh the grid and say what happened."""
     ids = _targets(ctx)
     try:
-        changed = action(ctx.dataset, ids, _annotator(ctx))
+        changed = action(ctx.dataset, ids, _annotator(ctx), _workspace(ctx))
     except FercurateError as exc:
         ctx.ops.notify(str(exc), variant="error")
         return {"error": str(exc)}
@@ -77,7 +96,8 @@ class OccType(foo.Operator):
 
     def execute(self, ctx):
         t = self.occ_type
-        return _run(ctx, lambda ds, ids, who: labelling.set_types(ds, ids, [t], who), f"{TAG_PREFIX}{t}")
+        return _run(ctx, lambda ds, ids, who, ws: labelling.set_types(ds, ids, [t], who, workspace=ws),
+                    f"{TAG_PREFIX}{t}")
 
 
 def _type_operator(occ_type: str) -> type:
@@ -114,7 +134,7 @@ class LabelOcclusion(foo.Operator):
 
     def execute(self, ctx):
         chosen = [t for t in OCCLUSION_TYPES if ctx.params.get(t)]
-        return _run(ctx, lambda ds, ids, who: labelling.set_types(ds, ids, chosen, who),
+        return _run(ctx, lambda ds, ids, who, ws: labelling.set_types(ds, ids, chosen, who, workspace=ws),
                     "occlusion " + ("|".join(chosen) or "(nothing chosen)"))
 
 
@@ -124,7 +144,7 @@ class ClearOcclusion(foo.Operator):
         return foo.OperatorConfig(name="clear_occlusion", label="Occlusion: withdraw my label")
 
     def execute(self, ctx):
-        return _run(ctx, labelling.clear, "withdrew your label")
+        return _run(ctx, lambda ds, ids, who, ws: labelling.clear(ds, ids, who, workspace=ws), "withdrew your label")
 
 
 class AcceptSuggestion(foo.Operator):
@@ -133,7 +153,8 @@ class AcceptSuggestion(foo.Operator):
         return foo.OperatorConfig(name="accept_suggestion", label="Occlusion: accept suggestion")
 
     def execute(self, ctx):
-        return _run(ctx, lambda ds, ids, who: labelling.accept_prefilled(ds, ids, who), "accepted suggestion")
+        return _run(ctx, lambda ds, ids, who, ws: labelling.accept_prefilled(ds, ids, who, workspace=ws),
+                    "accepted suggestion")
 
 
 class ConfirmOfficial(foo.Operator):
@@ -142,8 +163,34 @@ class ConfirmOfficial(foo.Operator):
         return foo.OperatorConfig(name="confirm_official", label="Occlusion: confirm official label")
 
     def execute(self, ctx):
-        return _run(ctx, lambda ds, ids, who: labelling.accept_prefilled(ds, ids, who, source="official"),
+        return _run(ctx, lambda ds, ids, who, ws: labelling.accept_prefilled(ds, ids, who, source="official",
+                                                                              workspace=ws),
                     "confirmed official label")
+
+
+class OpenQueue(foo.Operator):
+    """When the App opens the annotator's dataset: open the first face still to do.
+
+    The panel's script (``keys.js``) then shows the labelling panel beside the face: FiftyOne's
+    ``open_panel`` cannot split the face's view when the panel already has a tab there.
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(name="open_queue", label="Occlusion: open my queue", unlisted=True,
+                                  on_dataset_open=True)
+
+    def execute(self, ctx):
+        if _foreign(ctx):
+            return {"opened": None}
+        try:
+            face = session.next_face(ctx.dataset, None, workspace=_workspace(ctx))
+        except FercurateError as exc:
+            ctx.ops.notify(str(exc), variant="error")
+            return {"opened": None}
+        if face is not None:
+            ctx.ops.open_sample(id=ctx.dataset.select_by("sample_id", [face]).values("id")[0])
+        return {"opened": face}
 
 
 class OcclusionLabeller(foo.Panel):
@@ -157,7 +204,7 @@ class OcclusionLabeller(foo.Panel):
     @property
     def config(self):
         return foo.PanelConfig(
-            name="occlusion_labeller",
+            name=PANEL_NAME,
             label="Occlusion labelling",
             surfaces="grid modal",
             help_markdown="Open a face, then: " + KEYS_HELP + ". In the grid, select faces and use the "
@@ -179,6 +226,8 @@ class OcclusionLabeller(foo.Panel):
     def on_key(self, ctx):
         """A key the panel's script caught: 1-5 / 0 / n edit the draft, Enter saves, z undoes."""
         key = str(ctx.params.get("key") or "")
+        if _foreign(ctx):
+            return self._say(ctx, _foreign(ctx), error=True)
         if key in session.KEY_TYPES:
             self._toggle(ctx, key)
         elif key == "Enter":
@@ -205,12 +254,13 @@ class OcclusionLabeller(foo.Panel):
         if not draft["draft"]:
             return self._say(ctx, "Choose a type first: 1-5, or 0 / n for no occlusion.")
         try:
-            event = session.save(ctx.dataset, face, draft["draft"], annotator=_annotator(ctx))
+            event = session.save(ctx.dataset, face, draft["draft"], annotator=_annotator(ctx),
+                                 workspace=_workspace(ctx))
         except FercurateError as exc:
             return self._say(ctx, str(exc), error=True)
         ctx.ops.reload_dataset()  # the grid's tiles show the new tags (reload_samples does not)
         said = f"{face}: {'|'.join(draft['draft'])} {'saved' if event else 'unchanged'}"
-        nxt = session.next_face(ctx.dataset, face)
+        nxt = session.next_face(ctx.dataset, face, workspace=_workspace(ctx))
         if nxt is None:
             self._remember(ctx, {**draft, "history": [], "last": said + ". The queue is done."})
             return self._show(ctx)
@@ -227,7 +277,7 @@ class OcclusionLabeller(foo.Panel):
                                  "last": "undid a key"})
             return self._show(ctx)
         try:
-            undone = session.undo(ctx.dataset, annotator=_annotator(ctx))
+            undone = session.undo(ctx.dataset, annotator=_annotator(ctx), workspace=_workspace(ctx))
         except FercurateError as exc:
             return self._say(ctx, str(exc), error=True)
         if undone is None:
@@ -294,11 +344,20 @@ class OcclusionLabeller(foo.Panel):
         s.mode = session.mode_of(ds)
         s.face = face
         s.selected = len(ctx.selected or [])
+        s.foreign = _foreign(ctx)
+        s.draft, s.saved, s.saved_by, s.official, s.suggested, s.others, s.last = [], None, None, None, None, None, None
+        s.progress, s.write_error, s.file, s.pending, s.written = None, None, None, 0, 0
+        if s.foreign:
+            return
         s.progress = session.progress(ds)
-        writer = live.writer_for(session.annotation_path(ds))
-        s.write_error = writer.last_error
+        try:
+            path = session.annotation_path(ds, _workspace(ctx))
+        except FercurateError as exc:
+            s.foreign = str(exc)
+            return
+        writer = live.writer_for(path)
+        s.write_error, s.file, s.pending, s.written = writer.last_error, str(path), writer.pending, writer.written
         if face is None:
-            s.draft, s.saved, s.saved_by, s.official, s.suggested, s.others, s.last = [], None, None, None, None, None, None
             return
         draft = self._draft(ctx, face)
         doc = ds[ctx.current_sample]
@@ -309,13 +368,15 @@ class OcclusionLabeller(foo.Panel):
         s.saved_by = f"{who}, {doc['occ_at']:%H:%M:%S}" if saved and doc["occ_at"] else (who if saved else None)
         s.official = "|".join(doc["occlusion"] or []) if doc["occlusion_source"] == "official" else None
         s.suggested = "|".join(doc["occ_suggested"] or []) or None
-        s.others = session.others_labels(ds, face) if s.mode == "adjudicate" else None
+        s.others = session.others_labels(ds, face, _workspace(ctx)) if s.mode == "adjudicate" else None
 
     def render(self, ctx):
         s = ctx.panel.state
         panel = types.Object()
         lines = [f"**Annotator:** {s.annotator} · **mode:** {s.mode} · {s.progress or ''}"]
-        if s.face:
+        if s.foreign:
+            lines.append(f"**Not your dataset:** {s.foreign}")
+        elif s.face:
             lines.append(f"**Face:** {s.face}")
             mine = "Your decision" if s.mode == "adjudicate" else "Your label"
             lines.append(f"**{mine}:** {s.saved or 'none yet'}" + (f" (by {s.saved_by})" if s.saved_by else ""))
@@ -333,7 +394,9 @@ class OcclusionLabeller(foo.Panel):
         if s.write_error:
             lines.append(f"**Not saved yet:** {s.write_error}")
         panel.md("  \n".join(lines), name="status")
-        panel.view("keys", types.View(component="OcclusionKeys", on_key=self.on_key, keys=KEYS, help=KEYS_HELP))
+        panel.view("keys", types.View(component="OcclusionKeys", on_key=self.on_key, keys=KEYS, help=KEYS_HELP,
+                                      file=s.file, pending=s.pending or 0, written=s.written or 0,
+                                      error=s.write_error))
         row = panel.h_stack("types", align_x="left", gap=1)
         draft = set(s.draft or [])
         for t in OCCLUSION_TYPES:
@@ -352,4 +415,5 @@ def register(p):
     p.register(ClearOcclusion)
     p.register(AcceptSuggestion)
     p.register(ConfirmOfficial)
+    p.register(OpenQueue)
     p.register(OcclusionLabeller)
